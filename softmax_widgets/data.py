@@ -1,0 +1,137 @@
+"""Datasets held as one float tensor each, so a batch is an index, not a PIL transform."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["DATASETS", "Dataset", "DatasetUnavailableError", "default_root", "load_dataset"]
+
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+DIGIT_CLASSES = [str(i) for i in range(10)]
+
+# name -> (torchvision class name, class names); "digits" ships with scikit-learn
+DATASETS: dict[str, tuple[str | None, list[str]]] = {
+    "fashion-mnist": ("FashionMNIST", FASHION_CLASSES),
+    "mnist": ("MNIST", DIGIT_CLASSES),
+    "kmnist": ("KMNIST", KMNIST_CLASSES),
+    "digits": (None, DIGIT_CLASSES),
+}
+_RAW_FILES = [
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+]
+ENV_VAR = "SOFTMAX_WIDGETS_DATA"
+
+
+class DatasetUnavailableError(ValueError):
+    """The dataset's files are not on disk and could not be downloaded."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train and test splits as (N, D) float32 in [0, 1] and (N,) int64 labels."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str] = field(default_factory=list)
+    image_shape: tuple[int, int] = (28, 28)
+
+    @property
+    def num_inputs(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}: {len(self.y_train)} train / {len(self.y_test)} test images "
+                f"of {self.image_shape[0]}x{self.image_shape[1]}, {self.num_classes} classes)")
+
+
+def default_root() -> Path:
+    """`$SOFTMAX_WIDGETS_DATA`, else a per-user cache folder."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "softmax_widgets"
+
+
+def load_dataset(name: str = "fashion-mnist", root: str | os.PathLike | None = None,
+                 download: bool = True) -> Dataset:
+    """Load a dataset by name; `root` holds torchvision's `<Name>/raw/` folders."""
+    key = str(name).lower().replace("_", "-")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if key == "digits":
+        return _load_digits()
+    folder = Path(root).expanduser() if root is not None else default_root()
+    tv_name, classes = DATASETS[key]
+    train, test = _torchvision_splits(key, tv_name, folder, download)
+    x_train, x_test = (_as_float(d.data) for d in (train, test))
+    return Dataset(key, x_train, train.targets.long(), x_test, test.targets.long(),
+                   list(classes), tuple(train.data.shape[1:]))
+
+
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    # one conversion for the whole split: what ToTensor does per image, done once
+    return images.reshape(len(images), -1).to(torch.float32).div_(255.0)
+
+
+def _torchvision_splits(key: str, tv_name: str, folder: Path, download: bool):
+    import torchvision.datasets as tvd  # torchvision is slow to import; only when needed
+
+    cls = getattr(tvd, tv_name)
+    try:
+        return cls(str(folder), train=True, download=download), cls(str(folder), train=False,
+                                                                     download=download)
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise DatasetUnavailableError(_unavailable_message(key, tv_name, folder, download, err)) from err
+
+
+def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, err: Exception) -> str:
+    raw = folder / tv_name / "raw"
+    why = "downloading is off (download=False)" if not download else f"the download failed ({_short(err)})"
+    return (
+        f"{key} is not available: no readable files in {raw} and {why}. "
+        f"Expected {', '.join(_RAW_FILES)} (or their .gz). "
+        f"Put them there, point root= or ${ENV_VAR} at the folder that holds {tv_name}/raw/, "
+        f"connect to the internet and retry, or use the offline dataset: load_dataset('digits')."
+    )
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}"[:200]
+
+
+_DIGITS_CACHE: Dataset | None = None
+
+
+def _load_digits() -> Dataset:
+    """scikit-learn's 8x8 digits (1,797 images, ships with it): a fixed-seed 80/20 split."""
+    global _DIGITS_CACHE
+    if _DIGITS_CACHE is None:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        x = torch.from_numpy((bunch.data / 16.0).astype(np.float32))
+        y = torch.from_numpy(bunch.target.astype(np.int64))
+        order = torch.from_numpy(np.random.RandomState(0).permutation(len(y)))
+        cut = int(0.8 * len(y))
+        tr, te = order[:cut], order[cut:]
+        _DIGITS_CACHE = Dataset("digits", x[tr], y[tr], x[te], y[te], list(DIGIT_CLASSES), (8, 8))
+    return _DIGITS_CACHE

@@ -1,0 +1,38 @@
+"""What training has done so far, per iteration and per epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["EpochResult", "History"]
+
+
+@dataclass
+class History:
+    """Per-iteration and per-epoch records; plain lists of Python numbers, cheap to plot."""
+
+    loss: list[float] = field(default_factory=list)  # mean loss per image, one per iteration
+    train_acc: list[float] = field(default_factory=list)  # fraction correct in that batch
+    batch_size: list[int] = field(default_factory=list)  # the batch's real size (last one is smaller)
+    test_acc: list[float] = field(default_factory=list)  # one per finished epoch
+    epoch_loss: list[float] = field(default_factory=list)  # the lesson's printed loss: sum / images
+    epoch_train_acc: list[float] = field(default_factory=list)
+    epoch_iteration: list[int] = field(default_factory=list)  # iteration count when each epoch ended
+
+    def copy(self) -> History:
+        return History(*(list(v) for v in vars(self).values()))
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One line of the lesson's printout."""
+
+    epoch: int
+    loss: float
+    train_acc: float
+    test_acc: float
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"epoch {self.epoch}, loss {self.loss:.4f}, train acc {self.train_acc:.3f}, "
+                f"test acc {self.test_acc:.3f}")
