@@ -1,0 +1,265 @@
+"""bqplot figures of a Trainer: built once, then updated in place from its current state."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from bqplot import Axis, Bars, ColorScale, Figure, HeatMap, LinearScale, Lines, OrdinalScale
+from ipywidgets import HTML, HBox, Layout, VBox
+
+from .data import Dataset
+
+__all__ = ["MAX_POINTS", "Plots", "decimate_indices", "nice_ceil"]
+
+MAX_POINTS = 500  # most points per curve sent to the browser; more only costs bytes and drawing time
+SMOOTH = 50  # iterations in the running mean
+STRIP = 8  # images shown from the current batch
+RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9e9e9e"
+
+
+def decimate_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Every k-th index (k a power of 2, so the picks stay put as n grows) plus the exact last one."""
+    if n <= max_points:
+        return np.arange(n)
+    k = 1 << math.ceil(math.log2((n - 1) / (max_points - 1)))
+    idx = np.arange(0, n, k)
+    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
+
+
+def nice_ceil(x: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k that is >= x: colour-scale limits a reader can quote."""
+    if not (x > 0 and math.isfinite(x)):
+        return 1.0
+    e = math.floor(math.log10(x))
+    for m in (1, 2, 5, 10):
+        if m * 10.0 ** e >= x * (1 - 1e-9):
+            return m * 10.0 ** e
+    return 10.0 ** (e + 1)
+
+
+class _Series:
+    """A history list mirrored into a growing float32 buffer, so a push never converts the whole list."""
+
+    def __init__(self):
+        self.source, self.n = None, 0
+        self.values = np.empty(1024, np.float32)
+        self.cumsum = np.zeros(1025, np.float64)  # running means in O(points), not O(history)
+
+    def sync(self, source: list) -> int:
+        if source is not self.source or len(source) < self.n:  # a reset gives a new History
+            self.source, self.n = source, 0
+        new = len(source) - self.n
+        if new > 0:
+            if len(source) > len(self.values):
+                cap = max(2 * len(self.values), len(source))
+                self.values = np.resize(self.values, cap)
+                self.cumsum = np.resize(self.cumsum, cap + 1)
+            chunk = np.asarray(source[self.n:], np.float64)
+            self.values[self.n:len(source)] = chunk
+            self.cumsum[self.n + 1:len(source) + 1] = self.cumsum[self.n] + np.cumsum(chunk)
+            self.n = len(source)
+        return self.n
+
+    def running_mean(self, idx: np.ndarray, window: int = SMOOTH) -> np.ndarray:
+        lo = np.maximum(idx + 1 - window, 0)
+        return ((self.cumsum[idx + 1] - self.cumsum[lo]) / (idx + 1 - lo)).astype(np.float32)
+
+
+def _fig(marks, title="", width="120px", height="135px", margin=(18, 2, 2, 2), axes=(), **kw) -> Figure:
+    top, bottom, left, right = margin
+    return Figure(marks=list(marks), axes=list(axes), title=title, animation_duration=0, display_toolbar=False,
+                  fig_margin=dict(top=top, bottom=bottom, left=left, right=right), padding_y=0.0,
+                  title_style={"font-size": "11px"}, layout=Layout(width=width, height=height, margin="0"),
+                  min_aspect_ratio=0.2, max_aspect_ratio=5, **kw)
+
+
+def _row(label: str, figures) -> VBox:
+    return VBox([HTML(f"<b>{label}</b>"), HBox(list(figures), layout=Layout(flex_flow="row wrap"))])
+
+
+class Plots:
+    """Loss, accuracy, W and W.grad heatmaps, bias and the current batch; `update()` moves them."""
+
+    def __init__(self, data: Dataset, w_range: float | None = None):
+        self.classes, self.shape = list(data.classes), tuple(data.image_shape)
+        h, w = self.shape
+        k = len(self.classes)
+        self.fixed_w_range = w_range
+        self._loss, self._acc = _Series(), _Series()
+        # ---- curves ----
+        xs, ys = LinearScale(), LinearScale(min=0.0)
+        self.loss_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32), scales={"x": xs, "y": ys},
+                               colors=["#9ecae1", "#08519c"], labels=["per batch", f"mean of {SMOOTH}"],
+                               display_legend=True, stroke_width=1.5)
+        self.loss_fig = _fig([self.loss_line], "loss per iteration", "440px", "260px", (30, 40, 50, 10),
+                             [Axis(scale=xs, label="iteration"), Axis(scale=ys, orientation="vertical",
+                                                                      label="loss", tick_format=".2f")],
+                             legend_location="top-right")
+        xa, ya = LinearScale(), LinearScale(min=0.0, max=1.0)
+        self.train_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
+                                scales={"x": xa, "y": ya}, colors=["#fdd0a2", "#d94801"],
+                                labels=["train (batch)", f"train (mean of {SMOOTH})"], display_legend=True)
+        self.test_line = Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": xa, "y": ya},
+                               colors=["#238b45"], labels=["test (per epoch)"], marker="circle", marker_size=40,
+                               display_legend=True, stroke_width=2)
+        self.acc_fig = _fig([self.train_line, self.test_line], "accuracy", "440px", "260px", (30, 40, 50, 10),
+                            [Axis(scale=xa, label="iteration"), Axis(scale=ya, orientation="vertical",
+                                                                     label="accuracy", tick_format=".0%")],
+                            legend_location="bottom-right")
+        # ---- weights: one fixed, symmetric, diverging scale shared by all ten (0 is white) ----
+        px, py = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
+        self.w_scale = ColorScale(scheme="RdBu", min=-1.0, max=1.0, mid=0.0, reverse=True)
+        self.g_scale = ColorScale(scheme="PuOr", min=-1.0, max=1.0, mid=0.0)
+        self.grey = ColorScale(scheme="Greys", min=0, max=255)
+        self.reset_scales()
+        sx, sy = LinearScale(), LinearScale(reverse=True)  # row 0 on top, like the image
+        blank = np.zeros((h, w), np.float32)
+        self.w_maps = [HeatMap(x=px, y=py, color=blank, scales={"x": sx, "y": sy, "color": self.w_scale})
+                       for _ in range(k)]
+        self.g_maps = [HeatMap(x=px, y=py, color=blank, scales={"x": sx, "y": sy, "color": self.g_scale})
+                       for _ in range(k)]
+        self.w_figs = [_fig([m], name) for m, name in zip(self.w_maps, self.classes, strict=True)]
+        self.g_figs = [_fig([m], name) for m, name in zip(self.g_maps, self.classes, strict=True)]
+        self.w_note, self.g_note = HTML(), HTML()
+        # ---- bias ----
+        self.b_scale = LinearScale(min=-1.0, max=1.0)
+        bx = OrdinalScale()
+        self.bias_bars = Bars(x=self.classes, y=np.zeros(k, np.float32), scales={"x": bx, "y": self.b_scale},
+                              colors=["#6a51a3"])
+        self.bias_fig = _fig([self.bias_bars], "b (bias)", "330px", "200px", (25, 60, 45, 5),
+                             [Axis(scale=bx, tick_rotate=-45, tick_style={"font-size": "9px"}),
+                              Axis(scale=self.b_scale, orientation="vertical", tick_format=".2f")])
+        # ---- the current batch: image, true → predicted, probabilities ----
+        pxs, pys = LinearScale(min=-0.5, max=k - 0.5), LinearScale(min=0.0, max=1.0)
+        self.img_maps = [HeatMap(x=px, y=py, color=np.zeros((h, w), np.uint8),
+                                 scales={"x": sx, "y": sy, "color": self.grey}) for _ in range(STRIP)]
+        self.prob_bars = [Bars(x=np.arange(k, dtype=np.float32), y=np.zeros(k, np.float32),
+                               scales={"x": pxs, "y": pys}, colors=[OTHER] * k, color_mode="element", padding=0.1)
+                          for _ in range(STRIP)]
+        self.img_figs = [_fig([m], "—", "105px", "120px", (18, 2, 2, 2)) for m in self.img_maps]
+        self.prob_figs = [_fig([b], "", "105px", "50px", (2, 2, 2, 2)) for b in self.prob_bars]
+        strip = [VBox([f, p]) for f, p in zip(self.img_figs, self.prob_figs, strict=True)]
+        self.widget = VBox([
+            HBox([self.loss_fig, self.acc_fig]),
+            _row("W: one image per class (red +, blue −; one shared scale)", self.w_figs), self.w_note,
+            _row("W.grad after backward (orange +, purple −)", self.g_figs), self.g_note,
+            HBox([_row("current batch: true → predicted (✗ = mistake), bars = softmax probabilities", strip),
+                  self.bias_fig]),
+        ])
+
+    # ---- updates: each mark inside its own hold_sync, so its changes leave as one message ----
+    def update(self, trainer, parts) -> None:
+        """Copy the Trainer's state into the marks named in `parts` (curves, weights, grad, batch)."""
+        if "curves" in parts:
+            self._curves(trainer.history)
+        if "weights" in parts:
+            self._weights(trainer)
+        if "grad" in parts:
+            self._grad(trainer)
+        if "batch" in parts:
+            self._batch(trainer)
+
+    def _curves(self, h) -> None:
+        for series, line, src in ((self._loss, self.loss_line, h.loss), (self._acc, self.train_line, h.train_acc)):
+            n = series.sync(src)
+            idx = decimate_indices(n)
+            y = np.empty((2, len(idx)), np.float32)
+            y[0] = series.values[idx]
+            y[1] = series.running_mean(idx)
+            with line.hold_sync():
+                line.x = (idx + 1).astype(np.float32)  # iteration i is done after i sgd steps
+                line.y = y
+        if len(self.test_line.x) != len(h.test_acc) or len(h.test_acc) == 0:
+            with self.test_line.hold_sync():
+                self.test_line.x = np.asarray(h.epoch_iteration, np.float32)
+                self.test_line.y = np.asarray(h.test_acc, np.float32)
+
+    def _columns(self, t) -> np.ndarray:
+        # W is stored column-major, so W.T is one contiguous (10, D) block: no copy before numpy
+        return t.detach().cpu().T.contiguous().numpy().astype(np.float32, copy=False)
+
+    def _weights(self, trainer) -> None:
+        W = self._columns(trainer.W).reshape((-1, *self.shape))
+        m = self.fixed_w_range or self._rescale(self.w_scale, W, shrink=False)
+        if self.fixed_w_range and self.w_scale.max != m:
+            self.w_scale.min, self.w_scale.max = -m, m
+        self.w_note.value = f"<small>W colour scale: −{m:g} … +{m:g}</small>"
+        for mark, img in zip(self.w_maps, W, strict=True):
+            with mark.hold_sync():
+                mark.color = img
+        b = trainer.b.detach().cpu().numpy().astype(np.float32)
+        top = nice_ceil(float(np.abs(b).max())) if np.isfinite(b).all() and b.any() else 0.1
+        if top > self.b_scale.max or top < self.b_scale.max / 4:
+            with self.b_scale.hold_sync():
+                self.b_scale.min, self.b_scale.max = -top, top
+        with self.bias_bars.hold_sync():
+            self.bias_bars.y = b
+
+    def _grad(self, trainer) -> None:
+        g = trainer.W.grad
+        G = (np.zeros((len(self.classes), *self.shape), np.float32) if g is None
+             else self._columns(g).reshape((-1, *self.shape)))
+        m = self._rescale(self.g_scale, G, shrink=True)
+        passes = getattr(trainer, "grad_passes", 1)
+        self.g_note.value = (f"<small>W.grad colour scale: −{m:g} … +{m:g}"
+                             + (" · zero (after zero_grad)" if passes == 0 else
+                                f" · sum of {passes} backward passes" if passes > 1 else "") + "</small>")
+        for mark, img in zip(self.g_maps, G, strict=True):
+            with mark.hold_sync():
+                mark.color = img
+
+    def reset_scales(self) -> None:
+        """Forget the colour limits (after reset()): the next update picks them from the new W."""
+        self._unset = {id(self.w_scale), id(self.g_scale)}
+
+    def _rescale(self, scale: ColorScale, values: np.ndarray, shrink: bool) -> float:
+        """Change the shared limits only when a robust max leaves them: rare, so the colours stay comparable."""
+        finite = np.abs(values[np.isfinite(values)])
+        robust = float(np.quantile(finite, 0.995)) if finite.size else 0.0
+        want = nice_ceil(robust) if robust > 0 else 0.01
+        m = scale.max
+        if want > m or (shrink and want < m / 4) or id(scale) in self._unset:
+            self._unset.discard(id(scale))
+            with scale.hold_sync():
+                scale.min, scale.max = -want, want
+            m = want
+        return m
+
+    def _batch(self, trainer) -> None:
+        X, y, p = trainer.X, trainer.y, trainer.y_hat
+        n = 0 if X is None else min(STRIP, len(y))
+        imgs = np.zeros((STRIP, *self.shape), np.uint8)
+        if n:
+            # pixels are k/255 (or k/16 for digits): uint8 is exact for the image sets, and a quarter of float32
+            imgs[:n] = (X[:n].detach().cpu().numpy() * 255).round().clip(0, 255).reshape((n, *self.shape))
+        probs = None if p is None or n == 0 else p[:n].detach().cpu().numpy().astype(np.float32)
+        k = len(self.classes)
+        for i in range(STRIP):
+            with self.img_maps[i].hold_sync():
+                self.img_maps[i].color = imgs[i]
+            fig, bars = self.img_figs[i], self.prob_bars[i]
+            if i >= n:
+                fig.title, fig.title_style = "—", {"font-size": "11px"}
+                with bars.hold_sync():
+                    bars.y = np.zeros(k, np.float32)
+                continue
+            true = int(y[i])
+            colors = [OTHER] * k
+            colors[true] = RIGHT
+            if probs is None or not np.isfinite(probs[i]).all():
+                title, style = f"{self.classes[true]} → ?", "#000"
+                row = np.zeros(k, np.float32)
+            else:
+                row = probs[i]
+                pred = int(row.argmax())
+                ok = pred == true
+                if not ok:
+                    colors[pred] = WRONG
+                title, style = (f"✓ {self.classes[pred]}" if ok else
+                                f"✗ {self.classes[true]} → {self.classes[pred]}"), RIGHT if ok else WRONG
+            with fig.hold_sync():
+                fig.title, fig.title_style = title, {"font-size": "11px", "fill": style}
+            with bars.hold_sync():
+                bars.y = row
+                bars.colors = colors
