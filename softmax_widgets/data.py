@@ -35,6 +35,16 @@ ENV_VAR = "SOFTMAX_WIDGETS_DATA"
 class DatasetUnavailableError(ValueError):
     """The dataset's files are not on disk and could not be downloaded."""
 
+    def __init__(self, message: str, name: str = "", folder: Path | None = None):
+        super().__init__(message)
+        self.name, self.folder = name, folder
+
+    @property
+    def summary(self) -> str:
+        """One sentence for a command line: what is missing and how to fix it."""
+        return (f"{self.name} is not in {self.folder} and could not be downloaded: pass --data-dir or set "
+                f"{ENV_VAR} to a folder holding its raw/ files")
+
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
@@ -99,7 +109,8 @@ def _torchvision_splits(key: str, tv_name: str, folder: Path, download: bool):
         return cls(str(folder), train=True, download=download), cls(str(folder), train=False,
                                                                      download=download)
     except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise DatasetUnavailableError(_unavailable_message(key, tv_name, folder, download, err)) from err
+        message = _unavailable_message(key, tv_name, folder, download, err)
+        raise DatasetUnavailableError(message, key, folder / tv_name / "raw") from err
 
 
 def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, err: Exception) -> str:
