@@ -11,10 +11,11 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from . import model
+from . import model, snapshots
 from .data import Dataset, load_dataset
 from .history import EpochResult, History
 from .phases import CustomFunctionError, DivergenceError, Event, Phase, PhaseError
+from .snapshots import undoable
 
 __all__ = ["Trainer"]
 
@@ -49,6 +50,7 @@ class Trainer:
         self._x_test = self.data.x_test.to(self.device)
         self._y_test = self.data.y_test.to(self.device)
         self._listeners: list[Listener] = []
+        self.snapshots = snapshots.SnapshotRing()  # what undo() takes back: the last 600 phases
         self.reset()
 
     # ---- hyper-parameters: validated, changeable between any two steps ----
@@ -129,6 +131,7 @@ class Trainer:
         self._W_before = torch.empty_like(self.W, requires_grad=False)
         self._b_before = torch.empty_like(self.b, requires_grad=False)
         self._gen = torch.Generator().manual_seed(self.seed)
+        self.snapshots.clear()  # a new run: nothing before it to undo
         self._perm: torch.Tensor | None = None
         self._pos = 0
         self.X = self.y = self.y_hat = self.loss = self.batch_indices = None
@@ -176,6 +179,7 @@ class Trainer:
         return Phase.BACKWARD
 
     # ---- the five phases ----
+    @undoable(Phase.NEXT_BATCH)
     def next_batch(self) -> Trainer:
         """Draw the next slice of this epoch's seeded shuffle into X, y."""
         skipped = self._batch_fresh and self.last_phase is not None
@@ -203,6 +207,7 @@ class Trainer:
         """1-based number of the current batch within its epoch."""
         return math.ceil(self._pos / self._batch_size) if self._pos else 0
 
+    @undoable(Phase.FORWARD)
     def forward(self) -> Trainer:
         """y_hat = softmax(X W + b); loss = loss_fn(y_hat, y).sum()."""
         if not self._batch_fresh:
@@ -230,6 +235,7 @@ class Trainer:
                    f"{100 * self.correct / B:.0f} % correct")
         return self
 
+    @undoable(Phase.ZERO_GRAD)
     def zero_grad(self) -> Trainer:
         """W.grad = 0, b.grad = 0: without this, backward() adds to the old gradients."""
         for p in (self.W, self.b):
@@ -241,6 +247,7 @@ class Trainer:
         self._done(Phase.ZERO_GRAD, lambda: "zero_grad: W.grad and b.grad set to 0")
         return self
 
+    @undoable(Phase.BACKWARD)
     def backward(self) -> Trainer:
         """Autograd fills W.grad and b.grad with d(loss)/dW, d(loss)/db (added to what is there)."""
         if not self._forward_live:
@@ -267,6 +274,7 @@ class Trainer:
                    f"{float(torch.linalg.vector_norm(self.W.grad)):.3g}{acc}")
         return self
 
+    @undoable(Phase.SGD)
     def sgd(self) -> Trainer:
         """W -= lr * W.grad / B; b likewise. Finishes the iteration and records it."""
         if not self._fresh_grad or not self._backward_on_batch:
@@ -371,6 +379,37 @@ class Trainer:
             raise CustomFunctionError(
                 f"your {name} raised {type(err).__name__}: {err}. Nothing changed. Fix it, or put the "
                 f"lesson's back: trainer.{name} = softmax_widgets.model.{default}") from err
+
+    # ---- undo, save, load (the mechanics live in snapshots.py) ----
+    def undo(self, iterations: int | None = None) -> Trainer:
+        """Take back the last phase, or `iterations` whole iterations; W, b, grads, batch, RNG, history exactly."""
+        return snapshots.undo(self, iterations)
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run exactly (not the dataset, only its name)."""
+        return snapshots.state_dict(self)
+
+    def load_state_dict(self, state: dict) -> Trainer:
+        """Continue exactly where state_dict() was taken (same next batch, same W after more steps)."""
+        return snapshots.load_state_dict(self, state)
+
+    def save(self, path) -> None:
+        """Write state_dict() to `path` (torch.save); Trainer.load(path) continues from it."""
+        snapshots.save(self, path)
+
+    @classmethod
+    def load(cls, path, data: Dataset | str | None = None, device: str = "cpu") -> Trainer:
+        """A Trainer continuing a saved run; `data` defaults to the dataset named in the file."""
+        state = snapshots.read(path)
+        t = cls(data if data is not None else state["dataset"], lr=state["lr"], batch_size=state["batch_size"],
+                seed=state["seed"], init_std=state["init_std"], device=device)
+        return t.load_state_dict(state)
+
+    def use_stable_softmax(self, flag: bool = True) -> Trainer:
+        """Switch between the lesson's softmax and the one that subtracts the row max (never overflows)."""
+        self.softmax = model.stable_softmax if flag else model.softmax
+        self._emit("settings", None, lambda: f"softmax set to {self.softmax.__name__}: used from the next forward()")
+        return self
 
     # ---- whole iterations and epochs ----
     def step(self) -> Phase:

@@ -1,0 +1,284 @@
+"""Undo, state_dict / save / load and reset replay: exact, bit for bit, with the Trainer's own state as oracle."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from softmax_widgets import DivergenceError, Phase, PhaseError, Trainer
+from softmax_widgets.snapshots import SnapshotRing
+
+PHASES = [Phase.NEXT_BATCH, Phase.FORWARD, Phase.ZERO_GRAD, Phase.BACKWARD, Phase.SGD]
+
+
+def same(a, b) -> bool:
+    """Exact equality of two state_dicts (tensors bit for bit, NaN equal to NaN)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu()))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def diff(a: dict, b: dict) -> list[str]:
+    return [k for k in a if not same(a[k], b.get(k))]
+
+
+def legal_random_phase(t: Trainer, rng: random.Random) -> None:
+    """A phase the Trainer accepts, chosen at random: skips zero_grad, redoes forward, drops batches."""
+    for _ in range(20):
+        phase = rng.choice(PHASES + [t.next_phase] * 4)
+        try:
+            getattr(t, phase.value)()
+            return
+        except PhaseError:
+            continue
+    t.step()
+
+
+def test_undo_each_phase_restores_the_exact_state(digits):
+    t = Trainer(digits, batch_size=500, seed=1)  # 3 batches per epoch: epoch ends and reshuffles happen often
+    rng = random.Random(0)
+    states = [t.state_dict()]
+    for _ in range(60):
+        legal_random_phase(t, rng)
+        states.append(t.state_dict())
+    assert t.epoch >= 2
+    for expected in reversed(states[:-1]):
+        t.undo()
+        assert diff(t.state_dict(), expected) == []
+        if t.X is not None:  # X, y are rebuilt from the batch indices, not stored
+            assert torch.equal(t.X, digits.x_train[t.batch_indices])
+    with pytest.raises(PhaseError, match="Nothing to undo"):
+        t.undo()
+
+
+def test_twenty_random_iterations_then_twenty_undos_give_the_initial_state(digits):
+    t = Trainer(digits, lr=0.3, batch_size=128, seed=7)
+    start, W0 = t.state_dict(), t.W.detach().clone()
+    rng = random.Random(5)
+    for _ in range(20):
+        t.batch_size = rng.choice([32, 128, 300])
+        t.lr = rng.choice([0.05, 0.1, 0.5])
+        t.train_step()
+    assert not torch.equal(t.W.detach(), W0)
+    assert t.snapshots.iterations == 20
+    for _ in range(20):
+        t.undo(iterations=1)
+    t.lr, t.batch_size = start["lr"], start["batch_size"]  # undo takes back phases, not settings
+    assert torch.equal(t.W.detach(), W0) and torch.equal(t.b.detach(), torch.zeros(10))
+    assert diff(t.state_dict(), start) == []
+    assert t.history.loss == [] and t.iteration == 0 and t.next_phase is Phase.NEXT_BATCH
+
+
+def test_undo_then_redo_replays_the_same_run(digits):
+    a, b = Trainer(digits, batch_size=400, seed=2), Trainer(digits, batch_size=400, seed=2)
+    for _ in range(9):
+        a.train_step()
+        b.train_step()
+    a.undo(iterations=5)  # crosses an epoch end: the RNG must draw the same shuffle again
+    for _ in range(5):
+        a.train_step()
+    assert torch.equal(a.W, b.W) and a.history == b.history and torch.equal(a.batch_indices, b.batch_indices)
+    for _ in range(7):
+        a.train_step()
+        b.train_step()
+    assert torch.equal(a.W, b.W) and a.history == b.history
+
+
+def test_undo_mid_iteration_and_of_several_iterations(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    for _ in range(3):
+        t.train_step()
+    after3 = t.state_dict()
+    t.next_batch().forward()
+    t.undo(iterations=1)  # a half-done iteration counts as one
+    assert diff(t.state_dict(), after3) == []
+    t.next_batch().forward()
+    t.undo(iterations=2)
+    assert t.iteration == 2 and t.next_phase is Phase.NEXT_BATCH and len(t.history.loss) == 2
+    with pytest.raises(PhaseError, match="only 2 iteration"):
+        t.undo(iterations=3)
+    assert t.iteration == 2  # a refused undo changes nothing
+    with pytest.raises(ValueError):
+        t.undo(iterations=0)
+
+
+def test_undo_backward_then_backward_again_rebuilds_the_graph(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    t.next_batch().forward().zero_grad().backward()
+    grad = t.W.grad.clone()
+    t.undo()
+    assert t.next_phase is Phase.BACKWARD and torch.equal(t.W.grad, torch.zeros_like(grad))
+    t.backward()  # would raise "backward through the graph a second time" if the graph were not rebuilt
+    assert torch.equal(t.W.grad, grad)
+    t.undo().undo()  # back before zero_grad: the gradients did not exist yet
+    assert t.W.grad is None and t.next_phase is Phase.ZERO_GRAD
+
+
+def test_skipped_zero_grad_accumulation_is_undone_exactly(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    t.train_step()
+    t.next_batch().forward().backward()  # no zero_grad: adds to the last batch's gradient
+    assert t.grad_passes == 2
+    t.undo()
+    assert t.grad_passes == 1
+    t.zero_grad().backward()
+    clean = t.W.grad.clone()
+    u = Trainer(digits, batch_size=64, seed=0)
+    u.train_step()
+    u.next_batch().forward().zero_grad().backward()
+    assert torch.equal(clean, u.W.grad)
+
+
+def test_undo_emits_an_event_and_reset_clears_the_ring(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    events = []
+    t.on_change(lambda tr, ev: events.append(ev))
+    t.train_step()
+    t.undo()
+    assert events[-1].kind == "undo" and events[-1].phase is Phase.SGD and "before sgd" in events[-1].message
+    t.reset()
+    assert len(t.snapshots) == 0
+    with pytest.raises(PhaseError, match="Nothing to undo"):
+        t.undo()
+
+
+def test_refused_phases_leave_nothing_to_undo(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    with pytest.raises(PhaseError):
+        t.forward()
+    with pytest.raises(PhaseError):
+        t.sgd()
+    assert len(t.snapshots) == 0
+
+
+def test_the_ring_is_bounded_and_keeps_the_newest(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    t.snapshots = SnapshotRing(12)
+    for _ in range(5):
+        t.train_step()
+    assert len(t.snapshots) == 12 and t.snapshots.iterations == 2
+    mid = None
+    t.undo(iterations=2)
+    mid = t.state_dict()
+    assert t.iteration == 3 and mid["history"]["loss"] == t.history.loss
+    with pytest.raises(PhaseError, match="Nothing to undo"):
+        t.undo(iterations=1)
+
+
+def test_default_depth_is_at_least_100_iterations(digits):
+    t = Trainer(digits, batch_size=16, seed=0)
+    W0 = t.W.detach().clone()
+    for _ in range(100):
+        t.train_step()
+    assert t.snapshots.iterations == 100
+    t.undo(iterations=100)
+    assert torch.equal(t.W.detach(), W0)
+
+
+def test_divergence_can_be_undone_and_history_stays_finite(digits):
+    t = Trainer(digits, lr=50, seed=0)
+    with pytest.raises(DivergenceError):
+        for _ in range(50):
+            t.train_step()
+    assert all(math.isfinite(v) for v in t.history.loss)
+    t.undo()  # back before the forward that overflowed
+    assert t.next_phase is Phase.FORWARD
+    t.undo(iterations=t.snapshots.iterations)  # W is already huge: go back to the start of the run
+    assert t.iteration == 0 and t.history.loss == []
+    t.use_stable_softmax()
+    t.lr = 0.5
+    for _ in range(5):
+        t.train_step()
+    assert all(math.isfinite(v) for v in t.history.loss)
+
+
+# ---- state_dict, save, load ----
+@pytest.mark.parametrize("extra", [[], ["next_batch", "forward"], ["next_batch", "forward", "zero_grad", "backward"]])
+def test_save_load_then_ten_steps_equals_ten_steps(digits, tmp_path, extra):
+    t = Trainer(digits, lr=0.2, batch_size=100, seed=4)
+    for _ in range(13):  # past an epoch end (15 batches of 100)
+        t.train_step()
+    for phase in extra:  # mid-iteration: the forward graph is rebuilt on load
+        getattr(t, phase)()
+    t.save(tmp_path / "state.pt")
+    u = Trainer.load(tmp_path / "state.pt")  # the dataset is named in the file
+    assert diff(u.state_dict(), t.state_dict()) == []
+    for _ in range(10):
+        t.train_step()
+        u.train_step()
+    assert torch.equal(t.W, u.W) and torch.equal(t.b, u.b) and t.history == u.history
+    assert torch.equal(t.batch_indices, u.batch_indices)
+    t.next_batch()
+    u.next_batch()
+    assert torch.equal(t.X, u.X)
+
+
+def test_load_state_dict_into_a_running_trainer_and_emits_reset(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    for _ in range(4):
+        t.train_step()
+    saved = t.state_dict()
+    for _ in range(3):
+        t.train_step()
+    events = []
+    t.on_change(lambda tr, ev: events.append(ev))
+    t.load_state_dict(saved)
+    assert events[-1].kind == "reset" and "loaded" in events[-1].message
+    assert t.iteration == 4 and len(t.snapshots) == 0 and diff(t.state_dict(), saved) == []
+
+
+def test_state_file_holds_no_dataset_and_refuses_another_dataset(fashion, digits, tmp_path):
+    t = Trainer(fashion, batch_size=256, seed=0)
+    for _ in range(3):
+        t.train_step()
+    path = tmp_path / "fashion.pt"
+    t.save(path)
+    # W, b, grads (4 x 31 kB), the epoch's shuffle (60000 int64 = 480 kB), history: far below the 188 MB of images
+    assert path.stat().st_size < 1_000_000
+    u = Trainer(digits)
+    with pytest.raises(ValueError, match="saved on fashion-mnist"):
+        u.load_state_dict(t.state_dict())
+    v = Trainer.load(path, data=fashion)
+    for _ in range(10):
+        t.train_step()
+        v.train_step()
+    assert torch.equal(t.W, v.W) and t.history == v.history
+
+
+def test_save_keeps_hyper_parameters_and_softmax_choice(digits, tmp_path):
+    t = Trainer(digits, lr=0.7, batch_size=33, seed=9).use_stable_softmax()
+    t.save(tmp_path / "s.pt")
+    u = Trainer.load(tmp_path / "s.pt", data=digits)
+    assert (u.lr, u.batch_size, u.seed) == (0.7, 33, 9)
+    assert u.softmax.__name__ == "stable_softmax"
+
+
+def test_reset_with_the_same_seed_replays_bit_for_bit(digits):
+    t = Trainer(digits, batch_size=200, seed=11)
+    for _ in range(20):
+        t.train_step()
+    W, history = t.W.detach().clone(), t.history.copy()
+    t.reset(seed=3)
+    t.train_step()
+    t.reset(seed=11)
+    for _ in range(20):
+        t.train_step()
+    assert torch.equal(t.W.detach(), W) and t.history == history
+
+
+def test_snapshot_memory_on_fashion_mnist(fashion):
+    t = Trainer(fashion, batch_size=256, seed=0)
+    for _ in range(130):
+        t.train_step()
+    assert t.snapshots.iterations == 120
+    assert t.snapshots.nbytes < 20_000_000  # ~12.6 MB: the figure stated in snapshots.py
