@@ -1,0 +1,100 @@
+"""Seconds per epoch: the lesson's DataLoader loop vs the one-tensor probe vs the Trainer, in one run.
+
+Usage: python benchmarks/bench_core.py [--data-dir ../shared/data] [--epochs 3] [--device cpu]
+Runs ../shared/bench/seed_reference.py and limit_probe.py as they are (each in its own process, like the
+Trainer's run), then prints a table, the ratios and the median latency of train_step() and of each phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO.parent / "shared" / "bench"
+EPOCH_S = re.compile(r"epoch (\d+),.*epoch_s ([\d.]+)")
+
+
+def run_reference(script: str, args: list[str]) -> list[float]:
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, check=True)
+    return [float(m.group(2)) for m in map(EPOCH_S.search, out.stdout.splitlines()) if m]
+
+
+def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
+    """Runs in a child process: epoch seconds, then per-call latencies on a warm Trainer."""
+    import torch
+
+    from softmax_widgets import Trainer, load_dataset
+
+    data = load_dataset("fashion-mnist", root=data_dir, download=False)
+    t = Trainer(data, device=device)
+    sync = torch.cuda.synchronize if t.device.type == "cuda" else (lambda: None)
+    epochs_s = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        t.run_epoch()
+        sync()
+        epochs_s.append(time.perf_counter() - start)
+    steps = []
+    for _ in range(500):
+        start = time.perf_counter()
+        t.train_step()
+        sync()
+        steps.append(time.perf_counter() - start)
+    phases: dict[str, list[float]] = {p: [] for p in ("next_batch", "forward", "zero_grad", "backward", "sgd")}
+    for _ in range(300):
+        for name, times in phases.items():
+            start = time.perf_counter()
+            getattr(t, name)()
+            sync()
+            times.append(time.perf_counter() - start)
+    return {"epoch_s": epochs_s, "train_step_ms": 1e3 * statistics.median(steps),
+            "phase_us": {k: 1e6 * statistics.median(v) for k, v in phases.items()},
+            "last": str(t.last_epoch)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-lesson", action="store_true", help="the lesson's loop takes ~10 s an epoch on 2 cores")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(trainer_figures(a.data_dir, a.epochs, a.device)))
+        return
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}, {a.epochs} epochs")
+    rows = {}
+    if not a.skip_lesson:
+        rows["lesson (DataLoader + ToTensor)"] = run_reference("seed_reference.py", [a.data_dir, str(a.epochs)])
+    rows["probe (one tensor, F.cross_entropy)"] = run_reference("limit_probe.py",
+                                                                 [a.data_dir, str(a.epochs), a.device])
+    child = subprocess.run([sys.executable, __file__, "--child", "--data-dir", a.data_dir, "--epochs",
+                            str(a.epochs), "--device", a.device], capture_output=True, text=True, check=True)
+    fig = json.loads(child.stdout.strip().splitlines()[-1])
+    rows["softmax_widgets Trainer"] = fig["epoch_s"]
+    # the first epoch pays one-off costs (allocator, page faults): medians use epochs 2+ when there are any
+    med = {k: statistics.median(v[1:] or v) for k, v in rows.items()}
+    print(f"\n{'seconds per epoch (train + test eval)':40s} {'median':>8s} {'best':>8s}   all")
+    for k, v in rows.items():
+        print(f"{k:40s} {med[k]:8.3f} {min(v):8.3f}   {' '.join(f'{x:.3f}' for x in v)}")
+    tr = med["softmax_widgets Trainer"]
+    if not a.skip_lesson:
+        print(f"\nTrainer vs lesson: {med['lesson (DataLoader + ToTensor)'] / tr:.1f}x faster (target >= 12x)")
+    print(f"Trainer / probe: {tr / med['probe (one tensor, F.cross_entropy)']:.2f} (target <= 1.3)")
+    print(f"median train_step: {fig['train_step_ms']:.3f} ms at batch 256 (target < 1 ms)")
+    print("median per phase (us): " + ", ".join(f"{k} {v:.0f}" for k, v in fig["phase_us"].items()))
+    print(f"Trainer after the timed epochs: {fig['last']}")
+
+
+if __name__ == "__main__":
+    main()
