@@ -1,0 +1,102 @@
+"""binder/requirements.txt installs what pyproject.toml needs, with bounds pyproject.toml accepts."""
+
+from __future__ import annotations
+
+import re
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+REPO = Path(__file__).resolve().parents[1]
+BINDER = REPO / "binder" / "requirements.txt"
+
+
+def runtime_requirements() -> dict[str, Requirement]:
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {canonicalize_name(r.name): r for r in map(Requirement, deps)}
+
+
+def binder_lines() -> list[str]:
+    return [ln.split(" #")[0].strip() for ln in BINDER.read_text().splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def binder_requirements() -> dict[str, Requirement]:
+    reqs = {}
+    for ln in binder_lines():
+        if ln.startswith("-") or ln in (".", "./") or ln.startswith(("./", "file:")):
+            continue
+        req = Requirement(ln)
+        reqs[canonicalize_name(req.name)] = req
+    return reqs
+
+
+def probe_versions(*specs: SpecifierSet) -> list[Version]:
+    """Versions at and around every bound the specifiers mention: enough to see one allow what another refuses."""
+    out: set[Version] = set()
+    for spec in specs:
+        for s in spec:
+            rel = [int(p) for p in re.findall(r"\d+", s.version.split("+")[0])[:3]]
+            rel += [0] * (3 - len(rel))
+            for i in range(3):
+                for d in (-1, 0, 1):
+                    v = rel.copy()
+                    v[i] += d
+                    if v[i] >= 0:
+                        out.add(Version(".".join(map(str, v[:i + 1] + [0] * (2 - i)))))
+                        out.add(Version(".".join(map(str, v))))
+    return sorted(out)
+
+
+def test_binder_installs_the_project_itself():
+    assert "." in binder_lines(), "binder/requirements.txt must end with `.` so Binder installs softmax-widgets"
+
+
+def test_every_runtime_dependency_is_named_with_compatible_bounds():
+    runtime, binder = runtime_requirements(), binder_requirements()
+    missing = sorted(set(runtime) - set(binder))
+    assert not missing, f"binder/requirements.txt does not name {missing}"
+    for name, req in runtime.items():
+        bspec = binder[name].specifier
+        probes = probe_versions(req.specifier, bspec)
+        allowed = [v for v in probes if bspec.contains(v, prereleases=True)]
+        assert allowed, f"binder's {name}{bspec} allows none of {probes}"
+        refused = [str(v) for v in allowed if not req.specifier.contains(v, prereleases=True)]
+        assert not refused, f"binder allows {name} {refused}, which pyproject.toml's {name}{req.specifier} refuses"
+
+
+def test_probe_catches_an_incompatible_bound():
+    # the check above is only as good as its probes: ipykernel 7.1 must be seen as refused
+    spec = SpecifierSet(">=6.25,!=7.0.*,!=7.1.*,!=7.2.*,!=7.3.*")
+    loose = SpecifierSet(">=7")
+    assert any(loose.contains(v) and not spec.contains(v) for v in probe_versions(spec, loose))
+
+
+def test_torch_and_torchvision_are_a_pinned_cpu_pair_of_one_release():
+    binder = binder_requirements()
+    torch_pin = [s.version for s in binder["torch"].specifier if s.operator == "=="]
+    vision_pin = [s.version for s in binder["torchvision"].specifier if s.operator == "=="]
+    assert torch_pin and vision_pin, "pin torch and torchvision with == so the pair cannot drift apart"
+    t, v = Version(torch_pin[0]), Version(vision_pin[0])
+    # torchvision 0.(N+15) is built for torch 2.N (0.15 <-> 2.0 ... 0.24 <-> 2.9 ... 0.29 <-> 2.14)
+    assert (t.major, v.major) == (2, 0) and v.minor == t.minor + 15, f"torch {t} and torchvision {v} do not pair"
+    index = [ln for ln in binder_lines() if ln.startswith("--extra-index-url")]
+    assert any(ln.rstrip("/").endswith("/whl/cpu") for ln in index), "Binder needs the CPU wheel index"
+
+
+@pytest.mark.parametrize("notebook", ["examples/02_dashboard.ipynb"])
+def test_binder_link_opens_a_notebook_that_exists(notebook):
+    readme = (REPO / "README.md").read_text()
+    links = re.findall(r"https://mybinder\.org/v2/gh/[^)\s]+", readme)
+    assert links, "README.md needs a Binder badge"
+    assert any(link.endswith(f"urlpath=lab/tree/{notebook}") for link in links), links
+    assert (REPO / notebook).exists()

@@ -1,0 +1,213 @@
+"""`softmax-widgets lab` / `app`: notebooks copied safely, the wheel ships them, the servers really start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from softmax_widgets import launch
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.name for p in (REPO / "examples").glob("*.ipynb"))
+
+
+def test_examples_dir_is_the_checkout_when_running_from_source():
+    assert launch.examples_dir() == REPO / "examples"
+    assert "03_instructor_live_coding.ipynb" in SHIPPED
+
+
+def test_copy_examples_copies_then_leaves_identical_and_keeps_changed_copies(tmp_path):
+    dest = tmp_path / "lesson"
+    first = launch.copy_examples(dest)
+    assert first.copied == SHIPPED and not first.kept
+    for name in SHIPPED:
+        assert (dest / name).read_bytes() == (REPO / "examples" / name).read_bytes()
+
+    # a student edits one notebook and deletes another
+    mine = dest / SHIPPED[0]
+    mine.write_text(mine.read_text().replace('"cells": [', '"cells": [\n  {"cell_type": "markdown", "id": "x", '
+                                                          '"metadata": {}, "source": ["my notes"]},', 1))
+    edited = mine.read_bytes()
+    (dest / SHIPPED[-1]).unlink()
+    second = launch.copy_examples(dest)
+    assert second.kept == [SHIPPED[0]]
+    assert second.copied == [SHIPPED[-1]]
+    assert sorted(second.unchanged) == SHIPPED[1:-1]
+    assert mine.read_bytes() == edited, "the student's changed copy was overwritten"
+    assert any("kept your own" in line for line in second.lines(dest))
+
+
+def test_copy_examples_into_the_examples_folder_itself_changes_nothing():
+    before = {p: p.read_bytes() for p in (REPO / "examples").glob("*.ipynb")}
+    report = launch.copy_examples(REPO / "examples")
+    assert sorted(report.unchanged) == SHIPPED and not report.copied and not report.kept
+    assert before == {p: p.read_bytes() for p in (REPO / "examples").glob("*.ipynb")}
+
+
+def test_copy_examples_refuses_site_packages_and_files(tmp_path):
+    site = Path(sysconfig.get_paths()["purelib"])
+    with pytest.raises(ValueError, match="inside the installed package"):
+        launch.copy_examples(site / "softmax_widgets_lesson")
+    assert not (site / "softmax_widgets_lesson").exists()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        launch.copy_examples(a_file)
+
+
+def test_lab_command_opens_the_dashboard_notebook(tmp_path):
+    cmd = launch.lab_command(tmp_path, port=8899, extra_args=["--no-browser"])
+    assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={tmp_path}" in cmd and "--port=8899" in cmd
+    assert cmd[-1] == "02_dashboard.ipynb"
+    assert ("--allow-root" in cmd) == (os.geteuid() == 0)
+
+
+def test_lab_refuses_site_packages_before_starting_anything(capsys):
+    site = Path(sysconfig.get_paths()["purelib"])
+    assert launch.lab(site / "softmax_widgets_lesson", extra_args=["--version"]) == 2
+    assert "installed package" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    pytest.importorskip("hatchling", reason="building the wheel offline needs hatchling (the [test] extra)")
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+                    str(REPO)], check=True, capture_output=True, timeout=300)
+    return next(out.glob("softmax_widgets-*.whl"))
+
+
+def test_wheel_ships_the_notebooks_and_the_app_page(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in SHIPPED:
+        assert f"softmax_widgets/examples/{name}" in names
+    assert "softmax_widgets/dashboard_app.ipynb" in names
+
+
+def test_installed_wheel_copies_out_of_the_package_and_never_into_it(wheel, tmp_path):
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    dest = tmp_path / "work"
+    script = (f"from softmax_widgets import launch\n"
+              f"print(launch.examples_dir())\n"
+              f"r = launch.copy_examples({str(dest)!r}); print(len(r.copied))\n"
+              f"try:\n    launch.copy_examples(launch.PACKAGE / 'mine')\n"
+              f"except ValueError as e:\n    print('refused:', e)\n")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    assert out[0] == str(site / "softmax_widgets" / "examples")
+    assert out[1] == str(len(SHIPPED))
+    assert out[2].startswith("refused:") and "installed package" in out[2]
+    assert sorted(p.name for p in dest.glob("*.ipynb")) == SHIPPED
+    assert not (site / "softmax_widgets" / "mine").exists()
+
+
+# ---- the real servers, started the way the command starts them ----
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _throwaway_jupyter_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR"):
+        (home / var).mkdir(parents=True)
+        env[var] = str(home / var)
+    return env
+
+
+def _get(url: str, deadline: float, proc: subprocess.Popen, log: Path) -> bytes:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r:
+                return r.read()
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"no answer from {url}:\n{log.read_text()[-3000:]}")
+
+
+def _start(code: str, home: Path, cwd: Path) -> tuple[subprocess.Popen, Path]:
+    log = home / "server.log"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env=_throwaway_jupyter_env(home), cwd=cwd)
+    return proc, log
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    # SIGTERM to our process only: launch._run must pass it on, or the server would be left running
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(60)
+
+
+def _server_pids(parent: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_lab_serves_the_copied_notebooks_and_opens_the_dashboard(tmp_path):
+    port, folder = _free_port(), tmp_path / "lesson"
+    code = (f"from softmax_widgets import launch\nraise SystemExit(launch.lab({str(folder)!r}, port={port}, "
+            f"extra_args=['--no-browser', '--ip=127.0.0.1', '--IdentityProvider.token=t']))")
+    proc, log = _start(code, tmp_path, tmp_path)
+    try:
+        listing = json.loads(_get(f"http://127.0.0.1:{port}/api/contents?token=t", time.monotonic() + 180, proc, log))
+        assert sorted(i["name"] for i in listing["content"] if i["name"].endswith(".ipynb")) == SHIPPED
+        assert "/lab/tree/02_dashboard.ipynb" in log.read_text(), "JupyterLab was not asked to open the dashboard"
+        servers = _server_pids(proc.pid)
+        assert servers
+    finally:
+        rc = _stop(proc)
+    assert rc in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 1), log.read_text()[-2000:]
+    assert all(_gone(pid) for pid in servers), "JupyterLab outlived `softmax-widgets lab`"
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_app_serves_the_dashboard_page_through_voila(tmp_path):
+    pytest.importorskip("voila")
+    port = _free_port()
+    code = (f"from softmax_widgets import launch\nraise SystemExit(launch.app(port={port}, dataset='digits', "
+            f"extra_args=['--no-browser', '--Voila.ip=127.0.0.1']))")
+    proc, log = _start(code, tmp_path, tmp_path)
+    try:
+        # Voila runs the page's notebook before it answers: the HTML then holds the dashboard's widget view
+        page = _get(f"http://127.0.0.1:{port}/", time.monotonic() + 240, proc, log).decode()
+        assert "application/vnd.jupyter.widget-view+json" in page
+        assert "Traceback" not in page
+        servers = _server_pids(proc.pid)
+    finally:
+        rc = _stop(proc)
+    assert rc in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 1), log.read_text()[-2000:]
+    assert all(_gone(pid) for pid in servers), "Voila outlived `softmax-widgets app`"
+    site = Path(sysconfig.get_paths()["purelib"])
+    assert not any(site.glob("softmax_widgets*/**/.ipynb_checkpoints"))
