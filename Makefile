@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 lab: install
-	$(BIN)/softmax-widgets lab
+	$(BIN)/softmax-widgets lab examples
 
 demo: install
 	$(BIN)/softmax-widgets train
