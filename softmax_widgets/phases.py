@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 __all__ = ["CustomFunctionError", "DivergenceError", "Event", "Phase", "PhaseError", "TrainerError"]
 
@@ -30,7 +31,17 @@ class PhaseError(TrainerError):
 
 
 class DivergenceError(TrainerError):
-    """A loss, gradient or weight turned NaN or inf; what was computed before is kept."""
+    """A loss, gradient or weight turned NaN or inf; what was computed before is kept.
+
+    `operation` names what produced it ("softmax_exp_overflow", "cross_entropy_log_zero",
+    "softmax_backward_overflow", "sgd_step_overflow", ...), `rows` the rows of the batch that did,
+    `images` their indices in the training set, `phase` the phase that stopped.
+    """
+
+    def __init__(self, message: str, *, phase: Phase | None = None, operation: str = "unknown",
+                 rows: tuple[int, ...] = (), images: tuple[int, ...] = ()):
+        super().__init__(message)
+        self.phase, self.operation, self.rows, self.images = phase, operation, tuple(rows), tuple(images)
 
 
 class CustomFunctionError(TrainerError):
@@ -41,9 +52,11 @@ class CustomFunctionError(TrainerError):
 class Event:
     """What a listener of Trainer.on_change receives after every phase (and on warnings)."""
 
-    kind: str  # "phase", "warning", "divergence", "epoch", "reset" or "settings"
+    kind: str  # "phase", "warning", "divergence", "epoch", "reset", "settings" or "undo"
     phase: Phase | None
     message: str
+    # machine-readable extras; for "divergence": operation, rows, images (as on DivergenceError)
+    detail: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def level(self) -> str:

@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from . import model, snapshots
+from . import diagnosis, model, snapshots
 from .data import Dataset, load_dataset
 from .history import EpochResult, History
 from .phases import CustomFunctionError, DivergenceError, Event, Phase, PhaseError
@@ -22,8 +22,8 @@ __all__ = ["Trainer"]
 log = logging.getLogger(__name__)
 Listener = Callable[["Trainer", Event], None]
 
-WAY_OUT = ("Ways out: switch to the stable softmax (trainer.softmax = softmax_widgets.model.stable_softmax), "
-           "lower the learning rate (e.g. trainer.lr = {lr_tenth:g}), or reset().")
+WAY_OUT = ("Ways out: switch to the stable softmax (trainer.use_stable_softmax()), "
+           "lower the learning rate (e.g. trainer.lr = {lr_tenth:g}), undo() to step back, or reset().")
 
 
 class Trainer:
@@ -104,10 +104,10 @@ class Trainer:
     def listener_count(self) -> int:
         return len(self._listeners)
 
-    def _emit(self, kind: str, phase: Phase | None, text: Callable[[], str]) -> None:
+    def _emit(self, kind: str, phase: Phase | None, text: Callable[[], str], detail: dict | None = None) -> None:
         if not self._listeners:  # the message costs a little: build it only for someone
             return
-        event = Event(kind, phase, text())
+        event = Event(kind, phase, text(), detail or {})
         for callback in list(self._listeners):
             try:
                 callback(self, event)
@@ -230,7 +230,7 @@ class Trainer:
         self._forward_live = math.isfinite(self.loss_value)
         if not self._forward_live:
             self._diverged(Phase.FORWARD, f"forward() gave a loss of {self.loss_value} on this batch: "
-                           + self._why_nonfinite_loss())
+                           + self._why_nonfinite_loss(), diagnosis.diagnose_forward(self))
         self._done(Phase.FORWARD, lambda: f"forward: loss {self.loss_value / B:.2f} per image over {B} images, "
                    f"{100 * self.correct / B:.0f} % correct")
         return self
@@ -265,10 +265,10 @@ class Trainer:
         g_sum = self.W.grad.sum().item() + self.b.grad.sum().item()
         self._grads_finite = math.isfinite(g_sum)
         if not self._grads_finite:
+            diag = diagnosis.diagnose_backward(self)
             self._diverged(Phase.BACKWARD, "backward() produced NaN or inf in W.grad although the loss "
-                           f"({self.loss_value:.4g}) was finite: in the lesson's softmax the derivative of "
-                           "exp(o) / sum(exp(o)) squares the row sum, which overflows once the logits pass ~44. "
-                           "sgd() will refuse these gradients; call zero_grad() to clear them.")
+                           f"({self.loss_value:.4g}) was finite: {diag.what}. sgd() will refuse these gradients; "
+                           "call zero_grad() to clear them.", diag)
         acc = "" if self.grad_passes == 1 else f" (the sum of {self.grad_passes} backward passes: no zero_grad)"
         self._done(Phase.BACKWARD, lambda: f"backward: W.grad filled, ‖W.grad‖ "
                    f"{float(torch.linalg.vector_norm(self.W.grad)):.3g}{acc}")
@@ -296,7 +296,7 @@ class Trainer:
         if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
             self._restore_weights()
             self._diverged(Phase.SGD, f"sgd() with lr={self._lr:g} pushed W to NaN or inf, so W and b were "
-                           "put back as they were.")
+                           "put back as they were.", diagnosis.diagnose_sgd(self))
         passes = self.grad_passes
         self._record(B)
         self._done(Phase.SGD, lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done")
@@ -350,15 +350,16 @@ class Trainer:
             self.W.copy_(self._W_before)
             self.b.copy_(self._b_before)
 
-    def _diverged(self, phase: Phase, what: str) -> None:
+    def _diverged(self, phase: Phase, what: str, diag: diagnosis.Diagnosis) -> None:
         self.last_phase = phase
-        message = what + " Nothing recorded so far is lost. " + WAY_OUT.format(lr_tenth=self._lr / 10)
-        self._emit("divergence", phase, lambda: message)
-        raise DivergenceError(message)
+        where = f" {diag.where}" if diag.where else ""
+        message = what + where + " Nothing recorded so far is lost. " + WAY_OUT.format(lr_tenth=self._lr / 10)
+        self._emit("divergence", phase, lambda: message, diag.detail())
+        raise DivergenceError(message, phase=phase, operation=diag.operation, rows=diag.rows, images=diag.images)
 
     def _why_nonfinite_loss(self) -> str:
         with torch.no_grad():
-            top = float(torch.addmm(self.b, self.X, self.W).abs().max())
+            top = float(torch.addmm(self.b, self.X, self.W).max())  # -100 underflows, not overflows
         if top > 88 and self.softmax is model.softmax:
             return (f"the largest logit is {top:.0f}, and exp() of anything above ~88 overflows float32 to inf, "
                     "so the lesson's softmax divides inf by inf (NaN), usually after a too-large learning rate.")
