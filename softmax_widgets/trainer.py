@@ -38,7 +38,7 @@ class Trainer:
         self._check_lr(lr)
         self._check_batch_size(batch_size)
         self._check_seed(seed)
-        if not (isinstance(init_std, Real) and math.isfinite(init_std) and init_std >= 0):
+        if isinstance(init_std, bool) or not (isinstance(init_std, Real) and _finite(init_std) and init_std >= 0):
             raise ValueError(f"init_std must be a finite number >= 0, got {init_std!r}")
         self._lr, self._batch_size, self.seed, self.init_std = float(lr), int(batch_size), int(seed), init_std
         # the lesson's functions unless a student swaps in their own (any time, between steps)
@@ -76,20 +76,20 @@ class Trainer:
 
     @staticmethod
     def _check_lr(lr) -> None:
-        if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"learning rate must be a finite number > 0 (the lesson uses 0.1), got {lr!r}")
+        if isinstance(lr, bool) or not isinstance(lr, Real) or not _finite(lr) or lr <= 0:
+            raise ValueError(f"learning rate must be a finite number > 0 (the lesson uses 0.1), got {lr!r:.40}")
 
     def _check_batch_size(self, bs) -> None:
         n = len(self.data.y_train)
         if isinstance(bs, bool) or not isinstance(bs, Integral):
-            raise ValueError(f"batch size must be a whole number from 1 to {n} (the lesson uses 256), got {bs!r}")
+            raise ValueError(f"batch size must be a whole number from 1 to {n} (the lesson uses 256), got {bs!r:.40}")
         if not 1 <= bs <= n:
-            raise ValueError(f"batch size must be between 1 and {n}, the number of training images; got {bs}")
+            raise ValueError(f"batch size must be between 1 and {n}, the number of training images; got {bs!r:.40}")
 
     @staticmethod
     def _check_seed(seed) -> None:
         if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed < 2**32:
-            raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
+            raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r:.40}")
 
     # ---- listeners (mirrors ipywidgets' on_click) ----
     def on_change(self, callback: Listener, remove: bool = False) -> None:
@@ -171,7 +171,8 @@ class Trainer:
         if not self._batch_fresh:
             return Phase.NEXT_BATCH
         if self._backward_on_batch and self._fresh_grad:
-            return Phase.SGD
+            # sgd() refuses NaN/inf gradients: Step and Play must not run into that wall again and again
+            return Phase.SGD if self._grads_finite else Phase.ZERO_GRAD
         if not self._forward_live:
             return Phase.FORWARD
         if not self._zeroed_since_sgd:
@@ -259,7 +260,25 @@ class Trainer:
                                  "after backward. Call sgd() to apply the gradients, or forward() to compute "
                                  "the loss again.")
             raise PhaseError("backward() needs a loss: call forward() first.")
-        self.loss.backward()
+        if not self.loss.requires_grad:
+            self._forward_live = False  # this loss can never give a gradient: the next step is a new forward
+            raise CustomFunctionError(
+                "backward() cannot fill W.grad: the loss does not depend on W, so your softmax or loss_fn cut "
+                "it off from autograd (.detach(), .data, .item(), torch.tensor(...) or torch.no_grad()). W is "
+                "unchanged. Fix it (or put the lesson's back: trainer.softmax = softmax_widgets.model.softmax; "
+                "trainer.loss_fn = softmax_widgets.model.cross_entropy), then call forward() again.")
+        try:
+            self.loss.backward()
+        except RuntimeError as err:
+            if self.softmax in (model.softmax, model.stable_softmax) and self.loss_fn is model.cross_entropy:
+                raise  # the lesson's own functions: show autograd's error as it is
+            self._forward_live = False  # the graph is unusable: the next step is a new forward
+            raise CustomFunctionError(
+                f"backward() failed inside autograd ({type(err).__name__}: {str(err).splitlines()[0][:160]}): "
+                "your softmax or loss_fn built something autograd cannot differentiate (often an in-place "
+                "change such as X_exp /= s). Fix it (or put the lesson's back: trainer.softmax = "
+                "softmax_widgets.model.softmax; trainer.loss_fn = softmax_widgets.model.cross_entropy), then "
+                "call forward() again.") from err
         self.grad_passes += 1
         self._forward_live, self._backward_on_batch, self._fresh_grad = False, True, True
         g_sum = self.W.grad.sum().item() + self.b.grad.sum().item()
@@ -293,6 +312,12 @@ class Trainer:
         self._W_before.copy_(self.W.detach())
         self._b_before.copy_(self.b.detach())
         self._call_student("optimizer", lambda: self.optimizer([self.W, self.b], self._lr, B), restore=True)
+        if self.W.shape != self._W_before.shape or self.b.shape != self._b_before.shape:
+            self._restore_weights()
+            raise CustomFunctionError(
+                "your optimizer replaced W or b with a tensor of another shape; they were put back as they were. "
+                "Update them in place (p.data -= lr * p.grad / batch_size), or put the lesson's back: "
+                "trainer.optimizer = softmax_widgets.model.sgd")
         if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
             self._restore_weights()
             self._diverged(Phase.SGD, f"sgd() with lr={self._lr:g} pushed W to NaN or inf, so W and b were "
@@ -347,8 +372,10 @@ class Trainer:
 
     def _restore_weights(self) -> None:
         with torch.no_grad():
-            self.W.copy_(self._W_before)
-            self.b.copy_(self._b_before)
+            for p, before in ((self.W, self._W_before), (self.b, self._b_before)):
+                if p.shape != before.shape:  # a student optimizer rebound p.data to another shape
+                    p.data = torch.empty_like(before)
+                p.copy_(before)
 
     def _diverged(self, phase: Phase, what: str, diag: diagnosis.Diagnosis) -> None:
         self.last_phase = phase
@@ -358,6 +385,18 @@ class Trainer:
         raise DivergenceError(message, phase=phase, operation=diag.operation, rows=diag.rows, images=diag.images)
 
     def _why_nonfinite_loss(self) -> str:
+        if self.softmax is not model.softmax and self.softmax is not model.stable_softmax:
+            if not bool(torch.isfinite(self.y_hat).all()):
+                return ("your softmax returned NaN or inf probabilities. Check it on a small tensor, or put the "
+                        "lesson's back: trainer.softmax = softmax_widgets.model.softmax.")
+            if bool((self.y_hat < 0).any()):
+                return ("your softmax returned negative probabilities, and log() of a negative number is NaN. "
+                        "Check it, or put the lesson's back: trainer.softmax = softmax_widgets.model.softmax.")
+        if self.loss_fn is not model.cross_entropy and bool(torch.isfinite(self.y_hat).all()) and bool(
+                (self.y_hat > 0).all()):
+            return ("your loss_fn returned NaN or inf although every probability in y_hat is a finite number "
+                    "above 0. Check it, or put the lesson's back: trainer.loss_fn = "
+                    "softmax_widgets.model.cross_entropy.")
         with torch.no_grad():
             top = float(torch.addmm(self.b, self.X, self.W).max())  # -100 underflows, not overflows
         if top > 88 and self.softmax is model.softmax:
@@ -471,6 +510,13 @@ def _check_device(device) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device {device!r} is not supported: use 'cpu' or 'cuda'")
     return dev
+
+
+def _finite(x: Real) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float, such as 10**400
+        return False
 
 
 def _describe(x) -> str:
