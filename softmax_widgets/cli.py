@@ -75,25 +75,14 @@ def _progress_bar(trainer):
 
 
 def _launch_parsers(sub) -> None:
+    from . import launch  # standard library only: cheap for --help
+
     p = sub.add_parser("lab", help="copy the example notebooks here and open JupyterLab on the dashboard")
-    p.add_argument("folder", nargs="?", default=".", help="where the notebooks go (default: here)")
-    p.add_argument("--port", type=int, default=None)
-    p.set_defaults(func=_lab)
+    launch.add_lab_arguments(p)
+    p.set_defaults(func=launch.run_lab)
     p = sub.add_parser("app", help="serve the dashboard alone as a web page (Voila)")
-    p.add_argument("--port", type=int, default=None)
-    p.set_defaults(func=_app)
-
-
-def _lab(args: argparse.Namespace) -> int:
-    from . import launch
-
-    return launch.lab(folder=args.folder, port=args.port) or 0
-
-
-def _app(args: argparse.Namespace) -> int:
-    from . import launch
-
-    return launch.app(port=args.port) or 0
+    launch.add_app_arguments(p)
+    p.set_defaults(func=launch.run_app)
 
 
 def main(argv: list[str] | None = None) -> int:
