@@ -22,7 +22,9 @@ EPOCH_S = re.compile(r"epoch (\d+),.*epoch_s ([\d.]+)")
 
 
 def run_reference(script: str, args: list[str]) -> list[float]:
-    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{script} failed:\n{out.stderr}")
     return [float(m.group(2)) for m in map(EPOCH_S.search, out.stdout.splitlines()) if m]
 
 
@@ -65,8 +67,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-lesson", action="store_true", help="the lesson's loop takes ~10 s an epoch on 2 cores")
+    ap.add_argument("--bench-dir", default=str(BENCH), help="folder of seed_reference.py and limit_probe.py")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    global BENCH
+    BENCH = Path(a.bench_dir)
     if a.child:
         print(json.dumps(trainer_figures(a.data_dir, a.epochs, a.device)))
         return
