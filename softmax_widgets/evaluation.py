@@ -1,0 +1,114 @@
+"""The test set seen class by class: confusion matrix, per-class accuracy, the images of one cell.
+
+One matmul over the test set gives every number here; `evaluate_test_set` keeps its result so a
+view can answer many cell clicks without computing again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from . import model
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["CellExamples", "TestEvaluation", "cell_examples", "confusion_matrix", "evaluate_test_set",
+           "per_class_accuracy"]
+
+
+@dataclass(frozen=True)
+class TestEvaluation:
+    """The model's view of the whole test set, for one W and b."""
+
+    __test__ = False  # a name pytest would otherwise collect as a test class
+    probs: torch.Tensor  # (N, C) float32: softmax of the logits (the stable one: never NaN)
+    predicted: torch.Tensor  # (N,) int64: argmax
+    labels: torch.Tensor  # (N,) int64: the true classes
+    classes: list[str]
+    iteration: int  # when it was computed, so a view can tell whether it is stale
+
+    @property
+    def confusion(self) -> torch.Tensor:
+        """(C, C) counts; row = true class, column = predicted class."""
+        c = len(self.classes)
+        return torch.bincount(self.labels * c + self.predicted, minlength=c * c).reshape(c, c)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predicted == self.labels).float().mean())
+
+    @property
+    def per_class_accuracy(self) -> torch.Tensor:
+        """(C,) fraction of each true class predicted right (NaN for a class with no test image)."""
+        m = self.confusion
+        return m.diagonal().double() / m.sum(dim=1).double()
+
+
+@dataclass(frozen=True)
+class CellExamples:
+    """Test images of one confusion cell, the most confident first."""
+
+    true: int
+    predicted: int
+    indices: torch.Tensor  # (k,) positions in the test set
+    probs: torch.Tensor  # (k, C) their probabilities
+    count: int  # how many test images the whole cell holds
+
+    @property
+    def p_predicted(self) -> torch.Tensor:
+        return self.probs[:, self.predicted]
+
+    @property
+    def p_true(self) -> torch.Tensor:
+        return self.probs[:, self.true]
+
+
+@torch.no_grad()
+def evaluate_test_set(trainer: Trainer) -> TestEvaluation:
+    """One pass over the test set with the current W and b."""
+    logits = torch.addmm(trainer.b.detach(), trainer._x_test, trainer.W.detach())
+    probs = model.stable_softmax(logits).cpu()
+    return TestEvaluation(probs, probs.argmax(dim=1), trainer._y_test.cpu(), list(trainer.data.classes),
+                          trainer.iteration)
+
+
+def _evaluation(source: Trainer | TestEvaluation) -> TestEvaluation:
+    return source if isinstance(source, TestEvaluation) else evaluate_test_set(source)
+
+
+def confusion_matrix(source: Trainer | TestEvaluation) -> torch.Tensor:
+    """(C, C) int64 counts on the test set; rows are the true class, columns the predicted one."""
+    return _evaluation(source).confusion
+
+
+def per_class_accuracy(source: Trainer | TestEvaluation) -> torch.Tensor:
+    """(C,) test accuracy of each true class."""
+    return _evaluation(source).per_class_accuracy
+
+
+def _class_index(value: int | str, classes: list[str]) -> int:
+    if isinstance(value, str):
+        if value not in classes:
+            raise ValueError(f"unknown class {value!r}: choose one of {', '.join(classes)}")
+        return classes.index(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(classes):
+        raise ValueError(f"class must be a name or a number from 0 to {len(classes) - 1}, got {value!r}")
+    return value
+
+
+def cell_examples(source: Trainer | TestEvaluation, true: int | str, predicted: int | str,
+                  k: int | None = 16) -> CellExamples:
+    """Test images of class `true` predicted as `predicted` (e.g. 'Shirt' taken for 'T-shirt/top')."""
+    ev = _evaluation(source)
+    t, p = _class_index(true, ev.classes), _class_index(predicted, ev.classes)
+    idx = ((ev.labels == t) & (ev.predicted == p)).nonzero().flatten()
+    order = torch.argsort(ev.probs[idx, p], descending=True, stable=True)  # the most confident first
+    idx = idx[order]
+    count = len(idx)
+    if k is not None:
+        idx = idx[:k]
+    return CellExamples(t, p, idx, ev.probs[idx], count)
