@@ -1,0 +1,130 @@
+"""Finished or paused runs kept side by side (lr 0.01 vs 0.1 vs 1.0), for a view to overlay their curves."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .history import History
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["Run", "RunStore"]
+
+log = logging.getLogger(__name__)
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run frozen when it was kept: its label, hyper-parameters and a copy of its history."""
+
+    label: str
+    dataset: str
+    lr: float
+    batch_size: int
+    seed: int
+    softmax: str  # the function's name: "softmax" (the lesson's), "stable_softmax", or a student's
+    iteration: int
+    epoch: int
+    history: History
+    status: str = "paused"  # or "finished"
+    id: int = field(default_factory=lambda: next(_ids))
+    created: float = field(default_factory=time.time)
+
+    @property
+    def test_acc_points(self) -> list[tuple[int, float]]:
+        """(iteration, test accuracy) at each epoch end: test accuracy on the same x axis as the loss."""
+        return list(zip(self.history.epoch_iteration, self.history.test_acc, strict=True))
+
+    def __str__(self) -> str:
+        last = f", loss {self.history.loss[-1]:.4f}" if self.history.loss else ""
+        return f"{self.label} ({self.status}: epoch {self.epoch + 1}, iteration {self.iteration}{last})"
+
+
+class RunStore:
+    """Kept runs in the order they were added; listeners hear of every add and remove."""
+
+    def __init__(self) -> None:
+        self._runs: list[Run] = []
+        self._listeners: list[Callable[[RunStore], None]] = []
+
+    def add(self, trainer: Trainer, label: str | None = None, status: str = "paused") -> Run:
+        """Keep a copy of `trainer`'s history and settings now; the trainer may go on or reset."""
+        if status not in ("paused", "finished"):
+            raise ValueError(f"status must be 'paused' or 'finished', got {status!r}")
+        softmax = getattr(trainer.softmax, "__name__", type(trainer.softmax).__name__)
+        base = label or f"lr {trainer.lr:g}, batch {trainer.batch_size}, seed {trainer.seed}, {softmax}"
+        run = Run(self._unique(base), trainer.data.name, trainer.lr, trainer.batch_size, trainer.seed, softmax,
+                  trainer.iteration, trainer.epoch, trainer.history.copy(), status)
+        self._runs.append(run)
+        self._changed()
+        return run
+
+    def _unique(self, label: str) -> str:
+        taken = {r.label for r in self._runs}
+        if label not in taken:
+            return label
+        n = 2
+        while f"{label} ({n})" in taken:
+            n += 1
+        return f"{label} ({n})"
+
+    def remove(self, run: Run | str | int) -> Run:
+        """Forget a run, given as the Run, its label or its id."""
+        found = self[run]
+        self._runs.remove(found)
+        self._changed()
+        return found
+
+    def clear(self) -> None:
+        self._runs.clear()
+        self._changed()
+
+    def __getitem__(self, key: Run | str | int) -> Run:
+        for r in self._runs:
+            if r is key or (isinstance(key, str) and r.label == key) or (
+                    isinstance(key, int) and not isinstance(key, bool) and r.id == key):
+                return r
+        labels = ", ".join(repr(r.label) for r in self._runs) or "none kept yet"
+        raise KeyError(f"no kept run {key!r}; kept: {labels}")
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(list(self._runs))
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    @property
+    def labels(self) -> list[str]:
+        return [r.label for r in self._runs]
+
+    def on_change(self, callback: Callable[[RunStore], None], remove: bool = False) -> None:
+        """Call `callback(store)` after every add, remove or clear; remove=True unsubscribes."""
+        if remove:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+        elif callback not in self._listeners:
+            self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(self)
+            except Exception:  # one broken view must not stop the others
+                log.exception("RunStore listener %r failed", callback)
+
+    def __repr__(self) -> str:
+        return f"RunStore({len(self)} runs: {', '.join(self.labels)})"
