@@ -21,8 +21,8 @@ BENCH = REPO.parent / "shared" / "bench"
 EPOCH_S = re.compile(r"epoch (\d+),.*epoch_s ([\d.]+)")
 
 
-def run_reference(script: str, args: list[str]) -> list[float]:
-    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True)
+def run_reference(bench: str, script: str, args: list[str]) -> list[float]:
+    out = subprocess.run([sys.executable, str(Path(bench) / script), *args], capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{script} failed:\n{out.stderr}")
     return [float(m.group(2)) for m in map(EPOCH_S.search, out.stdout.splitlines()) if m]
@@ -70,8 +70,7 @@ def main() -> None:
     ap.add_argument("--bench-dir", default=str(BENCH), help="folder of seed_reference.py and limit_probe.py")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    global BENCH
-    BENCH = Path(a.bench_dir)
+
     if a.child:
         print(json.dumps(trainer_figures(a.data_dir, a.epochs, a.device)))
         return
@@ -80,8 +79,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}, {a.epochs} epochs")
     rows = {}
     if not a.skip_lesson:
-        rows["lesson (DataLoader + ToTensor)"] = run_reference("seed_reference.py", [a.data_dir, str(a.epochs)])
-    rows["probe (one tensor, F.cross_entropy)"] = run_reference("limit_probe.py",
+        rows["lesson (DataLoader + ToTensor)"] = run_reference(a.bench_dir, "seed_reference.py",
+                                                               [a.data_dir, str(a.epochs)])
+    rows["probe (one tensor, F.cross_entropy)"] = run_reference(a.bench_dir, "limit_probe.py",
                                                                  [a.data_dir, str(a.epochs), a.device])
     child = subprocess.run([sys.executable, __file__, "--child", "--data-dir", a.data_dir, "--epochs",
                             str(a.epochs), "--device", a.device], capture_output=True, text=True, check=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
@@ -105,10 +107,15 @@ def _torchvision_splits(key: str, tv_name: str, folder: Path, download: bool):
     import torchvision.datasets as tvd  # torchvision is slow to import; only when needed
 
     cls = getattr(tvd, tv_name)
+    raw = folder / tv_name / "raw"
+    if not download and all((raw / f"{name}.gz").exists() for name in _RAW_FILES):
+        # only the .gz files are there: torchvision's "download" then just checks and unpacks them, offline
+        download = not all((raw / name).exists() for name in _RAW_FILES)
     try:
         return cls(str(folder), train=True, download=download), cls(str(folder), train=False,
                                                                      download=download)
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
+    # AssertionError/TypeError: torchvision's idx reader on a corrupt file; HTTPException: a cut-off download
+    except (RuntimeError, OSError, EOFError, ValueError, AssertionError, TypeError, HTTPException) as err:
         message = _unavailable_message(key, tv_name, folder, download, err)
         raise DatasetUnavailableError(message, key, folder / tv_name / "raw") from err
 
@@ -116,12 +123,44 @@ def _torchvision_splits(key: str, tv_name: str, folder: Path, download: bool):
 def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, err: Exception) -> str:
     raw = folder / tv_name / "raw"
     why = "downloading is off (download=False)" if not download else f"the download failed ({_short(err)})"
+    if isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS:
+        return (f"{key} is not available: {raw} cannot be written by this user ({_short(err)}), so the download "
+                f"has nowhere to go. Point root= or ${ENV_VAR} at a folder you can write (e.g. ~/data), or ask "
+                f"for the files to be put in {raw}. Meanwhile the offline dataset works: load_dataset('digits').")
+    bad = _bad_sizes(raw)
+    if bad:  # the most useful thing to say: which file is broken, and that a fresh copy fixes it
+        return (f"{key} is not available: {bad} in {raw} is truncated or corrupt (an interrupted copy or "
+                f"download?), and {why}. Delete it and load again with download=True (it is fetched again), "
+                "or copy a good one there. Meanwhile the offline dataset works: load_dataset('digits').")
+    if isinstance(err, (AssertionError, TypeError)):
+        return (f"{key} is not available: the files in {raw} are not in the MNIST idx format ({_short(err)}). "
+                "Delete them and load again with download=True, or copy good ones there. Meanwhile the "
+                "offline dataset works: load_dataset('digits').")
+    where = f"{raw} does not exist" if not raw.exists() else f"no readable files in {raw}"
     return (
-        f"{key} is not available: no readable files in {raw} and {why}. "
-        f"Expected {', '.join(_RAW_FILES)} (or their .gz). "
+        f"{key} is not available: {where} and {why}. "
+        f"Expected {', '.join(_RAW_FILES)} (or their .gz, with download=True). "
         f"Put them there, point root= or ${ENV_VAR} at the folder that holds {tv_name}/raw/, "
         f"connect to the internet and retry, or use the offline dataset: load_dataset('digits')."
     )
+
+
+# every torchvision MNIST-style set: 60,000 train / 10,000 test images of 28x28 (idx headers: 16 and 8 bytes)
+_RAW_SIZES = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-labels-idx1-ubyte": 8 + 60000,
+              "t10k-images-idx3-ubyte": 16 + 10000 * 784, "t10k-labels-idx1-ubyte": 8 + 10000}
+
+
+def _bad_sizes(raw: Path) -> str:
+    """Name the unpacked files whose size is wrong, with what it is and what it should be."""
+    bad = []
+    for name, size in _RAW_SIZES.items():
+        try:
+            have = (raw / name).stat().st_size
+        except OSError:
+            continue
+        if have != size:
+            bad.append(f"{name} ({have:,} bytes, expected {size:,})")
+    return ", ".join(bad)
 
 
 def _short(err: Exception) -> str:
