@@ -4,14 +4,19 @@ The core (data, model ops, Trainer) imports no UI library; the dashboard lives i
 `softmax_widgets.app` and observes a Trainer through `Trainer.on_change`.
 """
 
-from . import model
+from . import checks, model
 from . import model as ops
+from .checks import CheckResult, check_cross_entropy, check_net, check_sgd, check_softmax
 from .data import Dataset, DatasetUnavailableError, load_dataset
+from .evaluation import cell_examples, confusion_matrix, evaluate_test_set, per_class_accuracy
+from .export import history_to_csv, save_weight_grid, weight_grid_image
 from .history import EpochResult, History
 from .phases import CustomFunctionError, DivergenceError, Event, Phase, PhaseError, TrainerError
+from .runs import Run, RunStore
 from .trainer import Trainer
 
 __all__ = [
+    "CheckResult",
     "CustomFunctionError",
     "Dataset",
     "DatasetUnavailableError",
@@ -21,10 +26,24 @@ __all__ = [
     "History",
     "Phase",
     "PhaseError",
+    "Run",
+    "RunStore",
     "Trainer",
     "TrainerError",
+    "cell_examples",
+    "check_cross_entropy",
+    "check_net",
+    "check_sgd",
+    "check_softmax",
+    "checks",
+    "confusion_matrix",
+    "evaluate_test_set",
+    "history_to_csv",
     "load_dataset",
     "model",
     "ops",
+    "per_class_accuracy",
+    "save_weight_grid",
+    "weight_grid_image",
 ]
 __version__ = "0.1.0"
