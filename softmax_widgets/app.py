@@ -27,7 +27,8 @@ ALL = CONTROLS | CURVES | HEAVY
 DIRTY = {
     Phase.NEXT_BATCH: CONTROLS | BATCH, Phase.FORWARD: CONTROLS | BATCH, Phase.ZERO_GRAD: CONTROLS | GRAD,
     Phase.BACKWARD: CONTROLS | GRAD, Phase.SGD: CONTROLS | CURVES | WEIGHTS,
-    "epoch": CONTROLS | CURVES, "reset": ALL, "settings": CONTROLS, "warning": CONTROLS, "divergence": ALL,
+    "epoch": CONTROLS | CURVES, "reset": ALL, "undo": ALL, "settings": CONTROLS, "warning": CONTROLS,
+    "divergence": ALL,
 }
 PARTS = {CURVES: "curves", WEIGHTS: "weights", GRAD: "grad", BATCH: "batch"}
 PHASE_MODE_RATE = 2.0  # at or below this many iterations/s, Play walks phase by phase
@@ -238,7 +239,7 @@ class Dashboard(VBox):
 
     # ---- the Trainer's listener: O(1), sets flags; pushes happen by time ----
     def _on_change(self, trainer, event) -> None:
-        self._dirty |= DIRTY.get(event.phase if event.kind == "phase" else event.kind, CONTROLS)
+        self._dirty |= DIRTY.get(event.phase if event.kind == "phase" else event.kind, ALL)
         if event.kind == "warning":
             self._warning = event.message
         else:

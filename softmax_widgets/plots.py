@@ -12,10 +12,17 @@ from .data import Dataset
 
 __all__ = ["MAX_POINTS", "Plots", "decimate_indices", "nice_ceil"]
 
-MAX_POINTS = 500  # most points per curve sent to the browser; more only costs bytes and drawing time
+MAX_POINTS = 300  # most points per curve sent (a 440 px plot shows no more); each push costs bytes
 SMOOTH = 50  # iterations in the running mean
 STRIP = 8  # images shown from the current batch
 RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9e9e9e"
+LEVELS = 127  # colour levels each side of 0 sent for a heatmap
+
+
+def _levels(values: np.ndarray, m: float) -> np.ndarray:
+    """±m as int8 levels ±127: the colour is all the browser makes of a heatmap, at a quarter of float32's bytes."""
+    v = np.nan_to_num(values, nan=0.0, posinf=m, neginf=-m) * (LEVELS / m)
+    return np.clip(np.rint(v), -LEVELS, LEVELS).astype(np.int8)
 
 
 def decimate_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -93,7 +100,7 @@ class Plots:
                                colors=["#9ecae1", "#08519c"], labels=["per batch", f"mean of {SMOOTH}"],
                                display_legend=True, stroke_width=1.5)
         self.loss_fig = _fig([self.loss_line], "loss per iteration", "440px", "260px", (30, 40, 50, 10),
-                             [Axis(scale=xs, label="iteration"), Axis(scale=ys, orientation="vertical",
+                             [Axis(scale=xs, label="iteration"), Axis(scale=ys, side="left",
                                                                       label="loss", tick_format=".2f")],
                              legend_location="top-right")
         xa, ya = LinearScale(), LinearScale(min=0.0, max=1.0)
@@ -104,17 +111,18 @@ class Plots:
                                colors=["#238b45"], labels=["test (per epoch)"], marker="circle", marker_size=40,
                                display_legend=True, stroke_width=2)
         self.acc_fig = _fig([self.train_line, self.test_line], "accuracy", "440px", "260px", (30, 40, 50, 10),
-                            [Axis(scale=xa, label="iteration"), Axis(scale=ya, orientation="vertical",
+                            [Axis(scale=xa, label="iteration"), Axis(scale=ya, side="left",
                                                                      label="accuracy", tick_format=".0%")],
                             legend_location="bottom-right")
         # ---- weights: one fixed, symmetric, diverging scale shared by all ten (0 is white) ----
         px, py = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
-        self.w_scale = ColorScale(scheme="RdBu", min=-1.0, max=1.0, mid=0.0, reverse=True)
-        self.g_scale = ColorScale(scheme="PuOr", min=-1.0, max=1.0, mid=0.0)
+        # the heatmaps carry int8 levels of ±m (see _levels), so these scales never change: only m does
+        self.w_scale = ColorScale(scheme="RdBu", min=-LEVELS, max=LEVELS, mid=0.0, reverse=True)
+        self.g_scale = ColorScale(scheme="PuOr", min=-LEVELS, max=LEVELS, mid=0.0)
         self.grey = ColorScale(scheme="Greys", min=0, max=255)
         self.reset_scales()
         sx, sy = LinearScale(), LinearScale(reverse=True)  # row 0 on top, like the image
-        blank = np.zeros((h, w), np.float32)
+        blank = np.zeros((h, w), np.int8)
         self.w_maps = [HeatMap(x=px, y=py, color=blank, scales={"x": sx, "y": sy, "color": self.w_scale})
                        for _ in range(k)]
         self.g_maps = [HeatMap(x=px, y=py, color=blank, scales={"x": sx, "y": sy, "color": self.g_scale})
@@ -129,7 +137,7 @@ class Plots:
                               colors=["#6a51a3"])
         self.bias_fig = _fig([self.bias_bars], "b (bias)", "330px", "200px", (25, 60, 45, 5),
                              [Axis(scale=bx, tick_rotate=-45, tick_style={"font-size": "9px"}),
-                              Axis(scale=self.b_scale, orientation="vertical", tick_format=".2f")])
+                              Axis(scale=self.b_scale, side="left", tick_format=".2f")])
         # ---- the current batch: image, true → predicted, probabilities ----
         pxs, pys = LinearScale(min=-0.5, max=k - 0.5), LinearScale(min=0.0, max=1.0)
         self.img_maps = [HeatMap(x=px, y=py, color=np.zeros((h, w), np.uint8),
@@ -176,16 +184,23 @@ class Plots:
                 self.test_line.y = np.asarray(h.test_acc, np.float32)
 
     def _columns(self, t) -> np.ndarray:
-        # W is stored column-major, so W.T is one contiguous (10, D) block: no copy before numpy
-        return t.detach().cpu().T.contiguous().numpy().astype(np.float32, copy=False)
+        # W is stored column-major, so W.T is one contiguous (10, D) block; copy: numpy would share W's memory
+        return t.detach().cpu().T.numpy().reshape((-1, *self.shape)).astype(np.float32, copy=True)
+
+    @property
+    def w_range(self) -> float:
+        """The W colour scale runs from −w_range (blue) to +w_range (red)."""
+        return self._m[id(self.w_scale)]
+
+    @property
+    def grad_range(self) -> float:
+        return self._m[id(self.g_scale)]
 
     def _weights(self, trainer) -> None:
-        W = self._columns(trainer.W).reshape((-1, *self.shape))
-        m = self.fixed_w_range or self._rescale(self.w_scale, W, shrink=False)
-        if self.fixed_w_range and self.w_scale.max != m:
-            self.w_scale.min, self.w_scale.max = -m, m
-        self.w_note.value = f"<small>W colour scale: −{m:g} … +{m:g}</small>"
-        for mark, img in zip(self.w_maps, W, strict=True):
+        W = self._columns(trainer.W)
+        m = self._range(self.w_scale, W, shrink=False, fixed=self.fixed_w_range)
+        self.w_note.value = f"<small>W colour scale: −{m:g} (blue) … 0 (white) … +{m:g} (red)</small>"
+        for mark, img in zip(self.w_maps, _levels(W, m), strict=True):
             with mark.hold_sync():
                 mark.color = img
         b = trainer.b.detach().cpu().numpy().astype(np.float32)
@@ -198,32 +213,31 @@ class Plots:
 
     def _grad(self, trainer) -> None:
         g = trainer.W.grad
-        G = (np.zeros((len(self.classes), *self.shape), np.float32) if g is None
-             else self._columns(g).reshape((-1, *self.shape)))
-        m = self._rescale(self.g_scale, G, shrink=True)
+        G = np.zeros((len(self.classes), *self.shape), np.float32) if g is None else self._columns(g)
+        m = self._range(self.g_scale, G, shrink=True)
         passes = getattr(trainer, "grad_passes", 1)
         self.g_note.value = (f"<small>W.grad colour scale: −{m:g} … +{m:g}"
                              + (" · zero (after zero_grad)" if passes == 0 else
                                 f" · sum of {passes} backward passes" if passes > 1 else "") + "</small>")
-        for mark, img in zip(self.g_maps, G, strict=True):
+        for mark, img in zip(self.g_maps, _levels(G, m), strict=True):
             with mark.hold_sync():
                 mark.color = img
 
     def reset_scales(self) -> None:
         """Forget the colour limits (after reset()): the next update picks them from the new W."""
-        self._unset = {id(self.w_scale), id(self.g_scale)}
+        self._m = {id(self.w_scale): 0.0, id(self.g_scale): 0.0}
 
-    def _rescale(self, scale: ColorScale, values: np.ndarray, shrink: bool) -> float:
-        """Change the shared limits only when a robust max leaves them: rare, so the colours stay comparable."""
-        finite = np.abs(values[np.isfinite(values)])
-        robust = float(np.quantile(finite, 0.995)) if finite.size else 0.0
-        want = nice_ceil(robust) if robust > 0 else 0.01
-        m = scale.max
-        if want > m or (shrink and want < m / 4) or id(scale) in self._unset:
-            self._unset.discard(id(scale))
-            with scale.hold_sync():
-                scale.min, scale.max = -want, want
-            m = want
+    def _range(self, scale: ColorScale, values: np.ndarray, shrink: bool, fixed: float | None = None) -> float:
+        """Move the shared limit only when a robust max leaves it: rare, so colours stay comparable."""
+        m = self._m[id(scale)]
+        if fixed:
+            want = fixed
+        else:
+            finite = np.abs(values[np.isfinite(values)])
+            robust = float(np.quantile(finite, 0.995)) if finite.size else 0.0
+            want = nice_ceil(robust) if robust > 0 else 0.01
+        if fixed or want > m or (shrink and want < m / 4):
+            m = self._m[id(scale)] = want
         return m
 
     def _batch(self, trainer) -> None:

@@ -1,0 +1,134 @@
+"""Play with every plot attached: iterations/s, bytes sent to the browser, kernel RSS, and Pause latency.
+
+Run: .venv/bin/python benchmarks/bench_dashboard.py [--iterations 10000] [--batch-size 256] [--dataset fashion-mnist]
+Fashion-MNIST comes from $SOFTMAX_WIDGETS_DATA or ../shared/data (falls back to digits, and says so).
+The widgets' comms are replaced by recording ones, so every byte a kernel would send is counted
+(JSON of each message + its binary buffers), exactly what ipywidgets hands to the kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import comm
+from comm.base_comm import BaseComm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class RecordingComm(BaseComm):
+    """A comm that keeps count of what it would send to the front end."""
+
+    bytes = 0
+    messages = 0
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        size = len(json.dumps(data, default=str)) + sum(memoryview(b).nbytes for b in buffers or ())
+        RecordingComm.bytes += size
+        RecordingComm.messages += 1
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def data_root() -> Path | None:
+    for cand in (os.environ.get("SOFTMAX_WIDGETS_DATA"), ROOT.parent / "shared" / "data"):
+        if cand and (Path(cand) / "FashionMNIST" / "raw").exists():
+            return Path(cand)
+    return None
+
+
+async def play_until(dash, iterations: int) -> float:
+    """Play until `iterations` more are done; returns the seconds it took."""
+    target = dash.trainer.iteration + iterations
+    start = time.perf_counter()
+    dash.play()
+    while dash.trainer.iteration < target and (dash.is_playing or dash._task is None):
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    dash.pause()
+    while dash._task is not None and not dash._task.done():
+        await asyncio.sleep(0.001)
+    return elapsed
+
+
+async def main(args) -> None:
+    comm.create_comm = RecordingComm  # every widget made from here on records its messages
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from softmax_widgets import Trainer, load_dataset
+    from softmax_widgets.app import Dashboard
+
+    root = data_root()
+    name = args.dataset if (root or args.dataset == "digits") else "digits"
+    data = load_dataset(name, root=root, download=False)
+    print(f"dataset {data.name}, batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
+          f"python {sys.version.split()[0]}")
+
+    bare = Trainer(data, batch_size=args.batch_size)
+    t0 = time.perf_counter()
+    for _ in range(500):
+        bare.train_step()
+    bare_rate = 500 / (time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    dash = Dashboard(Trainer(data, batch_size=args.batch_size))
+    build = time.perf_counter() - t0
+    built_bytes = RecordingComm.bytes
+    print(f"build: {build:.2f} s, {built_bytes / 1e6:.2f} MB of widget state")
+
+    # throughput and bytes over 5,000 iterations of Play at max speed
+    RecordingComm.bytes = RecordingComm.messages = 0
+    secs = await play_until(dash, 5000)
+    n = dash.trainer.iteration
+    print(f"Play, all plots attached: {n / secs:.0f} iterations/s "
+          f"(bare train_step loop: {bare_rate:.0f}/s; target >= 300/s)")
+    print(f"sent per 5,000 iterations: {RecordingComm.bytes / 1e6:.2f} MB in {RecordingComm.messages} messages "
+          f"(target <= 2 MB)")
+
+    # memory: RSS before / after 10,000 more iterations
+    rss0 = rss_mb()
+    await play_until(dash, args.iterations)
+    rss1 = rss_mb()
+    print(f"kernel RSS: {rss0:.0f} MB before, {rss1:.0f} MB after {args.iterations} iterations "
+          f"({rss1 - rss0:+.1f} MB)")
+
+    # Pause latency: how long after pause() the last step ran, and when the final push was done
+    lat, done = [], []
+    for _ in range(5):
+        dash.play()
+        await asyncio.sleep(0.3)
+        dash.pause()
+        t_pause = dash.pause_time
+        while dash._task is not None and not dash._task.done():
+            await asyncio.sleep(0.0005)
+        done.append(time.time() - t_pause)
+        lat.append(dash.last_step_time - t_pause)
+    print(f"pause(): last step {max(lat) * 1000:+.1f} ms after it (worst of 5; negative = before), "
+          f"Play stopped and final push sent {max(done) * 1000:.1f} ms after it (target <= 200 ms)")
+    h = dash.trainer.history
+    print(f"after {dash.trainer.epoch} epochs: test acc {h.test_acc[-1]:.3f}" if h.test_acc else "")
+    dash.close()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iterations", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--dataset", default="fashion-mnist")
+    # 1: on this 2-core machine shared with the browser, two BLAS threads fight everything else (10x slower)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
+    asyncio.run(main(p.parse_args()))
