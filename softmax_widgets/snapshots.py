@@ -41,28 +41,31 @@ _PER_EPOCH = ("test_acc", "epoch_loss", "epoch_train_acc", "epoch_iteration")
 # (copies W and b?, copies the gradients?) -> the buffers a slot keeps
 _KEEP = {(False, False): (), (True, False): ("W", "b"), (False, True): ("W.grad", "b.grad"),
          (True, True): ("W", "b", "W.grad", "b.grad")}
+_ZERO = "zero"  # a snapshot's gradients were all zeros: nothing copied
 
 
 class _Slot:
     """One phase's snapshot; its tensor buffers outlive it and are reused by the next phase in the slot."""
 
-    __slots__ = ("bufs", "grads", "has_wb", "lengths", "loss", "phase", "rng", "state", "sums", "y_hat")
+    __slots__ = ("bufs", "grads", "keep", "lengths", "loss", "phase", "rng", "state", "sums", "wb", "y_hat")
 
     def __init__(self) -> None:
         self.bufs: dict[str, torch.Tensor] = {}
+        self.keep: tuple[str, ...] = ()
+        self.y_hat = self.loss = self.state = self.rng = None
 
     def copy(self, key: str, src: torch.Tensor, pool: dict[str, list[torch.Tensor]]) -> None:
         buf = self.bufs.get(key)
-        if buf is None and pool.get(key):
-            buf = self.bufs[key] = pool[key].pop()
-        if buf is None or buf.shape != src.shape or buf.stride() != src.stride() or buf.device != src.device:
-            buf = self.bufs[key] = torch.empty_like(src, requires_grad=False)
-        buf.copy_(src.detach())
+        if buf is None:
+            spares = pool.get(key)
+            buf = self.bufs[key] = spares.pop() if spares else torch.empty_like(src)
+        buf.copy_(src)  # gradients never require grad: no detach needed
 
     def release(self, keep: tuple[str, ...], pool: dict[str, list[torch.Tensor]]) -> None:
         """Hand the buffers this phase does not need to the pool (slots do not all hold the same phase)."""
         for key in [k for k in self.bufs if k not in keep]:
             pool.setdefault(key, []).append(self.bufs.pop(key))
+        self.keep = keep
 
 
 class SnapshotRing:
@@ -73,6 +76,7 @@ class SnapshotRing:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self.capacity = int(capacity)
         self._slots = [_Slot() for _ in range(self.capacity + 1)]
+        self._n = len(self._slots)
         self._pool: dict[str, list[torch.Tensor]] = {}  # spare copy buffers, reused before allocating
         self._start = self._count = 0
 
@@ -104,44 +108,59 @@ class SnapshotRing:
             slot.y_hat = slot.loss = slot.state = slot.rng = None
 
     def _slot(self, i: int) -> _Slot:
-        return self._slots[(self._start + i) % len(self._slots)]
+        return self._slots[(self._start + i) % self._n]
 
-    # ---- the hot path: one push per phase ----
+    # ---- the hot path: one push per phase, a few microseconds ----
     def push(self, t: Trainer, phase: Phase) -> None:
         """Save what `phase` is about to change into the spare slot (commit() keeps it)."""
-        slot = self._slot(self._count)
+        slot = self._slots[(self._start + self._count) % self._n]
         slot.phase = phase
         slot.state = _get_state(t)
         slot.sums = tuple(t._epoch_sums)  # sgd adds to this list in place
         h = t.history
         slot.lengths = (len(h.loss), len(h.test_acc))
-        live = t._forward_live  # a live graph is rebuilt on undo, so no reference keeps it (and X) alive
-        slot.y_hat, slot.loss = (None, None) if live else (t.y_hat, t.loss)
+        if t._forward_live:  # a live graph is rebuilt on undo, so no reference keeps it (and X) alive
+            slot.y_hat = slot.loss = None
+        else:
+            slot.y_hat, slot.loss = t.y_hat, t.loss
         slot.rng = None
-        if phase is Phase.NEXT_BATCH:
-            if t._perm is None or t._pos >= t.num_train:  # this call shuffles: keep the RNG it draws from
-                slot.rng = t._gen.get_state()
-        pool = self._pool
-        slot.has_wb = phase is Phase.SGD
-        grads = phase is Phase.ZERO_GRAD or phase is Phase.BACKWARD or (
-            phase is Phase.SGD and t.optimizer is not model.sgd)  # a student's optimizer may touch .grad
-        slot.release(_KEEP[slot.has_wb, grads], pool)
-        if slot.has_wb:
-            slot.copy("W", t.W, pool)
-            slot.copy("b", t.b, pool)
-        slot.grads = None
-        if grads:
-            slot.grads = (t.W.grad is not None, t.b.grad is not None)
-            if t.W.grad is not None:
-                slot.copy("W.grad", t.W.grad, pool)
-            if t.b.grad is not None:
-                slot.copy("b.grad", t.b.grad, pool)
+        if phase is Phase.NEXT_BATCH and (t._perm is None or t._pos >= t.num_train):
+            slot.rng = t._gen.get_state()  # this call shuffles a new epoch: keep the RNG it draws from
+        # W and b: sgd() itself copies them into _W_before/_b_before; commit() takes those copies
+        slot.wb = phase is Phase.SGD
+        if phase is Phase.BACKWARD and t.grad_passes == 0 and t._zeroed_since_sgd and t.W.grad is not None \
+                and t.b.grad is not None:
+            slot.grads, copy = _ZERO, False  # zero_grad ran and no backward since: the gradients are 0
+        else:
+            copy = phase is Phase.ZERO_GRAD or phase is Phase.BACKWARD or (
+                phase is Phase.SGD and t.optimizer is not model.sgd)  # a student's optimizer may touch .grad
+            slot.grads = None
+        keep = _KEEP[slot.wb, copy]
+        if slot.keep is not keep:
+            slot.release(keep, self._pool)
+        if copy:
+            Wg, bg = t.W.grad, t.b.grad
+            slot.grads = (Wg is not None, bg is not None)
+            if Wg is not None:
+                slot.copy("W.grad", Wg, self._pool)
+            if bg is not None:
+                slot.copy("b.grad", bg, self._pool)
 
-    def commit(self) -> None:
+    def commit(self, t: Trainer) -> None:
+        """Keep the pending snapshot: the phase ran (or diverged after storing what it computed)."""
+        slot = self._slots[(self._start + self._count) % self._n]
+        if slot.wb:  # swap buffers with the Trainer: no second copy of W
+            pool = self._pool
+            for key, attr in (("W", "_W_before"), ("b", "_b_before")):
+                spare = slot.bufs.get(key)
+                if spare is None:
+                    spare = pool[key].pop() if pool.get(key) else torch.empty_like(getattr(t, attr))
+                slot.bufs[key] = getattr(t, attr)
+                setattr(t, attr, spare)
         if self._count == self.capacity:
             if not self.capacity:
                 return
-            self._start = (self._start + 1) % len(self._slots)  # the oldest phase falls off
+            self._start = (self._start + 1) % self._n  # the oldest phase falls off
         else:
             self._count += 1
 
@@ -162,10 +181,13 @@ class SnapshotRing:
         t.y_hat, t.loss = slot.y_hat, slot.loss
         if slot.rng is not None:
             t._gen.set_state(slot.rng)
-        if slot.has_wb:  # .data: like the lesson's sgd, a change autograd does not record
+        if slot.wb:  # .data: like the lesson's sgd, a change autograd does not record
             t.W.data.copy_(slot.bufs["W"])
             t.b.data.copy_(slot.bufs["b"])
-        if slot.grads is not None:
+        if slot.grads is _ZERO:
+            for p in (t.W, t.b):
+                p.grad.zero_()
+        elif slot.grads is not None:
             for p, key, had in ((t.W, "W.grad", slot.grads[0]), (t.b, "b.grad", slot.grads[1])):
                 if not had:
                     p.grad = None
@@ -198,9 +220,9 @@ def undoable(phase: Phase):
             try:
                 result = method(self)
             except DivergenceError:
-                ring.commit()  # the phase stored what it computed before it stopped: undo() can take it back
+                ring.commit(self)  # the phase stored what it computed before it stopped: undo() can take it back
                 raise
-            ring.commit()
+            ring.commit(self)
             return result
         return run_phase
     return wrap

@@ -282,3 +282,26 @@ def test_snapshot_memory_on_fashion_mnist(fashion):
         t.train_step()
     assert t.snapshots.iterations == 120
     assert t.snapshots.nbytes < 20_000_000  # ~12.6 MB: the figure stated in snapshots.py
+
+
+def test_undo_after_sgd_divergence_and_after_a_students_optimizer(digits):
+    t = Trainer(digits, lr=1e39, batch_size=64, seed=0)
+    t.next_batch().forward().zero_grad().backward()
+    before = t.state_dict()
+    with pytest.raises(DivergenceError):
+        t.sgd()
+    t.undo()
+    assert diff(t.state_dict(), before) == []
+
+    def sgd_and_zero(params, lr, batch_size):  # also clears the gradients: undo must bring them back
+        for p in params:
+            p.data -= lr * p.grad / batch_size
+            p.grad.zero_()
+
+    t.lr, t.optimizer = 0.1, sgd_and_zero
+    before = t.state_dict()
+    before["lr"] = 0.1
+    t.sgd()
+    assert float(t.W.grad.abs().sum()) == 0.0
+    t.undo()
+    assert diff(t.state_dict(), before) == []
