@@ -1,0 +1,100 @@
+"""Play and Pause through a real ipykernel: clicks arrive as the comm messages a browser sends."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .conftest import REPO
+
+jupyter_client = pytest.importorskip("jupyter_client")
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
+
+SETUP = """
+import json, torch
+torch.set_num_threads(1)  # the kernel shares 2 cores with the browser: one BLAS thread is faster here
+from softmax_widgets import Trainer, load_dataset
+from softmax_widgets.app import Dashboard
+dash = Dashboard(Trainer(load_dataset("digits"), batch_size=64))
+print(json.dumps({k: b.model_id for k, b in dash.buttons.items()}))
+"""
+PROBE = ("print(json.dumps(dict(iteration=dash.trainer.iteration, playing=dash.is_playing, "
+         "label=dash.buttons['play'].description, pause=dash.pause_time, last=dash.last_step_time, "
+         "status=dash.status)))")
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    km = jupyter_client.KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(REPO))
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def run(kc, code: str) -> str:
+    """Execute `code` in the kernel; its stdout (errors fail the test with the kernel's message)."""
+    out, err = [], []
+
+    def hook(msg):
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            out.append(content["text"])
+        elif kind == "error":
+            err.append(f"{content['ename']}: {content['evalue']}")
+
+    reply = kc.execute_interactive(code, output_hook=hook, timeout=120)
+    assert reply["content"]["status"] == "ok" and not err, err
+    return "".join(out)
+
+
+def click(kc, model_id: str) -> None:
+    """What the browser sends when a Button is clicked (ipywidgets' 'custom' message)."""
+    msg = kc.session.msg("comm_msg", {"comm_id": model_id,
+                                      "data": {"method": "custom", "content": {"event": "click"}}})
+    kc.shell_channel.send(msg)
+
+
+def probe(kc) -> dict:
+    return json.loads(run(kc, PROBE).strip().splitlines()[-1])
+
+
+def test_play_and_pause_by_comm_messages(kernel):
+    ids = json.loads(run(kernel, SETUP).strip().splitlines()[-1])
+    assert set(ids) >= {"next_batch", "forward", "zero_grad", "backward", "sgd", "play", "reset"}
+    assert probe(kernel)["iteration"] == 0
+
+    click(kernel, ids["play"])
+    time.sleep(1.5)
+    playing = probe(kernel)  # an execute_request answered while Play runs: the kernel is not blocked
+    assert playing["playing"] and playing["iteration"] > 0 and playing["label"] == "⏸ Pause"
+    time.sleep(0.5)
+    assert probe(kernel)["iteration"] > playing["iteration"]  # still moving
+
+    sent = time.time()
+    click(kernel, ids["play"])  # the same button now reads Pause
+    time.sleep(1.0)
+    paused = probe(kernel)
+    assert not paused["playing"] and paused["label"] == "▶ Play"
+    assert paused["pause"] - sent < 0.2, f"the Pause click was handled {paused['pause'] - sent:.3f} s after it left"
+    assert paused["last"] - sent < 0.2, f"a step ran {paused['last'] - sent:.3f} s after Pause was sent"
+    time.sleep(0.5)
+    assert probe(kernel)["iteration"] == paused["iteration"]  # stopped, and stays stopped
+
+
+def test_phase_buttons_by_comm_messages_and_errors_in_words(kernel):
+    ids = json.loads(run(kernel, SETUP).strip().splitlines()[-1])
+    click(kernel, ids["sgd"])  # out of order: the status explains, nothing moves
+    time.sleep(0.3)
+    state = probe(kernel)
+    assert state["iteration"] == 0 and "backward" in state["status"]
+    for name in ["next_batch", "forward", "zero_grad", "backward", "sgd"]:
+        click(kernel, ids[name])
+    time.sleep(0.5)
+    state = probe(kernel)
+    assert state["iteration"] == 1 and state["status"].startswith("sgd")
