@@ -101,7 +101,9 @@ class Dashboard(VBox):
             data = load_dataset(name, root=root, download=download)
         except DatasetUnavailableError as err:
             data = load_dataset("digits")
-            note = f"Showing the offline 8×8 digits instead of {name}: {err.args[0]}"
+            where = getattr(err, "folder", None) or "the data folder"
+            note = (f"Showing the offline 8×8 digits: {name} is not in {where} and could not be downloaded. "
+                    "Set $SOFTMAX_WIDGETS_DATA (or root=) to the folder that holds its raw/ files.")
         return cls(Trainer(data, **trainer_kwargs), note=note)
 
     # ---- public API ----

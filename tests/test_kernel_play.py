@@ -98,3 +98,32 @@ def test_phase_buttons_by_comm_messages_and_errors_in_words(kernel):
     time.sleep(0.5)
     state = probe(kernel)
     assert state["iteration"] == 1 and state["status"].startswith("sgd")
+
+
+NOTEBOOK = REPO / "examples" / "02_dashboard.ipynb"
+
+
+def test_dashboard_notebook_is_committed_clean():
+    nb = json.loads(NOTEBOOK.read_text())
+    assert nb["metadata"]["kernelspec"] == {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+def test_dashboard_notebook_runs_in_a_kernel(monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from .conftest import FASHION_ROOT
+
+    if FASHION_ROOT is not None:  # else the notebook downloads Fashion-MNIST, or falls back to digits
+        monkeypatch.setenv("SOFTMAX_WIDGETS_DATA", str(FASHION_ROOT))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    shown = [o for o in code[0].outputs if o.output_type == "execute_result"]
+    assert shown and "application/vnd.jupyter.widget-view+json" in shown[0]["data"]  # the dashboard itself
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in code[1].outputs)
+    assert "iteration 3" in text
