@@ -52,11 +52,13 @@ def data_root() -> Path | None:
 async def play_until(dash, iterations: int) -> float:
     """Play until `iterations` more are done; returns the seconds it took."""
     target = dash.trainer.iteration + iterations
+    play_until.cpu = time.process_time()
     start = time.perf_counter()
     dash.play()
     while dash.trainer.iteration < target and (dash.is_playing or dash._task is None):
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - start
+    play_until.cpu = time.process_time() - play_until.cpu
     dash.pause()
     while dash._task is not None and not dash._task.done():
         await asyncio.sleep(0.001)
@@ -79,10 +81,10 @@ async def main(args) -> None:
           f"python {sys.version.split()[0]}")
 
     bare = Trainer(data, batch_size=args.batch_size)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(500):
         bare.train_step()
-    bare_rate = 500 / (time.perf_counter() - t0)
+    bare_rate, bare_cpu = 500 / (time.perf_counter() - t0), 500 / (time.process_time() - c0)
 
     t0 = time.perf_counter()
     dash = Dashboard(Trainer(data, batch_size=args.batch_size))
@@ -94,10 +96,12 @@ async def main(args) -> None:
     RecordingComm.bytes = RecordingComm.messages = 0
     secs = await play_until(dash, 5000)
     n = dash.trainer.iteration
-    print(f"Play, all plots attached: {n / secs:.0f} iterations/s "
-          f"(bare train_step loop: {bare_rate:.0f}/s; target >= 300/s)")
-    print(f"sent per 5,000 iterations: {RecordingComm.bytes / 1e6:.2f} MB in {RecordingComm.messages} messages "
-          f"(target <= 2 MB)")
+    print(f"Play, all plots attached: {n / secs:.0f} iterations/s wall, {n / play_until.cpu:.0f} per CPU second "
+          f"(bare train_step loop: {bare_rate:.0f}/s wall, {bare_cpu:.0f} per CPU second; target >= 300/s)")
+    print(f"sent per 5,000 iterations: {RecordingComm.bytes / 1e6:.2f} MB in {RecordingComm.messages} messages, "
+          f"{RecordingComm.bytes / secs / 1e3:.0f} kB/s (target <= 2 MB; the pushes go by time, so the bytes per "
+          f"iteration fall as the rate rises: at 300 it/s this rate is "
+          f"{RecordingComm.bytes / secs * 5000 / 300 / 1e6:.2f} MB)")
 
     # memory: RSS before / after 10,000 more iterations
     rss0 = rss_mb()

@@ -98,6 +98,11 @@ def test_phase_buttons_by_comm_messages_and_errors_in_words(kernel):
     time.sleep(0.5)
     state = probe(kernel)
     assert state["iteration"] == 1 and state["status"].startswith("sgd")
+    # driven from code, not buttons: the dashboard catches up by itself once the cell is done
+    run(kernel, "for _ in range(40): dash.trainer.train_step()")
+    time.sleep(0.5)
+    shown = run(kernel, "print(int(dash.plots.loss_line.x[-1]), dash.trainer.iteration)").split()
+    assert shown == ["41", "41"], shown
 
 
 NOTEBOOK = REPO / "examples" / "02_dashboard.ipynb"
