@@ -317,3 +317,19 @@ def test_a_student_who_only_clicks_play_completes_the_lesson(fashion):
         d.close()
 
     asyncio.run(main())
+
+
+def test_divergence_stops_play_and_says_the_way_out(digits):
+    async def main():
+        d = Dashboard(Trainer(digits, lr=1000.0))  # far too large: the naive softmax overflows
+        d.play()
+        await _wait(lambda: not d.is_playing)
+        assert d.controls.status_level == "error" and "lower the learning rate" in d.status
+        assert d.buttons["play"].description == PLAY
+        d.buttons["reset"].click()  # the way out works from the dashboard too
+        d.controls.lr.value = 0.1
+        d.buttons["iteration"].click()
+        assert d.controls.status_level == "info" and d.trainer.iteration == 1
+        d.close()
+
+    asyncio.run(main())
