@@ -216,9 +216,9 @@ class Plots:
         G = np.zeros((len(self.classes), *self.shape), np.float32) if g is None else self._columns(g)
         m = self._range(self.g_scale, G, shrink=True)
         passes = getattr(trainer, "grad_passes", 1)
-        self.g_note.value = (f"<small>W.grad colour scale: −{m:g} … +{m:g}"
-                             + (" · zero (after zero_grad)" if passes == 0 else
-                                f" · sum of {passes} backward passes" if passes > 1 else "") + "</small>")
+        state = (" · W.grad is None: no backward() yet" if g is None else " · zero (after zero_grad)" if passes == 0
+                 else f" · the sum of {passes} backward passes (no zero_grad between)" if passes > 1 else "")
+        self.g_note.value = f"<small>W.grad colour scale: −{m:g} … +{m:g}{state}</small>"
         for mark, img in zip(self.g_maps, _levels(G, m), strict=True):
             with mark.hold_sync():
                 mark.color = img
