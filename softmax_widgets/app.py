@@ -248,10 +248,9 @@ class Dashboard(VBox):
             self._event = event
         if self._driving:
             return
-        # the Trainer was driven from code (t.fit(5) in a cell): push by time, and once more when idle
-        if time.perf_counter() - self._t_light >= 1 / self.fps:
-            self.push()
-        elif not self._flush_scheduled and self._loop is not None and not self._loop.is_closed():
+        # the Trainer was driven from code (t.fit(5) in a cell): push by time, as Play does, and all once idle
+        self._maybe_push()
+        if self._dirty and not self._flush_scheduled and self._loop is not None and not self._loop.is_closed():
             self._flush_scheduled = True
             self._loop.call_soon_threadsafe(self._loop.call_later, 1 / self.fps, self._flush)
 
