@@ -305,3 +305,16 @@ def test_undo_after_sgd_divergence_and_after_a_students_optimizer(digits):
     assert float(t.W.grad.abs().sum()) == 0.0
     t.undo()
     assert diff(t.state_dict(), before) == []
+
+
+def test_undo_can_be_switched_off(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    t.snapshots = SnapshotRing(0)
+    for _ in range(3):
+        t.train_step()
+    with pytest.raises(PhaseError, match="switched off"):
+        t.undo()
+    t.snapshots = SnapshotRing()
+    t.train_step()
+    t.undo(iterations=1)
+    assert t.iteration == 3
