@@ -281,7 +281,7 @@ def test_snapshot_memory_on_fashion_mnist(fashion):
     for _ in range(130):
         t.train_step()
     assert t.snapshots.iterations == 120
-    assert t.snapshots.nbytes < 20_000_000  # ~12.6 MB: the figure stated in snapshots.py
+    assert t.snapshots.nbytes < 12_000_000  # 8.8 MB: the figure stated in snapshots.py
 
 
 def test_undo_after_sgd_divergence_and_after_a_students_optimizer(digits):
