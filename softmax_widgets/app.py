@@ -32,6 +32,9 @@ DIRTY = {
 }
 PARTS = {CURVES: "curves", WEIGHTS: "weights", GRAD: "grad", BATCH: "batch"}
 PHASE_MODE_RATE = 2.0  # at or below this many iterations/s, Play walks phase by phase
+# at full speed a push also waits for this many iterations: bytes per iteration stay bounded (≤ ~350 B) on a
+# slow or busy machine too, where the browser shares the cores and must not fall behind
+EVERY_LIGHT, EVERY_HEAVY = 50, 150
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:
@@ -80,6 +83,7 @@ class Dashboard(VBox):
         self._warning = ""
         self._error = ""
         self._t_light = self._t_heavy = 0.0
+        self._it_light = self._it_heavy = 0
         self._flush_scheduled = False
         self._syncing = False
         self.last_step_time = self.pause_time = float("nan")  # time.time() of Play's last step / of pause()
@@ -143,7 +147,7 @@ class Dashboard(VBox):
         self._driving = True
         try:
             while self.trainer.iteration - start < iterations and self._tick(phase_mode=False):
-                self._maybe_push()
+                self._maybe_push(full_speed=True)
         finally:
             self._driving = False
             self.push()
@@ -154,9 +158,9 @@ class Dashboard(VBox):
         parts = self._dirty if parts is None else parts
         self._dirty &= ~parts
         now = time.perf_counter()
-        self._t_light = now
+        self._t_light, self._it_light = now, self.trainer.iteration
         if parts & HEAVY:
-            self._t_heavy = now
+            self._t_heavy, self._it_heavy = now, self.trainer.iteration
         try:
             if parts & CONTROLS:
                 self._update_controls()
@@ -259,12 +263,14 @@ class Dashboard(VBox):
         if self._dirty and not self._driving:
             self.push()
 
-    def _maybe_push(self, phase_mode: bool = False) -> None:
-        now = time.perf_counter()
-        if now - self._t_light < 1 / self.fps:
+    def _maybe_push(self, phase_mode: bool = False, full_speed: bool = False) -> None:
+        """Push by time (≤ fps, heatmaps ≤ heavy_fps); at full speed also by iterations done since."""
+        now, it = time.perf_counter(), self.trainer.iteration
+        if now - self._t_light < 1 / self.fps or (full_speed and it - self._it_light < EVERY_LIGHT):
             return
         parts = self._dirty & (CONTROLS | CURVES)
-        if phase_mode or now - self._t_heavy >= 1 / self.heavy_fps:
+        if phase_mode or (now - self._t_heavy >= 1 / self.heavy_fps
+                          and not (full_speed and it - self._it_heavy < EVERY_HEAVY)):
             parts = self._dirty
         self.push(parts)
 
@@ -316,7 +322,7 @@ class Dashboard(VBox):
                 phase_mode = rate is not None and rate <= PHASE_MODE_RATE
                 if not self._tick(phase_mode):
                     break
-                self._maybe_push(phase_mode)
+                self._maybe_push(phase_mode, full_speed=rate is None)
                 if rate is None:
                     await asyncio.sleep(0)  # let the kernel read Pause and other clicks
                     continue
