@@ -269,6 +269,12 @@ class Trainer:
                 "trainer.loss_fn = softmax_widgets.model.cross_entropy), then call forward() again.")
         try:
             self.loss.backward()
+            self.grad_passes += 1
+            self._forward_live, self._backward_on_batch, self._fresh_grad = False, True, True
+        except KeyboardInterrupt:
+            if self._forward_live:  # the notebook's interrupt landed inside backward(): see _interrupted_backward
+                self._interrupted_backward()
+            raise
         except RuntimeError as err:
             if self.softmax in (model.softmax, model.stable_softmax) and self.loss_fn is model.cross_entropy:
                 raise  # the lesson's own functions: show autograd's error as it is
@@ -279,8 +285,6 @@ class Trainer:
                 "change such as X_exp /= s). Fix it (or put the lesson's back: trainer.softmax = "
                 "softmax_widgets.model.softmax; trainer.loss_fn = softmax_widgets.model.cross_entropy), then "
                 "call forward() again.") from err
-        self.grad_passes += 1
-        self._forward_live, self._backward_on_batch, self._fresh_grad = False, True, True
         g_sum = self.W.grad.sum().item() + self.b.grad.sum().item()
         self._grads_finite = math.isfinite(g_sum)
         if not self._grads_finite:
@@ -309,8 +313,31 @@ class Trainer:
             raise PhaseError("sgd() refused: W.grad holds NaN or inf, and applying it would destroy W. "
                              "Call zero_grad() to clear it. " + WAY_OUT.format(lr_tenth=self._lr / 10))
         B = len(self.y)
-        self._W_before.copy_(self.W.detach())
-        self._b_before.copy_(self.b.detach())
+        # what an interrupt (the notebook's stop button) inside this call must put back; ~0.3 us
+        before = (self.iteration, tuple(self._epoch_sums), self._batch_fresh, self._fresh_grad,
+                  self._backward_on_batch, self._zeroed_since_sgd)
+        copied = False
+        try:
+            self._W_before.copy_(self.W.detach())
+            self._b_before.copy_(self.b.detach())
+            copied = True
+            self._apply_optimizer(B)
+        except KeyboardInterrupt:
+            if self.iteration == before[0]:  # not recorded: the iteration did not happen, W as it was
+                self._interrupted_sgd(before, copied)
+            raise
+        self._done(Phase.SGD, lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done")
+        if self.grad_passes > 1:
+            passes = self.grad_passes
+            self._emit("warning", Phase.SGD, lambda: f"sgd() applied gradients accumulated over {passes} "
+                       "backward passes because zero_grad() was skipped: W moved by their sum, not by this "
+                       "batch's gradient. Call zero_grad() before backward() to start each batch from zero.")
+        if self._pos >= self.num_train:
+            self._end_epoch()
+        return self
+
+    def _apply_optimizer(self, B: int) -> None:
+        """The optimizer, checked: W keeps its shape and stays finite, else it is put back; then record."""
         self._call_student("optimizer", lambda: self.optimizer([self.W, self.b], self._lr, B), restore=True)
         if self.W.shape != self._W_before.shape or self.b.shape != self._b_before.shape:
             self._restore_weights()
@@ -322,16 +349,25 @@ class Trainer:
             self._restore_weights()
             self._diverged(Phase.SGD, f"sgd() with lr={self._lr:g} pushed W to NaN or inf, so W and b were "
                            "put back as they were.", diagnosis.diagnose_sgd(self))
-        passes = self.grad_passes
         self._record(B)
-        self._done(Phase.SGD, lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done")
-        if passes > 1:
-            self._emit("warning", Phase.SGD, lambda: f"sgd() applied gradients accumulated over {passes} "
-                       "backward passes because zero_grad() was skipped: W moved by their sum, not by this "
-                       "batch's gradient. Call zero_grad() before backward() to start each batch from zero.")
-        if self._pos >= self.num_train:
-            self._end_epoch()
-        return self
+
+    def _interrupted_sgd(self, before: tuple, copied: bool) -> None:
+        """KeyboardInterrupt inside sgd() before it recorded: W, b, history and flags as before the call."""
+        iteration, sums, *flags = before
+        if copied:
+            self._restore_weights()
+        for values in (self.history.loss, self.history.train_acc, self.history.batch_size):
+            del values[iteration:]
+        self.iteration, self._epoch_sums = iteration, list(sums)
+        self._batch_fresh, self._fresh_grad, self._backward_on_batch, self._zeroed_since_sgd = flags
+
+    def _interrupted_backward(self) -> None:
+        """KeyboardInterrupt inside backward(): the graph may be freed and W.grad half-filled; start clean."""
+        for p in (self.W, self.b):
+            if p.grad is not None:
+                p.grad.zero_()
+        self.grad_passes, self._fresh_grad, self._grads_finite, self._zeroed_since_sgd = 0, False, True, True
+        self._forward_live = self._backward_on_batch = False  # next: forward() again, then backward()
 
     # ---- bookkeeping ----
     def _done(self, phase: Phase, text: Callable[[], str]) -> None:
