@@ -141,6 +141,7 @@ def _tensor(out, what: str) -> torch.Tensor:
 
 
 def _close(got: torch.Tensor, want: torch.Tensor, what: str, hint: str = "", atol: float = 1e-5) -> None:
+    got, want = got.detach(), want.detach()
     if got.shape != want.shape:
         raise _Fail(f"{what}: shape {tuple(got.shape)}, expected {tuple(want.shape)}", hint)
     if not torch.allclose(got.double(), want.double(), atol=atol, rtol=1e-4, equal_nan=False):

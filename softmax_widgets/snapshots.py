@@ -248,7 +248,8 @@ def undoable(phase: Phase):
 
 
 def undo(t: Trainer, iterations: int | None = None) -> Trainer:
-    """Back one phase, or `iterations` whole iterations (a half-done iteration counts as one)."""
+    """Back one phase, or `iterations` whole iterations (a half-done one counts); settings (lr, batch size,
+    swapped functions) stay as they are now: undo takes back phases, not choices."""
     ring = t.snapshots
     if not ring.capacity:
         raise PhaseError("Nothing to undo: undo is switched off (trainer.snapshots has capacity 0). Switch it on "
