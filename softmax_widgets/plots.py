@@ -151,7 +151,7 @@ class Plots:
         self.widget = VBox([
             HBox([self.loss_fig, self.acc_fig]),
             _row("W: one image per class (red +, blue −; one shared scale)", self.w_figs), self.w_note,
-            _row("W.grad after backward (orange +, purple −)", self.g_figs), self.g_note,
+            _row("W.grad after backward (purple +, orange −; sgd moves W against it)", self.g_figs), self.g_note,
             HBox([_row("current batch: true → predicted (✗ = mistake), bars = softmax probabilities", strip),
                   self.bias_fig]),
         ])
