@@ -10,7 +10,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 endif
 PYTEST_ARGS ?=
 
-.PHONY: install lab demo app test lint bench clean
+.PHONY: install chromium lab demo app test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# the browser tests drive Debian's Chromium through the playwright package (never `playwright install`)
+chromium:
+	@test -x /usr/bin/chromium || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium >/dev/null) || { echo "make chromium: apt-get install chromium failed (run as root?)"; exit 1; }; }
 
 lab: install
 	$(BIN)/softmax-widgets lab examples
@@ -34,7 +39,7 @@ app: install
 lint: install
 	$(BIN)/ruff check .
 
-test: install
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -1,0 +1,91 @@
+"""The dashboard in real Chromium: JupyterLab running 02_dashboard.ipynb, and the Voila app page."""
+
+from __future__ import annotations
+
+import pytest
+from dashboard_page import PHASES, DashboardPage, screenshot
+from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
+
+pytestmark = pytest.mark.timeout(900)
+
+NOTEBOOK = "02_dashboard.ipynb"
+PLAY_ITERATIONS = 3 * 235  # three epochs of Fashion-MNIST at batch 256: W starts to look like clothing
+PLAY_TIMEOUT_S = 180  # a machine busy with other work shows fewer iterations in that time; still a pass
+
+
+def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
+    """The lesson's five clicks, a mistake, then Play and Pause; asserts what the student would see."""
+    start = dash.state()
+    assert start["heatmaps"] >= 20, start  # ten W maps and ten W.grad maps at least
+    assert "press next_batch" in start["status"], start
+    screenshot(page, artifacts / f"{name}-before.png")
+
+    state, seen = start, []
+    for phase in PHASES:
+        before = state
+        state = dash.click_and_wait_status(phase, before["status"])
+        seen.append(state["status"])
+        assert state["status"].startswith(phase), f"after clicking {phase} the status says {state['status']!r}"
+        assert "rgb(192, 0, 0)" not in state["color"], f"{phase} was shown as an error: {state}"
+    # sgd finished iteration 1: one more point on the loss line, a new W image, the counter moved
+    assert state["iteration"] == start["iteration"] + 1, state
+    dash.wait_for("(n) => window.__sw.lossPoints() === n", 30, start["lossPoints"] + 1)
+    dash.wait_for("(w) => window.__sw.state().w0 !== w", 30, start["w0"])
+
+    # a mistake: sgd again on a batch it already used -> the teaching message, in red, nothing changed
+    state = dash.click_and_wait_status("sgd", state["status"])
+    assert "next_batch()" in state["status"] and "rgb(192, 0, 0)" in state["color"], state
+    assert state["iteration"] == start["iteration"] + 1
+
+    # Play until a few epochs are done, then Pause: the counter must stop
+    target = state["iteration"] + PLAY_ITERATIONS
+    play = dash.play_then_pause(target, timeout_s=PLAY_TIMEOUT_S)
+    assert not play["still_moving"], f"the iteration counter never stopped after Pause: {play}"
+    assert play["paused_at"] >= state["iteration"] + 20, f"Play barely moved the page's counter: {play}"
+    stopped = dash.iteration()
+    page.wait_for_timeout(1500)
+    assert dash.iteration() == stopped, "the counter moved 1.5 s after it had settled"
+    assert dash.button("▶ Play").is_visible(), "after Pause the button must offer Play again"
+    end = dash.state()
+    assert end["lossPoints"] > 100, end
+    screenshot(page, artifacts / f"{name}-after.png")
+    return {"phases": seen, "play": play, "end": end}
+
+
+def check_network(page) -> None:
+    needed = page.network.needed
+    assert not needed, f"the page needed requests off this machine: {needed}"
+
+
+def test_lab_notebook_end_to_end(lab, lab_root, browser_page, artifacts):
+    if not (lab_root / NOTEBOOK).exists():
+        pytest.fail(f"examples/{NOTEBOOK} is missing: `softmax-widgets lab` copies it, and this test opens it")
+    page = browser_page
+    open_in_lab(page, lab, NOTEBOOK)
+    run_all_cells(page)
+    dash = DashboardPage(page)
+    try:
+        dash.wait_rendered(FIRST_RENDER_S)
+    except Exception:
+        page.screenshot(path=str(artifacts / "lab-not-rendered.png"))
+        raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; errors: {lab_error_outputs(page)}; "
+                             f"server log:\n{lab.tail()}") from None
+    result = exercise(dash, page, artifacts, "lab")
+    assert not lab_error_outputs(page), lab_error_outputs(page)
+    check_network(page)
+    print(f"lab: {result}")
+
+
+def test_voila_app_end_to_end(voila, browser_page, artifacts):
+    page = browser_page
+    page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)  # Voila runs the notebook before the page loads
+    dash = DashboardPage(page)
+    try:
+        dash.wait_rendered(FIRST_RENDER_S)
+    except Exception:
+        page.screenshot(path=str(artifacts / "voila-not-rendered.png"))
+        raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; server log:\n{voila.tail()}") from None
+    assert "Traceback" not in page.inner_text("body")
+    result = exercise(dash, page, artifacts, "voila")
+    check_network(page)
+    print(f"voila: {result}")
