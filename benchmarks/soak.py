@@ -40,17 +40,17 @@ data = load_dataset({dataset!r}, root={root!r}, download=False)
 trainer = Trainer(data, lr=0.1, batch_size=256)
 dash = Dashboard(trainer)
 dash.controls.speed.value = 'max'
-marks = []  # (epoch, iteration, perf_counter, rss) at each epoch end
+marks = []  # (epoch, iteration, perf_counter, rss, kernel CPU seconds) at each epoch end
 
 def _on_epoch(t, event):
     if event.kind == 'epoch':
-        marks.append((t.epoch, t.iteration, time.perf_counter(), _rss()))
+        marks.append((t.epoch, t.iteration, time.perf_counter(), _rss(), time.process_time()))
         if t.epoch >= {epochs}:
             dash.pause()  # what a student's Pause click does: clears the flag Play checks every step
 
 trainer.on_change(_on_epoch)
 display(dash)
-marks.append((0, 0, time.perf_counter(), _rss()))
+marks.append((0, 0, time.perf_counter(), _rss(), time.process_time()))
 print(json.dumps(dict(play=dash.buttons['play'].model_id, name=data.name)))
 """
 
@@ -136,9 +136,10 @@ def main() -> int:
 
     print()
     seconds = marks[-1][2] - marks[0][2]  # kernel clock: from Play's start to the last epoch's end
-    rates = []  # iterations/s per epoch
-    for (_, it0, t0, _), (_, it1, t1, _) in itertools.pairwise(marks):
+    rates, cpu = [], []  # iterations/s per epoch (wall clock), kernel CPU ms per iteration
+    for (_, it0, t0, _, c0), (_, it1, t1, _, c1) in itertools.pairwise(marks):
         rates.append((it1 - it0) / (t1 - t0))
+        cpu.append((c1 - c0) * 1e3 / (it1 - it0))
     warm = marks[min(WARMUP_EPOCHS, len(marks) - 1)]
     rss_growth = (marks[-1][3] - warm[3]) / 2**20
     first, last = rates[0], rates[-1]
@@ -163,6 +164,11 @@ def main() -> int:
     print(f"  median of first / last {n:2d}    {head:8.1f} / {tail:.1f} it/s ({tail / head - 1:+.1%}: the same "
           "comparison, less sensitive to one noisy epoch on a shared CPU)")
     print(f"  per-epoch it/s min / max    {min(rates):8.1f} / {max(rates):.1f}")
+    c_head, c_tail = sorted(cpu[steady:steady + n])[n // 2], sorted(cpu[-n:])[n // 2]
+    print(f"  kernel CPU per iteration    {c_head:8.2f} ms in the first {n} epochs after warm-up, {c_tail:.2f} ms in "
+          f"the last {n} ({c_tail / c_head - 1:+.1%}: the kernel's own work, whatever else shares the CPU)")
+    print(f"  CPU share of wall time      {cpu[steady] * rates[steady] / 10:8.0f} % in epoch {steady + 1}, "
+          f"{cpu[-1] * rates[-1] / 10:.0f} % in epoch {len(rates)} (below 100 %: the kernel waited for a CPU)")
     print(f"  after Pause                 playing={status[0]}, status: {status[1][:70]}")
     return 0 if rss_growth < 50 and abs(change) <= 0.10 else 1
 
