@@ -182,7 +182,9 @@ def test_lab_serves_the_copied_notebooks_and_opens_the_dashboard(tmp_path):
     try:
         listing = json.loads(_get(f"http://127.0.0.1:{port}/api/contents?token=t", time.monotonic() + 180, proc, log))
         assert sorted(i["name"] for i in listing["content"] if i["name"].endswith(".ipynb")) == SHIPPED
-        assert "/lab/tree/02_dashboard.ipynb" in log.read_text(), "JupyterLab was not asked to open the dashboard"
+        # what the browser is sent to: Jupyter writes it beside the server's runtime files
+        opened = [f.read_text() for f in (tmp_path / "JUPYTER_RUNTIME_DIR").glob("jpserver-file-to-run-*-open.html")]
+        assert opened and "/lab/tree/02_dashboard.ipynb" in opened[0], "JupyterLab was not asked to open the dashboard"
         servers = _server_pids(proc.pid)
         assert servers
     finally:
