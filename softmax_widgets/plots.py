@@ -116,17 +116,20 @@ class Plots:
                             legend_location="bottom-right")
         # ---- weights: one fixed, symmetric, diverging scale shared by all ten (0 is white) ----
         px, py = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
-        # the heatmaps carry int8 levels of ±m (see _levels), so these scales never change: only m does
-        self.w_scale = ColorScale(scheme="RdBu", min=-LEVELS, max=LEVELS, mid=0.0, reverse=True)
-        self.g_scale = ColorScale(scheme="PuOr", min=-LEVELS, max=LEVELS, mid=0.0)
-        self.grey = ColorScale(scheme="Greys", min=0, max=255)
+        # The heatmaps carry int8 levels of ±m (see _levels), so every colour scale is fixed: only m changes, and
+        # all ten maps use the same m. Each map gets its own scale widgets with those same fixed limits: in the
+        # browser a shared scale makes every map that uses it redraw (cell by cell) when any one of them updates,
+        # which left JupyterLab 10-30 s behind during Play (measured); unshared, one update is one redraw.
+        def heatmap(scheme, lo, hi, dtype, reverse=False):
+            scales = {"x": LinearScale(min=-0.5, max=w - 0.5), "y": LinearScale(min=-0.5, max=h - 0.5, reverse=True),
+                      "color": ColorScale(scheme=scheme, min=lo, max=hi, mid=0.0 if lo < 0 else None,
+                                          reverse=reverse)}  # y reversed: row 0 on top, like the image
+            return HeatMap(x=px, y=py, color=np.zeros((h, w), dtype), scales=scales)
+
+        self.w_maps = [heatmap("RdBu", -LEVELS, LEVELS, np.int8, reverse=True) for _ in range(k)]
+        self.g_maps = [heatmap("PuOr", -LEVELS, LEVELS, np.int8) for _ in range(k)]
+        self.w_scale, self.g_scale = self.w_maps[0].scales["color"], self.g_maps[0].scales["color"]
         self.reset_scales()
-        sx, sy = LinearScale(), LinearScale(reverse=True)  # row 0 on top, like the image
-        blank = np.zeros((h, w), np.int8)
-        self.w_maps = [HeatMap(x=px, y=py, color=blank, scales={"x": sx, "y": sy, "color": self.w_scale})
-                       for _ in range(k)]
-        self.g_maps = [HeatMap(x=px, y=py, color=blank, scales={"x": sx, "y": sy, "color": self.g_scale})
-                       for _ in range(k)]
         self.w_figs = [_fig([m], name) for m, name in zip(self.w_maps, self.classes, strict=True)]
         self.g_figs = [_fig([m], name) for m, name in zip(self.g_maps, self.classes, strict=True)]
         self.w_note, self.g_note = HTML(), HTML()
@@ -140,8 +143,7 @@ class Plots:
                               Axis(scale=self.b_scale, side="left", tick_format=".2f")])
         # ---- the current batch: image, true → predicted, probabilities ----
         pxs, pys = LinearScale(min=-0.5, max=k - 0.5), LinearScale(min=0.0, max=1.0)
-        self.img_maps = [HeatMap(x=px, y=py, color=np.zeros((h, w), np.uint8),
-                                 scales={"x": sx, "y": sy, "color": self.grey}) for _ in range(STRIP)]
+        self.img_maps = [heatmap("Greys", 0, 255, np.uint8) for _ in range(STRIP)]
         self.prob_bars = [Bars(x=np.arange(k, dtype=np.float32), y=np.zeros(k, np.float32),
                                scales={"x": pxs, "y": pys}, colors=[OTHER] * k, color_mode="element", padding=0.1)
                           for _ in range(STRIP)]

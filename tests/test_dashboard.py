@@ -183,7 +183,9 @@ def test_decimation_and_scale_helpers():
 def test_heatmaps_share_one_symmetric_scale_titled_by_class(dash, digits):
     p = dash.plots
     assert [f.title for f in p.w_figs] == digits.classes
-    assert {id(m.scales["color"]) for m in p.w_maps} == {id(p.w_scale)}
+    # one fixed scale: every map's colour scale has the same limits, symmetric around 0 (white), and never moves
+    scales = {(m.scales["color"].scheme, m.scales["color"].min, m.scales["color"].max) for m in p.w_maps}
+    assert scales == {("RdBu", p.w_scale.min, p.w_scale.max)}
     assert p.w_scale.min == -p.w_scale.max and p.w_scale.mid == 0
     assert all(m.color.shape == digits.image_shape for m in p.w_maps)
     dash.run_for(30)
