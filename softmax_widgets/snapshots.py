@@ -26,7 +26,7 @@ import torch
 
 from . import model
 from .history import History
-from .phases import DivergenceError, Phase, PhaseError
+from .phases import Phase, PhaseError
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -163,6 +163,24 @@ class SnapshotRing:
             if bg is not None:
                 slot.copy("b.grad", bg, self._pool)
 
+    def changed(self, t: Trainer) -> bool:
+        """Did the phase being run change the Trainer's state? (Only asked when it raised.)"""
+        slot = self._slots[(self._start + self._count) % self._n]
+        h = t.history
+        return any(a is not b for a, b in zip(_get_state(t), slot.state, strict=True)) or (
+            slot.lengths is not None and slot.lengths != (len(h.loss), len(h.test_acc)))
+
+    def abort(self, t: Trainer) -> None:
+        """Drop the pending snapshot; give back the gradients zero_grad's push swapped out."""
+        slot = self._slots[(self._start + self._count) % self._n]
+        if slot.phase is Phase.ZERO_GRAD and slot.grads is not None:
+            for p, key, had in ((t.W, "W.grad", slot.grads[0]), (t.b, "b.grad", slot.grads[1])):
+                if had:
+                    spare = p.grad
+                    p.grad = slot.bufs[key]
+                    slot.bufs[key] = spare
+        slot.y_hat = slot.state = slot.rng = None
+
     def commit(self, t: Trainer) -> None:
         """Keep the pending snapshot: the phase ran (or diverged after storing what it computed)."""
         slot = self._slots[(self._start + self._count) % self._n]
@@ -238,8 +256,11 @@ def undoable(phase: Phase):
             ring.push(self, phase)
             try:
                 result = method(self)
-            except DivergenceError:
-                ring.commit(self)  # the phase stored what it computed before it stopped: undo() can take it back
+            except BaseException:  # a refusal, a divergence, a student's error, the notebook's interrupt
+                if ring.changed(self):
+                    ring.commit(self)  # the phase changed something before it stopped: undo() takes it back
+                else:
+                    ring.abort(self)  # nothing happened: no snapshot
                 raise
             ring.commit(self)
             return result

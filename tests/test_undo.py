@@ -318,3 +318,47 @@ def test_undo_can_be_switched_off(digits):
     t.train_step()
     t.undo(iterations=1)
     assert t.iteration == 3
+
+
+def test_an_interrupt_inside_a_phase_keeps_undo_consistent(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    t.train_step()
+    t.next_batch().forward()
+    grads = (t.W.grad.clone(), t.b.grad.clone())
+    before = t.state_dict()
+
+    def interrupt(trainer, event):
+        raise KeyboardInterrupt  # the notebook's stop button, landing in a listener after zero_grad changed things
+
+    t._listeners.append(interrupt)  # on_change isolates Exceptions; a KeyboardInterrupt passes through
+    with pytest.raises(KeyboardInterrupt):
+        t.zero_grad()
+    t._listeners.remove(interrupt)
+    assert float(t.W.grad.abs().sum()) == 0.0 and t.grad_passes == 0
+    t.undo()  # the zero_grad happened (its state changed), so it can be taken back
+    assert diff(t.state_dict(), before) == []
+    assert torch.equal(t.W.grad, grads[0]) and torch.equal(t.b.grad, grads[1])
+
+
+def test_a_student_error_that_changed_nothing_leaves_no_snapshot(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    t.next_batch()
+    n = len(t.snapshots)
+
+    def broken(X):
+        raise ValueError("not yet written")
+
+    t.softmax = broken
+    with pytest.raises(Exception, match="not yet written"):
+        t.forward()
+    assert len(t.snapshots) == n
+
+
+def test_an_aborted_zero_grad_gives_the_gradients_back(digits):
+    t = Trainer(digits, batch_size=64, seed=0)
+    t.train_step()
+    g, values = t.W.grad, t.W.grad.clone()
+    t.snapshots.push(t, Phase.ZERO_GRAD)  # what the phase does first; then an interrupt before any change
+    assert t.W.grad is not g
+    t.snapshots.abort(t)
+    assert t.W.grad is g and torch.equal(g, values) and len(t.snapshots) == 5
