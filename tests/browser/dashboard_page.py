@@ -15,7 +15,8 @@ PLAY, PAUSE = "▶ Play", "⏸ Pause"
 JS_HELPERS = r"""
 () => {
   if (window.__sw) return;
-  const text = (el) => (el ? el.innerText || el.textContent || '' : '').trim();
+  // textContent, not innerText: innerText forces a layout, and polling it would slow the page it measures
+  const text = (el) => (el ? el.textContent || '' : '').replace(/\s+/g, ' ').trim();
   const sw = {
     button(label) {
       return Array.from(document.querySelectorAll('button')).find(b => text(b) === label) || null;
@@ -36,6 +37,7 @@ JS_HELPERS = r"""
       sw._status = sw.htmls().find(h => re.test(text(h)) && !/^epoch \d+ \(batch/.test(text(h))) || null;
       return sw._status;
     },
+    statusText() { return text(sw.status()); },
     counter() { return sw.htmls().find(h => /^epoch \d+ \(batch \d+ of \d+\) · iteration \d+/.test(text(h))) || null; },
     iteration() {
       const m = /iteration (\d+)/.exec(text(sw.counter()));
@@ -75,6 +77,24 @@ JS_HELPERS = r"""
 """
 
 
+# stamps every change of the iteration counter with the page's clock
+WATCH_COUNTER = r"""
+() => {
+  const sw = window.__sw;
+  if (sw.counterObserver) sw.counterObserver.disconnect();
+  sw.lastChange = performance.now();
+  sw.lastIteration = sw.iteration();
+  sw.counterObserver = new MutationObserver(() => {
+    sw.lastChange = performance.now();
+    sw.lastIteration = sw.iteration();
+  });
+  sw.counterObserver.observe(sw.counter(), {subtree: true, childList: true, characterData: true});
+}
+"""
+
+STAMPED_CLICK = "([label, key]) => { window.__sw[key] = performance.now(); window.__sw.button(label).click(); }"
+
+
 class DashboardPage:
     """The dashboard in a Playwright page: click by label, read status, counter, loss path and W heatmaps."""
 
@@ -83,7 +103,7 @@ class DashboardPage:
 
     def wait_rendered(self, timeout_s: float) -> None:
         self.page.wait_for_function(
-            "() => Array.from(document.querySelectorAll('button')).some(b => b.innerText.trim() === 'next_batch')"
+            "() => Array.from(document.querySelectorAll('button')).some(b => b.textContent.trim() === 'next_batch')"
             " && document.querySelectorAll('.bqplot image').length >= 10", timeout=timeout_s * 1000)
         self.page.evaluate(JS_HELPERS)
         self.page.wait_for_function("() => window.__sw.status() && window.__sw.counter()", timeout=30_000)
@@ -99,41 +119,50 @@ class DashboardPage:
         self.button(label).click(timeout=30_000)
 
     def wait_for(self, js_condition: str, timeout_s: float = 30, arg=None) -> None:
-        # poll every 100 ms, not every frame: reading innerText forces a layout, which would slow the page down
+        # poll every 100 ms, not every frame: the page under test should spend its time drawing
         self.page.wait_for_function(js_condition, arg=arg, timeout=timeout_s * 1000, polling=100)
 
     def click_and_wait_status(self, label: str, before: str, timeout_s: float = 30) -> dict:
         """Click, then wait until the status line's text differs from `before`; returns the new state."""
         self.click(label)
-        self.wait_for("(before) => { const s = window.__sw.status(); return s && s.innerText.trim() !== before; }",
+        self.wait_for("(before) => window.__sw.statusText() !== before",
                       timeout_s, before)
         return self.state()
 
     def iteration(self) -> int:
         return self.page.evaluate("() => window.__sw.iteration()")
 
-    def play_then_pause(self, until_iteration: int, timeout_s: float) -> dict:
-        """▶ Play until the page shows `until_iteration` (or `timeout_s` passed), ⏸ Pause, then time how long
-        the counter kept moving. On a busy machine the page shows fewer iterations: that is not a failure."""
+    def play_then_pause(self, until_iteration: int, timeout_s: float, settle_limit_s: float = 30) -> dict:
+        """▶ Play until the page shows `until_iteration` (or `timeout_s` passed), ⏸ Pause, then time in the page
+        how long the counter kept moving. A busy machine shows fewer iterations in the time: not a failure.
+
+        Play and Pause are clicked from page script so the page clock stamps them; Playwright's own click first
+        waits for the button to hold still over two frames, seconds on a page busy drawing."""
+        self.page.evaluate(WATCH_COUNTER)
         start = self.iteration()
-        self.click(PLAY)
+        self.page.evaluate(STAMPED_CLICK, [PLAY, "playAt"])
         t0 = time.monotonic()
         try:
-            self.wait_for("(n) => window.__sw.iteration() >= n", timeout_s, until_iteration)
+            self.wait_for("(n) => window.__sw.lastIteration >= n", timeout_s, until_iteration)
         except PlaywrightTimeoutError:
             pass
+        reached = self.iteration()
         played_s = time.monotonic() - t0
-        self.click(PAUSE)
+        self.page.evaluate(STAMPED_CLICK, [PAUSE, "pauseAt"])
         clicked = time.monotonic()
-        last, last_change = self.iteration(), clicked
-        # the counter must settle: watch it until it has not moved for 2 s (at most 20 s)
-        while time.monotonic() - last_change < 2.0 and time.monotonic() - clicked < 20:
-            time.sleep(0.05)
-            now = self.iteration()
-            if now != last:
-                last, last_change = now, time.monotonic()
-        return {"started_at": start, "paused_at": last, "played_s": played_s, "settle_s": last_change - clicked,
-                "still_moving": time.monotonic() - clicked >= 20}
+        # settled: the counter has not changed for 2 s of page time (or give up after settle_limit_s)
+        while time.monotonic() - clicked < settle_limit_s:
+            time.sleep(0.2)
+            quiet = self.page.evaluate("() => performance.now() - Math.max(window.__sw.lastChange, "
+                                       "window.__sw.pauseAt)")
+            if quiet >= 2000:
+                break
+        w = self.page.evaluate("() => ({last: window.__sw.iteration(), lastChange: window.__sw.lastChange, "
+                               "pauseAt: window.__sw.pauseAt, playAt: window.__sw.playAt})")
+        return {"started_at": start, "reached": reached, "paused_at": w["last"], "played_s": played_s,
+                "settle_s": max(0.0, w["lastChange"] - w["pauseAt"]) / 1000,
+                "page_s": (w["lastChange"] - w["playAt"]) / 1000,
+                "still_moving": time.monotonic() - clicked >= settle_limit_s}
 
 
 def screenshot(page, path, locator_js: str = "() => window.__sw.dashboard()") -> None:
