@@ -124,7 +124,7 @@ def diagnose_backward(t: Trainer) -> Diagnosis:
                          "3.4e38")
     if t.softmax is model.softmax:
         return _make(t, "softmax_backward_overflow", bad, "the derivative of the lesson's softmax overflowed "
-                     f"(largest logit {float(logits.max()):.0f})")
+                     f"(largest logit {float(logits.detach().max()):.0f})")
     return _make(t, "backward_nonfinite", bad, "the gradient of the loss was NaN or inf")
 
 
