@@ -144,11 +144,18 @@ class Plots:
         # ---- the current batch: image, true → predicted, probabilities ----
         pxs, pys = LinearScale(min=-0.5, max=k - 0.5), LinearScale(min=0.0, max=1.0)
         self.img_maps = [heatmap("Greys", 0, 255, np.uint8) for _ in range(STRIP)]
-        self.prob_bars = [Bars(x=np.arange(k, dtype=np.float32), y=np.zeros(k, np.float32),
-                               scales={"x": pxs, "y": pys}, colors=[OTHER] * k, color_mode="element", padding=0.1)
-                          for _ in range(STRIP)]
+        # one colour per mark (bqplot's per-bar colours did not render): all classes grey, then the true class
+        # in green and a wrong prediction in red drawn over them, at the same x so the bars line up
+        def bars(color):
+            return Bars(x=np.arange(k, dtype=np.float32), y=np.zeros(k, np.float32), scales={"x": pxs, "y": pys},
+                        colors=[color], padding=0.1)
+
+        self.prob_bars = [bars(OTHER) for _ in range(STRIP)]
+        self.true_bars = [bars(RIGHT) for _ in range(STRIP)]
+        self.wrong_bars = [bars(WRONG) for _ in range(STRIP)]
         self.img_figs = [_fig([m], "—", "105px", "120px", (18, 2, 2, 2)) for m in self.img_maps]
-        self.prob_figs = [_fig([b], "", "105px", "50px", (2, 2, 2, 2)) for b in self.prob_bars]
+        self.prob_figs = [_fig(m, "", "105px", "50px", (2, 2, 2, 2))
+                          for m in zip(self.prob_bars, self.true_bars, self.wrong_bars, strict=True)]
         strip = [VBox([f, p]) for f, p in zip(self.img_figs, self.prob_figs, strict=True)]
         self.widget = VBox([
             HBox([self.loss_fig, self.acc_fig]),
@@ -251,31 +258,28 @@ class Plots:
             imgs[:n] = (X[:n].detach().cpu().numpy() * 255).round().clip(0, 255).reshape((n, *self.shape))
         probs = None if p is None or n == 0 else p[:n].detach().cpu().numpy().astype(np.float32)
         k = len(self.classes)
+        zero = np.zeros(k, np.float32)
         for i in range(STRIP):
             with self.img_maps[i].hold_sync():
                 self.img_maps[i].color = imgs[i]
-            fig, bars = self.img_figs[i], self.prob_bars[i]
+            fig = self.img_figs[i]
+            row, right, wrong = zero, zero.copy(), zero.copy()
             if i >= n:
-                fig.title, fig.title_style = "—", {"font-size": "11px"}
-                with bars.hold_sync():
-                    bars.y = np.zeros(k, np.float32)
-                continue
-            true = int(y[i])
-            colors = [OTHER] * k
-            colors[true] = RIGHT
-            if probs is None or not np.isfinite(probs[i]).all():
-                title, style = f"{self.classes[true]} → ?", "#000"
-                row = np.zeros(k, np.float32)
+                title, style = "—", "#000"
             else:
-                row = probs[i]
-                pred = int(row.argmax())
-                ok = pred == true
-                if not ok:
-                    colors[pred] = WRONG
-                title, style = (f"✓ {self.classes[pred]}" if ok else
-                                f"✗ {self.classes[true]} → {self.classes[pred]}"), RIGHT if ok else WRONG
+                true = int(y[i])
+                if probs is None or not np.isfinite(probs[i]).all():
+                    title, style = f"{self.classes[true]} → ?", "#000"
+                else:
+                    row = probs[i]
+                    pred = int(row.argmax())
+                    right[true] = row[true]
+                    if pred != true:
+                        wrong[pred] = row[pred]
+                    title, style = ((f"✓ {self.classes[pred]}", RIGHT) if pred == true else
+                                    (f"✗ {self.classes[true]} → {self.classes[pred]}", WRONG))
             with fig.hold_sync():
                 fig.title, fig.title_style = title, {"font-size": "11px", "fill": style}
-            with bars.hold_sync():
-                bars.y = row
-                bars.colors = colors
+            for mark, values in ((self.prob_bars[i], row), (self.true_bars[i], right), (self.wrong_bars[i], wrong)):
+                with mark.hold_sync():
+                    mark.y = values

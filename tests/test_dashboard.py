@@ -204,6 +204,8 @@ def test_batch_strip_marks_mistakes(dash):
         ok = bool(pred[i] == t.y[i])
         assert fig.title.startswith("✓" if ok else "✗")
         np.testing.assert_allclose(p.prob_bars[i].y, t.y_hat[i].detach().numpy(), rtol=1e-6)
+        assert np.flatnonzero(p.true_bars[i].y).tolist() == [int(t.y[i])]  # green: the true class
+        assert np.flatnonzero(p.wrong_bars[i].y).tolist() == ([] if ok else [int(pred[i])])  # red: a wrong guess
 
 
 def test_random_click_sequences_never_raise(digits, caplog):
