@@ -18,6 +18,7 @@ next_batch()  →  forward()  →  zero_grad()  →  backward()  →  sgd()
 Run each cell and read what it changed. Calling them in the wrong order is allowed: you get an error that
 says what went wrong and what to call next."""),
     new_code_cell("""import torch
+
 from softmax_widgets import DatasetUnavailableError, Trainer, load_dataset
 
 try:  # $SOFTMAX_WIDGETS_DATA, else a cache folder; downloads Fashion-MNIST when online
@@ -94,7 +95,7 @@ print("backward passes summed in W.grad:", t.grad_passes)"""),
 `train_step()` runs a whole iteration; `run_epoch()` the rest of an epoch, then the test accuracy. The lesson
 reaches about 0.84 train / 0.82 test accuracy after 5 epochs on Fashion-MNIST."""),
     new_code_cell("""t = Trainer(data, lr=0.1, batch_size=256, seed=0)  # a fresh start, without the printing listener
-for epoch in range(3):
+for _ in range(3):  # each line: epoch, loss, train acc, test acc
     print(t.run_epoch())"""),
 ]
 
