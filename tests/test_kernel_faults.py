@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 
@@ -65,8 +66,21 @@ def run(kc, code: str) -> tuple[str, list[dict]]:
 
 
 def value(kc, expr: str):
-    text, _ = run(kc, f"print(json.dumps({expr}))")
-    return json.loads(text.strip().splitlines()[-1])
+    """`expr` evaluated in the kernel, through the execute reply (stdout can arrive after idle on a loaded machine)."""
+    reply = kc.execute_interactive("", user_expressions={"v": f"json.dumps({expr})"}, timeout=120,
+                                   output_hook=lambda msg: None)
+    result = reply["content"]["user_expressions"]["v"]
+    assert result["status"] == "ok", result
+    return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+
+
+def busy_with(kc, code: str) -> str:
+    """Send `code` and return its msg_id once the kernel has started running it (iopub execute_input)."""
+    msg_id = kc.execute(code)
+    while True:
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+            return msg_id
 
 
 def click(kc, model_id: str) -> None:
@@ -133,9 +147,9 @@ def test_interrupt_of_a_long_cell_keeps_the_trainer_consistent(kernel):
     """KeyboardInterrupt in t.fit(100) lands somewhere inside a phase: the Trainer must still add up."""
     km, kc = kernel
     ids = make(kc, "d3")
-    for delay in (0.7, 1.1, 1.6):  # three different points inside the loop
-        msg_id = kc.execute("d3.trainer.fit(100)")
-        time.sleep(delay)
+    for delay in (0.3, 0.7, 1.1):  # three different points inside the loop
+        msg_id = busy_with(kc, "d3.trainer.fit(100)")
+        time.sleep(delay)  # on a loaded machine the request itself can take longer than `delay` to start
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=60)
         while reply["parent_header"].get("msg_id") != msg_id:
