@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import signal
+import threading
 import time
 import warnings
+import weakref
 
 from ipywidgets import VBox, Widget
 
@@ -49,6 +52,27 @@ def _current_loop() -> asyncio.AbstractEventLoop | None:
             return asyncio.get_event_loop()
         except RuntimeError:
             return None
+
+
+_PLAYING: weakref.WeakSet = weakref.WeakSet()  # dashboards whose Play a kernel interrupt (■) must stop
+
+
+def _on_sigint(signum, frame) -> None:
+    """The kernel's interrupt while Play runs between requests (ipykernel ignores SIGINT there): pause Play."""
+    for dash in list(_PLAYING):
+        dash._interrupted()
+
+
+def _catch_sigint() -> None:
+    """Route SIGINT to Play while the kernel is idle; inside a request ipykernel's own handler stays in charge."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _release_sigint() -> None:
+    if (not _PLAYING and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is _on_sigint):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _descendants(widget: Widget, seen: set) -> None:
@@ -176,9 +200,9 @@ class Dashboard(VBox):
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             trainer.on_change(self._on_change, remove=True)
-        children = list(self.children) if getattr(self, "comm", None) is not None else []
-        for child in children:
-            for w in list(_descendants(child, set())):
+        if getattr(self, "comm", None) is not None:
+            # children, marks, scales, axes and every Layout, this VBox's own included (one comm each)
+            for w in list(_descendants(self, set()))[1:]:
                 w.close()
         super().close()
 
@@ -317,11 +341,20 @@ class Dashboard(VBox):
         self.last_step_time = time.time()
         return self._stop_epoch is None or t.epoch < self._stop_epoch
 
+    def _interrupted(self) -> None:
+        """SIGINT during Play: only flags here (a signal handler must not send messages); the loop stops."""
+        if self._playing:
+            self.pause_time = time.time()
+            self._error = "Play stopped by the kernel interrupt (■). The Trainer is consistent: press Play to go on."
+        self._playing = False
+
     async def _play_loop(self) -> None:
         self._driving = True
         next_due = time.perf_counter()
+        _PLAYING.add(self)
         try:
             while self._playing:
+                _catch_sigint()  # every step: a click's request handler may have put the kernel's back
                 rate = None if self._stop_epoch is not None else self.controls.rate
                 phase_mode = rate is not None and rate <= PHASE_MODE_RATE
                 if not self._tick(phase_mode):
@@ -336,6 +369,8 @@ class Dashboard(VBox):
         except Exception as err:  # never let the task die with a traceback in the log only
             self._show_error(err)
         finally:
+            _PLAYING.discard(self)
+            _release_sigint()
             self._playing = False
             self._stop_epoch = None
             self._driving = False
