@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-import json
 import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.kernel_client import click, run, start_kernel, value
 
 jupyter_client = pytest.importorskip("jupyter_client")
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
@@ -37,41 +35,7 @@ def state(d):
 
 @pytest.fixture(scope="module")
 def kernel():
-    km = jupyter_client.KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(REPO))
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=120)
-    run(kc, SETUP)
-    yield km, kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
-
-
-def run(kc, code: str) -> tuple[str, list[dict]]:
-    """Execute `code`; returns its stdout and every iopub message it caused (an error fails the test)."""
-    out, err, msgs = [], [], []
-
-    def hook(msg):
-        msgs.append(msg)
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            out.append(content["text"])
-        elif kind == "error":
-            err.append(f"{content['ename']}: {content['evalue']}")
-
-    kc.execute_interactive(code, output_hook=hook, timeout=120)
-    assert not err, err
-    return "".join(out), msgs
-
-
-def value(kc, expr: str):
-    """`expr` evaluated in the kernel, through the execute reply (stdout can arrive after idle on a loaded machine)."""
-    reply = kc.execute_interactive("", user_expressions={"v": f"json.dumps({expr})"}, timeout=120,
-                                   output_hook=lambda msg: None)
-    result = reply["content"]["user_expressions"]["v"]
-    assert result["status"] == "ok", result
-    return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+    yield from start_kernel(SETUP)
 
 
 def busy_with(kc, code: str) -> str:
@@ -81,12 +45,6 @@ def busy_with(kc, code: str) -> str:
         msg = kc.get_iopub_msg(timeout=60)
         if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
             return msg_id
-
-
-def click(kc, model_id: str) -> None:
-    """The comm message a browser sends for a Button click."""
-    kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
-        "method": "custom", "content": {"event": "click"}}}))
 
 
 def drain(kc, seconds: float) -> list[dict]:

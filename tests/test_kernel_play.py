@@ -8,6 +8,7 @@ import time
 import pytest
 
 from .conftest import REPO
+from .kernel_client import click, run, start_kernel, value
 
 jupyter_client = pytest.importorskip("jupyter_client")
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
@@ -18,54 +19,29 @@ torch.set_num_threads(1)  # the kernel shares 2 cores with the browser: one BLAS
 from softmax_widgets import Trainer, load_dataset
 from softmax_widgets.app import Dashboard
 dash = Dashboard(Trainer(load_dataset("digits"), batch_size=64))
-print(json.dumps({k: b.model_id for k, b in dash.buttons.items()}))
 """
-PROBE = ("print(json.dumps(dict(iteration=dash.trainer.iteration, playing=dash.is_playing, "
-         "label=dash.buttons['play'].description, pause=dash.pause_time, last=dash.last_step_time, "
-         "status=dash.status)))")
+PROBE = ("dict(iteration=dash.trainer.iteration, playing=dash.is_playing, label=dash.buttons['play'].description, "
+         "pause=dash.pause_time, last=dash.last_step_time, status=dash.status)")
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    km = jupyter_client.KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(REPO))
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=120)
-    yield kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
-
-
-def run(kc, code: str) -> str:
-    """Execute `code` in the kernel; its stdout (errors fail the test with the kernel's message)."""
-    out, err = [], []
-
-    def hook(msg):
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            out.append(content["text"])
-        elif kind == "error":
-            err.append(f"{content['ename']}: {content['evalue']}")
-
-    reply = kc.execute_interactive(code, output_hook=hook, timeout=120)
-    assert reply["content"]["status"] == "ok" and not err, err
-    return "".join(out)
-
-
-def click(kc, model_id: str) -> None:
-    """What the browser sends when a Button is clicked (ipywidgets' 'custom' message)."""
-    msg = kc.session.msg("comm_msg", {"comm_id": model_id,
-                                      "data": {"method": "custom", "content": {"event": "click"}}})
-    kc.shell_channel.send(msg)
+    for _, kc in start_kernel():
+        yield kc
 
 
 def probe(kc) -> dict:
-    return json.loads(run(kc, PROBE).strip().splitlines()[-1])
+    return value(kc, PROBE)
+
+
+def setup(kc) -> dict:
+    """A fresh dashboard in the kernel; its buttons' comm ids."""
+    run(kc, SETUP)
+    return value(kc, "{k: b.model_id for k, b in dash.buttons.items()}")
 
 
 def test_play_and_pause_by_comm_messages(kernel):
-    ids = json.loads(run(kernel, SETUP).strip().splitlines()[-1])
+    ids = setup(kernel)
     assert set(ids) >= {"next_batch", "forward", "zero_grad", "backward", "sgd", "play", "reset"}
     assert probe(kernel)["iteration"] == 0
 
@@ -88,7 +64,7 @@ def test_play_and_pause_by_comm_messages(kernel):
 
 
 def test_phase_buttons_by_comm_messages_and_errors_in_words(kernel):
-    ids = json.loads(run(kernel, SETUP).strip().splitlines()[-1])
+    ids = setup(kernel)
     click(kernel, ids["sgd"])  # out of order: the status explains, nothing moves
     time.sleep(0.3)
     state = probe(kernel)
@@ -101,8 +77,8 @@ def test_phase_buttons_by_comm_messages_and_errors_in_words(kernel):
     # driven from code, not buttons: the dashboard catches up by itself once the cell is done
     run(kernel, "for _ in range(40): dash.trainer.train_step()")
     time.sleep(0.5)
-    shown = run(kernel, "print(int(dash.plots.loss_line.x[-1]), dash.trainer.iteration)").split()
-    assert shown == ["41", "41"], shown
+    shown = value(kernel, "[int(dash.plots.loss_line.x[-1]), dash.trainer.iteration]")
+    assert shown == [41, 41], shown
 
 
 NOTEBOOK = REPO / "examples" / "02_dashboard.ipynb"
