@@ -11,13 +11,15 @@ import time
 import warnings
 import weakref
 
+from ipyevents import Event as DomEvent
 from ipywidgets import VBox, Widget
 
+from . import model
 from .data import DatasetUnavailableError, load_dataset
 from .phases import Phase, TrainerError
 from .plots import Plots
 from .trainer import Trainer
-from .widgets import Controls
+from .widgets import KEYS_HELP, Controls
 
 __all__ = ["Dashboard"]
 
@@ -38,6 +40,9 @@ PHASE_MODE_RATE = 2.0  # at or below this many iterations/s, Play walks phase by
 # at full speed a push also waits for this many iterations: bytes per iteration stay bounded (≤ ~350 B) on a
 # slow or busy machine too, where the browser shares the cores and must not fall behind
 EVERY_LIGHT, EVERY_HEAVY = 50, 150
+# KeyboardEvent.key -> what the key does (the help line in widgets.KEYS_HELP says the same)
+KEYS = {"ArrowRight": "step", "s": "step", "S": "step", " ": "play", "u": "undo", "U": "undo",
+        "r": "reset", "R": "reset"}
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:
@@ -108,6 +113,7 @@ class Dashboard(VBox):
         self._event = None
         self._warning = ""
         self._error = ""
+        self._diverged = False  # the last event was a divergence: the ways out are shown
         self._t_light = self._t_heavy = 0.0
         self._it_light = self._it_heavy = 0
         self._flush_scheduled = False
@@ -118,7 +124,14 @@ class Dashboard(VBox):
         self.buttons = self.controls.buttons
         if note:
             self.controls.note.value = f"<div style='color:#b35900'>{note}</div>"
-        super().__init__(children=[self.controls.widget, self.plots.widget], **kwargs)
+        # keys act while the mouse is over this area (ipyevents takes every key there: no text boxes inside)
+        self.keys_area = VBox([self.controls.readout, self.plots.widget])
+        self.keys_area.add_class("sw-keys")
+        super().__init__(children=[self.controls.widget, self.keys_area], **kwargs)
+        self.add_class("sw-dashboard")
+        # prevent_default_action: Space must not scroll the page, → must not move the notebook's cursor
+        self.key_events = DomEvent(source=self.keys_area, watched_events=["keydown"],
+                                   prevent_default_action=True, ignore_modifier_key_events=True)
         self._wire()
         trainer.on_change(self._on_change)
         self.push()
@@ -179,6 +192,38 @@ class Dashboard(VBox):
             self.push()
         return self.trainer.iteration - start
 
+    def handle_key(self, key: str) -> bool:
+        """One key press (KeyboardEvent.key, as ipyevents sends it): → or s step, Space play/pause, u undo,
+        r reset with the same seed. False for a key that does nothing (the status says which keys do)."""
+        action = KEYS.get(key)
+        if action == "step":
+            self._act(self.trainer.step)
+        elif action == "play":
+            self._guard(self.pause if self._playing else self.play)
+        elif action == "undo":
+            self._act(self.trainer.undo)
+        elif action == "reset":
+            self._act(lambda: self._reset(self.trainer.seed))
+        else:
+            self._warning = (f"The key {key!r} does nothing here: {KEYS_HELP}. Over the plots every key goes to "
+                             "the dashboard; move the mouse away to type or run cells.")
+            self.push(CONTROLS)
+            return False
+        return True
+
+    def _on_dom_event(self, event: dict) -> None:
+        """ipyevents' message from the browser; a shortcut with Ctrl, Alt or ⌘ is not ours."""
+        try:
+            if event.get("type") != "keydown" or any(event.get(k) for k in ("ctrlKey", "altKey", "metaKey")):
+                return
+            key = str(event.get("key", ""))
+            if event.get("repeat") and KEYS.get(key) in ("play", "reset"):
+                return  # a held Space would flicker Play on and off
+            self.handle_key(key)
+        except Exception as err:  # never a traceback in the output area
+            self._show_error(err)
+            self.push(CONTROLS)
+
     def push(self, parts: int | None = None) -> None:
         """Send what changed to the browser now (clicks and the end of Play; Play itself goes by time)."""
         parts = self._dirty if parts is None else parts
@@ -200,6 +245,9 @@ class Dashboard(VBox):
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             trainer.on_change(self._on_change, remove=True)
+        keys = getattr(self, "key_events", None)
+        if keys is not None:  # it points at the keys area; nothing points back at it
+            keys.close()
         if getattr(self, "comm", None) is not None:
             # children, marks, scales, axes and every Layout, this VBox's own included (one comm each)
             for w in list(_descendants(self, set()))[1:]:
@@ -217,6 +265,12 @@ class Dashboard(VBox):
         c.buttons["play"].on_click(lambda _: self._guard(self.pause if self._playing else self.play))
         c.buttons["reset"].on_click(lambda _: self._act(lambda: self._reset(c.seed.value)))
         c.buttons["new_seed"].on_click(lambda _: self._act(lambda: self._reset(random.randrange(2**31))))
+        c.buttons["undo"].on_click(lambda _: self._act(self.trainer.undo))
+        c.buttons["way_stable"].on_click(lambda _: self._act(self.trainer.use_stable_softmax))
+        c.buttons["way_lr"].on_click(lambda _: self._act(lambda: setattr(self.trainer, "lr", self.trainer.lr / 10)))
+        c.buttons["way_undo"].on_click(lambda _: self._act(self._undo_blowup))
+        c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
+        self.key_events.on_dom_event(self._on_dom_event)
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
         c.batch_size.observe(lambda ch: self._setting("batch_size", ch["new"], c.batch_size), "value")
         c.set_playing(False)
@@ -225,6 +279,23 @@ class Dashboard(VBox):
         self.controls.seed.value = seed
         self.plots.reset_scales()
         self.trainer.reset(seed=seed)
+
+    def _undo_blowup(self) -> None:
+        """Back to before the last sgd, the step that pushed W too far (and the half-done iteration after it)."""
+        t = self.trainer
+        wanted = 1 if t.next_phase is Phase.NEXT_BATCH else 2
+        t.undo(min(wanted, t.snapshots.iterations) or None)  # none left: undo() says so in words
+
+    def _choose_softmax(self, value: str | None) -> None:
+        """The softmax toggle: the lesson's or the stable one (from the next forward)."""
+        if self._syncing or value is None:
+            return
+        try:
+            self.trainer.use_stable_softmax(value == "stable")
+            self._error = ""
+        except Exception as err:
+            self._show_error(err)
+        self.push(CONTROLS)
 
     def _guard(self, fn) -> None:
         try:
@@ -276,6 +347,7 @@ class Dashboard(VBox):
             self._warning = event.message
         else:
             self._event = event
+            self._diverged = event.kind == "divergence"
         if self._driving:
             return
         # the Trainer was driven from code (t.fit(5) in a cell): push by time, as Play does, and all once idle
@@ -316,12 +388,16 @@ class Dashboard(VBox):
         else:
             c.show_status(f"{t.data.name}: press next_batch (or Step) to start", "info", self._warning)
         self._warning = ""
+        c.show_way_out(self._diverged, t.softmax is not model.stable_softmax, t.lr)
         self._syncing = True  # the Trainer changed from code: move the widgets to match
         try:
             if c.lr.value != t.lr:
                 c.lr.value = t.lr
             if c.batch_size.value != t.batch_size:
                 c.batch_size.value = t.batch_size
+            # neither lit (None) while a student's own softmax is in use
+            c.show_softmax("lesson" if t.softmax is model.softmax else "stable"
+                           if t.softmax is model.stable_softmax else None)
         finally:
             self._syncing = False
 

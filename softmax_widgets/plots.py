@@ -157,6 +157,11 @@ class Plots:
         self.prob_figs = [_fig(m, "", "105px", "50px", (2, 2, 2, 2))
                           for m in zip(self.prob_bars, self.true_bars, self.wrong_bars, strict=True)]
         strip = [VBox([f, p]) for f, p in zip(self.img_figs, self.prob_figs, strict=True)]
+        # stable names for CSS and the browser tests (figure titles are for people and may change)
+        for fig, name in ([(self.loss_fig, "sw-loss"), (self.acc_fig, "sw-acc"), (self.bias_fig, "sw-bias")]
+                          + [(f, "sw-weights") for f in self.w_figs] + [(f, "sw-grad") for f in self.g_figs]
+                          + [(f, "sw-batch") for f in self.img_figs]):
+            fig.add_class(name)
         self.widget = VBox([
             HBox([self.loss_fig, self.acc_fig]),
             _row("W: one image per class (red +, blue −; one shared scale)", self.w_figs), self.w_note,

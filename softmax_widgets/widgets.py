@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import html
 
-from ipywidgets import HTML, BoundedIntText, Button, FloatLogSlider, HBox, IntText, Label, Layout, SelectionSlider, VBox
+from ipywidgets import (
+    HTML,
+    BoundedIntText,
+    Button,
+    FloatLogSlider,
+    HBox,
+    IntText,
+    Label,
+    Layout,
+    SelectionSlider,
+    ToggleButtons,
+    VBox,
+)
 
 from .phases import Phase
 
-__all__ = ["CODE", "PAUSE", "PLAY", "SPEEDS", "Controls"]
+__all__ = ["CODE", "KEYS_HELP", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS", "UNDO", "Controls"]
 
 PLAY, PAUSE = "▶ Play", "⏸ Pause"  # text, not only icons: offline Voila cannot fetch Font Awesome
+UNDO = "↶ undo"
+# ipyevents watches keys while the mouse is over the plots (it takes every key there, so not over the text boxes)
+KEYS_HELP = "keys: → or s step · Space play/pause · u undo · r reset (with the mouse over the plots)"
+SOFTMAXES = [("lesson's", "lesson"), ("stable", "stable")]  # the toggle's (label, value)
 # what each phase runs, in the lesson's own code
 CODE = {
     Phase.NEXT_BATCH: "for X, y in train_iter:   # X: (batch, 784) images, y: their labels",
@@ -39,17 +55,29 @@ class Controls:
         self.buttons["play"] = _button(PLAY, "train until paused, at the chosen speed", "90px")
         self.buttons["reset"] = _button("Reset", "back to the initial W and b with this seed")
         self.buttons["new_seed"] = _button("New seed", "draw a new seed and reset")
-        self.lr = FloatLogSlider(value=lr, base=10, min=-4, max=1, step=0.1, description="lr",
+        self.buttons["undo"] = _button(UNDO, "take back the last phase: trainer.undo() (W, batch, history exactly)")
+        # the ways out of a divergence, shown only after one
+        self.buttons["way_stable"] = _button("use stable softmax", "trainer.use_stable_softmax(): subtract each "
+                                             "row's max before exp, so exp never overflows")
+        self.buttons["way_lr"] = _button("lr × 0.1", "divide the learning rate by 10")
+        self.buttons["way_undo"] = _button("↶ back to before the last sgd", "trainer.undo(iterations=...): take "
+                                           "back this half-done iteration and the sgd step that pushed W too far")
+        self.lr = FloatLogSlider(value=lr, base=10, min=-5, max=2, step=0.1, description="lr",
                                  readout_format=".3g", continuous_update=False, layout=Layout(width="260px"))
         self.batch_size = IntText(value=batch_size, description="batch", layout=Layout(width="150px"))
         self.speed = SelectionSlider(options=list(SPEEDS), value=speed, description="iter/s",
                                      continuous_update=False, layout=Layout(width="230px"))
         self.seed = BoundedIntText(value=seed, min=0, max=2**32 - 1, description="seed",
                                    layout=Layout(width="170px"))
+        self.softmax = ToggleButtons(options=SOFTMAXES, value="lesson", description="softmax",
+                                     tooltips=["the lesson's: exp(X) / sum (overflows above ~88)",
+                                               "subtract each row's max first: never overflows"],
+                                     style={"button_width": "70px"})
         self.note = HTML()  # e.g. "Fashion-MNIST not found: showing digits"
         self.status_html = HTML(layout=Layout(min_height="24px"))
         self.counter = HTML()
         self.code = HTML()
+        self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
         self.status_text, self.status_level = "", "info"
         arrow = lambda: Label("→")  # noqa: E731  a fresh label each time: one widget has one place
         phases = [self.buttons[p.value] for p in Phase]
@@ -57,14 +85,22 @@ class Controls:
         for b in phases[1:]:
             row1 += [arrow(), b]
         b = self.buttons
+        # the buttons and boxes; the Dashboard puts `readout` (status, ways out, code, keys) beside the plots
         self.widget = VBox([
             self.note,
             HBox(row1),
-            HBox([b["step"], b["iteration"], b["epoch"], b["play"], self.speed, self.lr, self.batch_size]),
-            HBox([b["reset"], self.seed, b["new_seed"], self.counter], layout=Layout(align_items="center")),
-            self.status_html,
-            self.code,
+            HBox([b["step"], b["iteration"], b["epoch"], b["play"], b["undo"], self.speed, self.lr, self.batch_size]),
+            HBox([b["reset"], self.seed, b["new_seed"], self.softmax, self.counter],
+                 layout=Layout(align_items="center")),
         ])
+        self.way_out = HBox([Label("ways out:"), b["way_stable"], b["way_lr"], b["way_undo"]],
+                            layout=Layout(display="none", align_items="center"))
+        self.readout = VBox([self.status_html, self.way_out, self.code, self.help])
+        # stable names for CSS and the browser tests
+        for widget, name in ((self.widget, "sw-buttons"), (self.status_html, "sw-status"), (self.counter, "sw-counter"),
+                             (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
+                             (self.code, "sw-code")):
+            widget.add_class(name)
 
     def highlight(self, phase: Phase) -> None:
         """Light the button of the phase the lesson would call next; the others stay clickable."""
@@ -86,6 +122,24 @@ class Controls:
         value = f"<div style='color:{COLORS[level]};font-weight:{weight}'>{body}</div>"
         if self.status_html.value != value:
             self.status_html.value = value
+
+    def show_way_out(self, visible: bool, stable_offered: bool = True, lr: float = 0.0) -> None:
+        """The one-click ways out of a divergence: shown only while the last thing that happened was one."""
+        display = None if visible else "none"
+        if self.way_out.layout.display != display:
+            self.way_out.layout.display = display
+        if visible:
+            stable = None if stable_offered else "none"
+            if self.buttons["way_stable"].layout.display != stable:
+                self.buttons["way_stable"].layout.display = stable
+            label = f"lr × 0.1 → {lr / 10:g}"
+            if self.buttons["way_lr"].description != label:
+                self.buttons["way_lr"].description = label
+
+    def show_softmax(self, value: str | None) -> None:
+        """Light "lesson's" or "stable"; neither while a student's own softmax is in use."""
+        if self.softmax.value != value:
+            self.softmax.value = value
 
     def show_code(self, phase: Phase | None) -> None:
         value = "" if phase is None else f"<code style='font-size:12px'>{html.escape(CODE[phase])}</code>"

@@ -1,0 +1,324 @@
+"""Undo, divergence ways out, the softmax toggle and keyboard control, headless: real widgets, real Trainer."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from softmax_widgets import Phase, Trainer, model
+from softmax_widgets.app import KEYS, Dashboard
+from softmax_widgets.widgets import KEYS_HELP, UNDO
+
+PHASES = [p.value for p in Phase]
+
+
+@pytest.fixture
+def dash(digits):
+    d = Dashboard(Trainer(digits, batch_size=64, seed=0))
+    yield d
+    d.close()
+
+
+def visible(widget) -> bool:
+    return widget.layout.display != "none"
+
+
+def press(d: Dashboard, key: str, **mods) -> None:
+    """A key as the browser sends it: ipyevents' keydown message, delivered through the widget's comm."""
+    content = {"altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False, "type": "keydown",
+               "timeStamp": 1.0, "code": "", "key": key, "location": 0, "repeat": False,
+               "target": {"tagName": "DIV", "id": "", "className": "sw-keys"}, "event": "keydown", **mods}
+    msg = {"content": {"comm_id": d.key_events.comm.comm_id, "data": {"method": "custom", "content": content}},
+           "buffers": [], "metadata": {}}
+    d.key_events.comm.handle_msg(msg)
+
+
+def diverge(d: Dashboard, clicks: int = 20) -> int:
+    """Click Iteration until the Trainer diverges; returns the iteration it stopped at."""
+    for _ in range(clicks):
+        d.buttons["iteration"].click()
+        if d.controls.status_level == "error":
+            return d.trainer.iteration
+    raise AssertionError(f"no divergence within {clicks} clicks at lr {d.trainer.lr}")
+
+
+def loss_points(d: Dashboard) -> np.ndarray:
+    return d.plots.loss_line.y.reshape(2, -1)[0]  # bqplot squeezes a (2, 1) array to (2,)
+
+
+# ---- undo ----
+def test_undo_with_nothing_to_undo_says_so_in_words(dash):
+    assert dash.buttons["undo"].description == UNDO
+    W = dash.trainer.W.detach().clone()
+    dash.buttons["undo"].click()
+    assert dash.controls.status_level == "error" and dash.status.startswith("Nothing to undo")
+    assert "Traceback" not in dash.status and torch.equal(dash.trainer.W, W)
+
+
+def test_undo_after_sgd_restores_W_exactly_and_drops_the_loss_point(dash):
+    t = dash.trainer
+    W0 = t.W.detach().clone()
+    for name in PHASES[:-1]:
+        dash.buttons[name].click()
+    W_before = t.W.detach().clone()
+    dash.buttons["sgd"].click()
+    assert t.iteration == 1 and len(dash.plots.loss_line.x) == 1 and not torch.equal(t.W, W_before)
+    dash.buttons["undo"].click()
+    assert torch.equal(t.W, W_before) and t.iteration == 0 and t.history.loss == []
+    assert len(dash.plots.loss_line.x) == 0, "the loss curve kept the undone point"
+    assert dash.status.startswith("undo: back to before sgd") and dash.controls.status_level == "info"
+    assert "iteration 0" in dash.controls.counter.value
+    assert dash.buttons["sgd"].button_style == "primary"  # the phase it took back is next again
+    for _ in PHASES[:-1]:
+        dash.buttons["undo"].click()
+    assert torch.equal(t.W, W0) and t.next_phase is Phase.NEXT_BATCH
+    dash.buttons["undo"].click()
+    assert dash.status.startswith("Nothing to undo")
+
+
+def test_undo_after_iterations_moves_the_curves_back(dash):
+    t = dash.trainer
+    dash.run_for(3)
+    losses = list(t.history.loss)
+    for _ in range(5):  # one whole iteration, phase by phase
+        dash.buttons["undo"].click()
+    assert t.iteration == 2 and t.history.loss == losses[:2]
+    assert list(dash.plots.loss_line.x) == [1, 2] and loss_points(dash)[-1] == np.float32(losses[1])
+    dash.buttons["iteration"].click()  # and forward again: the same batch, the same loss, exactly
+    assert t.history.loss == losses
+
+
+def test_undo_during_play_pauses_first(digits):
+    async def main():
+        d = Dashboard(Trainer(digits, batch_size=64))
+        d.play()
+        await _wait(lambda: d.trainer.iteration >= 5)
+        n = d.trainer.iteration  # Play runs whole iterations: this click lands after an sgd
+        d.buttons["undo"].click()
+        assert not d.is_playing and d.trainer.iteration == n - 1 and d.status.startswith("undo: back to before sgd")
+        await _wait(lambda: d._task.done())
+        assert d.trainer.iteration == n - 1, "Play went on after undo"
+        assert d.buttons["play"].description.endswith("Play")
+        d.close()
+
+    asyncio.run(main())
+
+
+# ---- divergence: the explanation and the ways out ----
+def test_lr_50_with_the_lesson_softmax_explains_and_offers_ways_out(dash):
+    c, t = dash.controls, dash.trainer
+    assert not visible(c.way_out)
+    c.lr.value = 50  # the slider reaches 50 (and the Trainer takes it)
+    assert t.lr == 50
+    stopped = diverge(dash)
+    assert "exp() of anything above ~88 overflows" in dash.status and "Ways out" in dash.status
+    assert "color:#c00000" in c.status_html.value and "Traceback" not in c.status_html.value
+    assert visible(c.way_out) and visible(dash.buttons["way_stable"])
+    assert dash.buttons["way_lr"].description == "lr × 0.1 → 5"
+    # the curves hold only finite numbers: the diverged iteration was never recorded
+    assert len(t.history.loss) == stopped and all(map(math.isfinite, t.history.loss))
+    assert np.isfinite(dash.plots.loss_line.y).all() and np.isfinite(dash.plots.train_line.y).all()
+    assert bool(torch.isfinite(t.W).all())
+
+
+def test_play_stops_on_divergence_and_shows_the_ways_out(digits):
+    async def main():
+        d = Dashboard(Trainer(digits, lr=50, batch_size=64))
+        d.play()
+        await _wait(lambda: not d.is_playing)
+        assert d.controls.status_level == "error" and "overflows" in d.status and visible(d.controls.way_out)
+        assert np.isfinite(d.plots.loss_line.y).all()
+        d.close()
+
+    asyncio.run(main())
+
+
+def test_way_out_stable_softmax(dash):
+    dash.controls.lr.value = 50
+    diverge(dash)
+    dash.buttons["way_stable"].click()
+    assert dash.trainer.softmax is model.stable_softmax and dash.controls.softmax.value == "stable"
+    assert not visible(dash.controls.way_out) and dash.status.startswith("softmax set to stable_softmax")
+    dash.buttons["step"].click()  # the forward that overflowed now gives a finite loss... or a log(0)
+    assert dash.trainer.last_phase is Phase.FORWARD
+    if dash.controls.status_level == "error":  # at lr 50 the probabilities underflow to 0: cross_entropy's log(0)
+        assert "log(0)" in dash.status and visible(dash.controls.way_out)
+        assert not visible(dash.buttons["way_stable"]), "offered the stable softmax although it is in use"
+
+
+def test_way_out_lr_tenth(dash):
+    dash.controls.lr.value = 50
+    diverge(dash)
+    dash.buttons["way_lr"].click()
+    assert dash.trainer.lr == 5 and dash.controls.lr.value == pytest.approx(5)
+    assert not visible(dash.controls.way_out) and dash.status == "learning rate set to 5"
+
+
+def test_way_out_undo_goes_back_to_before_the_step_that_blew_up(dash):
+    t = dash.trainer
+    dash.controls.lr.value = 50
+    weights = [t.W.detach().clone()]
+    t.on_change(lambda tr, e: e.phase is Phase.SGD and e.kind == "phase" and weights.append(tr.W.detach().clone()))
+    stopped = diverge(dash)
+    dash.buttons["way_undo"].click()
+    assert t.iteration == stopped - 1 and torch.equal(t.W, weights[stopped - 1])
+    assert t.next_phase is Phase.NEXT_BATCH and len(t.history.loss) == stopped - 1
+    assert not visible(dash.controls.way_out) and dash.status.startswith("undo: back to before next_batch")
+    dash.buttons["way_lr"].click()  # hidden, but the pair is the real way out: W as before, a smaller step
+    for _ in range(20):
+        dash.buttons["iteration"].click()
+    assert dash.controls.status_level == "info" and t.iteration == stopped + 19
+
+
+def test_the_ways_out_appear_for_a_divergence_driven_from_code(dash):
+    t = dash.trainer
+    t.lr = 50
+    with pytest.raises(Exception, match="overflows"):
+        for _ in range(20):
+            t.train_step()
+    dash.push()  # code in a cell pushes by time; the kernel's loop would flush this a moment later
+    assert visible(dash.controls.way_out) and dash.controls.status_level == "error"
+    assert dash.controls.lr.value == 50
+    t.reset()
+    dash.push()
+    assert not visible(dash.controls.way_out)
+
+
+# ---- the softmax toggle ----
+def test_softmax_toggle_both_ways_and_synced_from_code(dash):
+    t, toggle = dash.trainer, dash.controls.softmax
+    assert toggle.value == "lesson" and t.softmax is model.softmax
+    toggle.value = "stable"
+    assert t.softmax is model.stable_softmax and dash.status.startswith("softmax set to stable_softmax")
+    toggle.value = "lesson"
+    assert t.softmax is model.softmax and dash.status.startswith("softmax set to softmax")
+    t.use_stable_softmax()  # from code: the toggle follows
+    dash.push()
+    assert toggle.value == "stable"
+    t.softmax = lambda X: torch.softmax(X, dim=1)  # a student's own: neither lit, from the next event on
+    dash.buttons["step"].click()
+    assert toggle.value is None and t.softmax is not model.softmax
+    toggle.value = "lesson"  # choosing one replaces the student's
+    assert t.softmax is model.softmax
+
+
+# ---- keyboard ----
+def test_keys_through_ipyevents_messages(dash):
+    t = dash.trainer
+    ev = dash.key_events
+    assert ev.source is dash.keys_area and ev.watched_events == ["keydown"] and ev.prevent_default_action
+    press(dash, "s")
+    assert t.last_phase is Phase.NEXT_BATCH and dash.status.startswith("next_batch")
+    press(dash, "ArrowRight", code="ArrowRight")
+    assert t.last_phase is Phase.FORWARD
+    press(dash, "S", shiftKey=True)
+    assert t.last_phase is Phase.ZERO_GRAD
+    press(dash, "u")
+    assert t.last_phase is Phase.FORWARD and dash.status.startswith("undo")
+    press(dash, "s", ctrlKey=True)  # Ctrl+S is the browser's, not a step
+    press(dash, "ArrowRight", repeat=True)  # a held arrow keeps stepping
+    assert t.last_phase is Phase.ZERO_GRAD
+    for _ in range(3):
+        press(dash, "s")
+    assert t.iteration == 1
+    dash.controls.seed.value = 7  # typed but not applied: r resets with the Trainer's own seed
+    W0 = Trainer(t.data, seed=0).W
+    press(dash, "r")
+    assert t.iteration == 0 and t.seed == 0 and torch.equal(t.W, W0) and dash.status.startswith("reset: seed 0")
+    assert dash.controls.seed.value == 0
+
+
+def test_an_unknown_key_says_which_keys_work(dash):
+    assert dash.handle_key("x") is False
+    assert KEYS_HELP in dash.controls.status_html.value and dash.controls.status_level == "info"
+    press(dash, "Enter")
+    assert html.escape("'Enter' does nothing here") in dash.controls.status_html.value
+    assert dash.trainer.last_phase is None
+
+
+def test_space_plays_and_pauses(digits):
+    async def main():
+        d = Dashboard(Trainer(digits, batch_size=64))
+        press(d, " ", code="Space")
+        assert d.is_playing
+        await _wait(lambda: d.trainer.iteration >= 3)
+        press(d, " ", code="Space", repeat=True)  # a held Space does not flicker Play
+        assert d.is_playing
+        press(d, " ", code="Space")
+        assert not d.is_playing
+        await _wait(lambda: d._task.done())
+        n = d.trainer.iteration
+        press(d, "u")  # undo while paused: one phase back
+        assert d.trainer.iteration == n - 1
+        d.close()
+
+    asyncio.run(main())
+
+
+def test_keys_area_holds_no_text_box(dash):
+    """ipyevents takes every key while the mouse is over its source: a text box there could not be typed in."""
+    seen = set()
+    stack = [dash.keys_area]
+    while stack:
+        w = stack.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        assert not hasattr(w, "continuous_update") and type(w).__name__ not in ("Text", "IntText", "Textarea"), w
+        stack += [v for v in getattr(w, "children", ())] + [m for m in getattr(w, "marks", ())]
+    assert {id(dash.controls.status_html), id(dash.plots.loss_fig), id(dash.controls.help)} <= seen
+    assert KEYS_HELP in dash.controls.help.value and set(KEYS.values()) == {"step", "play", "undo", "reset"}
+
+
+# ---- CSS classes, no tracebacks, closing ----
+def test_stable_css_classes(dash):
+    c, p = dash.controls, dash.plots
+    assert "sw-dashboard" in dash._dom_classes and "sw-keys" in dash.keys_area._dom_classes
+    for widget, name in ((c.status_html, "sw-status"), (c.counter, "sw-counter"), (c.widget, "sw-buttons"),
+                         (c.way_out, "sw-way-out"), (c.softmax, "sw-softmax"), (p.loss_fig, "sw-loss")):
+        assert name in widget._dom_classes, name
+    assert all("sw-weights" in f._dom_classes for f in p.w_figs) and len(p.w_figs) == 10
+    assert all("sw-grad" in f._dom_classes for f in p.g_figs)
+
+
+def test_random_clicks_and_keys_never_raise(digits, caplog):
+    d = Dashboard(Trainer(digits, batch_size=64))
+    rng = random.Random(1)
+    names = [*PHASES, "step", "iteration", "reset", "undo", "way_stable", "way_lr", "way_undo"]
+    with caplog.at_level(logging.WARNING):
+        for _ in range(300):
+            r = rng.random()
+            if r < 0.6:
+                d.buttons[rng.choice(names)].click()
+            elif r < 0.85:
+                press(d, rng.choice(["s", "ArrowRight", "u", "r", "q", "Tab"]))
+            elif r < 0.9:
+                d.controls.softmax.value = rng.choice(["lesson", "stable"])
+            else:
+                d.controls.lr.value = rng.choice([0.01, 0.1, 50.0])
+            assert "Traceback" not in d.controls.status_html.value
+            assert bool(torch.isfinite(d.trainer.W).all())
+    assert not [r for r in caplog.records if r.exc_info or "Exception" in r.getMessage()]
+    d.close()
+
+
+def test_close_closes_the_key_listener(digits):
+    d = Dashboard(Trainer(digits))
+    ev = d.key_events
+    d.close()
+    assert ev.comm is None and d.buttons["way_undo"].comm is None and d.controls.softmax.comm is None
+
+
+async def _wait(cond, timeout=30.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.01)
