@@ -1,0 +1,389 @@
+"""The dashboard's tabs below the live plots: confusion matrix ↔ mistakes, kept runs side by side, export.
+
+Nothing here runs per phase: one Trainer listener wakes only on epoch, reset and undo events (a set lookup
+otherwise), and a refresh is throttled so a fast Play on the 8x8 digits (an epoch every few ms) does not flood
+the browser.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import time
+
+import numpy as np
+from bqplot import Axis, Bars, ColorScale, Figure, GridHeatMap, LinearScale, Lines, OrdinalScale
+from ipywidgets import HTML, Button, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox, Widget
+
+from . import evaluation, export
+from .plots import SMOOTH, decimate_indices
+from .runs import RunStore
+
+__all__ = ["MAX_RUN_POINTS", "Views"]
+
+EXAMPLES = 12  # test images shown for a clicked cell
+MAX_RUN_POINTS = 500  # points per compared curve
+WAKE = frozenset({"epoch", "reset", "undo"})  # events after which W differs from what the views show
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+LIVE = "#000000"
+
+
+def _fig(marks, axes, title, width="460px", height="300px", margin=(30, 50, 60, 10), **kw) -> Figure:
+    top, bottom, left, right = margin
+    return Figure(marks=list(marks), axes=list(axes), title=title, animation_duration=0,
+                  fig_margin=dict(top=top, bottom=bottom, left=left, right=right), title_style={"font-size": "12px"},
+                  layout=Layout(width=width, height=height), **kw)
+
+
+def _png(pixels: np.ndarray, shape: tuple[int, int], side: int = 56) -> bytes:
+    """A test image as PNG bytes, upscaled without blurring (one <img> each: lighter than a canvas heatmap)."""
+    from PIL import Image as PILImage  # comes with torchvision
+
+    img = PILImage.fromarray((pixels.reshape(shape) * 255).round().clip(0, 255).astype(np.uint8), "L")
+    buf = io.BytesIO()
+    img.resize((side, side), PILImage.NEAREST).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _ok(text: str) -> str:
+    return f"<span style='color:#2b6e2b'>{html.escape(text)}</span>"
+
+
+def _bad(text: str) -> str:
+    return f"<span style='color:#b00020'>{html.escape(text)}</span>"
+
+
+class EvaluationPane:
+    """The test set's confusion matrix; a click on a cell shows its images; accuracy per class."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.classes = list(trainer.data.classes)
+        self.shape = tuple(trainer.data.image_shape)
+        k = len(self.classes)
+        self.result: evaluation.TestEvaluation | None = None
+        self.cell: tuple[int, int] | None = None
+        rows, cols = OrdinalScale(reverse=True), OrdinalScale()  # row 0 (the first class) on top
+        # white → orange up to the largest mistake count; the diagonal (right answers) saturates on purpose, so
+        # the off-diagonal cells, the mistakes, get the whole colour range
+        self.color_scale = ColorScale(colors=["#ffffff", "#fdae6b", "#e6550d"], min=0, max=1,
+                                      extrapolation="constant")
+        self.matrix = GridHeatMap(row=self.classes, column=self.classes, color=np.zeros((k, k), np.float32),
+                                  scales={"row": rows, "column": cols, "color": self.color_scale},
+                                  display_format=".0f", font_style={"font-size": "10px"},
+                                  interactions={"click": "select"}, selected_style={"stroke": "#000",
+                                                                                    "stroke-width": "3"})
+        self.matrix_fig = _fig([self.matrix], [Axis(scale=cols, label="predicted", tick_rotate=-35),
+                                               Axis(scale=rows, side="left",
+                                                    label="true class", label_offset="70px")],
+                               "test set: true class (row) × prediction (column)", "500px", "470px",
+                               (30, 80, 100, 10))
+        bx, by = OrdinalScale(), LinearScale(min=0.0, max=1.0)
+        self.acc_bars = Bars(x=self.classes, y=np.zeros(k, np.float32), scales={"x": bx, "y": by},
+                             colors=["#3182bd"], label_display=True, label_display_format=".0%")
+        self.acc_fig = _fig([self.acc_bars], [Axis(scale=bx, tick_rotate=-35),
+                                              Axis(scale=by, side="left", tick_format=".0%")],
+                            "test accuracy per class", "380px", "300px", (30, 80, 50, 10))
+        self.button = Button(description="evaluate now", tooltip="confusion matrix of the test set with W now")
+        self.button.on_click(lambda _: self.refresh())
+        self.note = HTML("<small>Recomputed after every epoch. Click a cell to see its test images.</small>")
+        self.title = HTML()
+        self.images = [Image(format="png", layout=Layout(width="56px", height="56px")) for _ in range(EXAMPLES)]
+        self.captions = [HTML() for _ in range(EXAMPLES)]
+        self.tiles = [VBox([i, c], layout=Layout(width="92px", display="none"))
+                      for i, c in zip(self.images, self.captions, strict=True)]
+        self.matrix.observe(self._on_selected, "selected")
+        self.matrix.on_element_click(self._on_click)
+        self.widget = VBox([HBox([self.button, self.note]), HBox([self.matrix_fig, self.acc_fig]), self.title,
+                            HBox(self.tiles, layout=Layout(flex_flow="row wrap"))])
+
+    def refresh(self) -> None:
+        """One pass over the test set: matrix, bars, and the clicked cell's images again."""
+        self.result = ev = evaluation.evaluate_test_set(self.trainer)
+        m = ev.confusion.numpy()
+        off = m[~np.eye(len(m), dtype=bool)]
+        with self.color_scale.hold_sync():
+            self.color_scale.max = float(max(off.max(initial=0), 1))
+        with self.matrix.hold_sync():
+            self.matrix.color = m.astype(np.float32)
+        with self.acc_bars.hold_sync():
+            self.acc_bars.y = np.nan_to_num(ev.per_class_accuracy.numpy()).astype(np.float32)
+        self.note.value = (f"<small>test accuracy {ev.accuracy:.1%} at iteration {ev.iteration} "
+                           f"(epoch {self.trainer.epoch}). Click a cell to see its test images.</small>")
+        if self.cell is not None:
+            self.show_cell(*self.cell)
+
+    def _on_selected(self, change) -> None:
+        sel = change["new"]
+        if sel is not None and len(sel):
+            r, c = np.asarray(sel).reshape(-1, 2)[-1]  # bqplot sends [[row, column], ...]
+            self.show_cell(int(r), int(c))
+
+    def _on_click(self, _mark, content: dict) -> None:
+        data = content.get("data") or {}
+        if "rowNum" in data and "columnNum" in data:
+            self.show_cell(int(data["rowNum"]), int(data["columnNum"]))
+
+    def show_cell(self, true: int, predicted: int) -> None:
+        """Fill the strip with the first images of cell (true, predicted), the most confident first."""
+        if self.result is None or self.result.iteration != self.trainer.iteration:
+            self.result = evaluation.evaluate_test_set(self.trainer)
+        self.cell = (true, predicted)
+        ex = evaluation.cell_examples(self.result, true, predicted, k=EXAMPLES)
+        t, p = self.classes[true], self.classes[predicted]
+        what = f"{t} predicted right" if true == predicted else f"{t} taken for {p}"
+        self.title.value = (f"<b>{html.escape(what)}: {ex.count} image{'s' * (ex.count != 1)}</b>"
+                            + (f" <small>(the {len(ex.indices)} most confident shown)</small>"
+                               if ex.count > len(ex.indices) else ""))
+        x = self.trainer.data.x_test
+        for i, (img, cap, tile) in enumerate(zip(self.images, self.captions, self.tiles, strict=True)):
+            if i < len(ex.indices):
+                img.value = _png(x[int(ex.indices[i])].numpy(), self.shape)
+                cap.value = (f"<small>p({html.escape(p)}) {float(ex.p_predicted[i]):.2f}" + (
+                    "" if true == predicted else f"<br>p({html.escape(t)}) {float(ex.p_true[i]):.2f}") + "</small>")
+            tile.layout.display = "flex" if i < len(ex.indices) else "none"
+
+    @property
+    def shown_count(self) -> int:
+        return sum(t.layout.display != "none" for t in self.tiles)
+
+
+class ComparePane:
+    """Kept runs' loss (running mean) and test accuracy overlaid with the live run's."""
+
+    def __init__(self, trainer, runs: RunStore):
+        self.trainer, self.runs = trainer, runs
+        xs, ys = LinearScale(), LinearScale(min=0.0)
+        xa, ya = LinearScale(), LinearScale(min=0.0, max=1.0)
+        self._scales = {"loss": {"x": xs, "y": ys}, "acc": {"x": xa, "y": ya}}
+        self.lines: dict[object, tuple[Lines, Lines]] = {}  # run id (or "live") -> (loss, test accuracy)
+        self.loss_fig = _fig([], [Axis(scale=xs, label="iteration"),
+                                  Axis(scale=ys, side="left", label="loss", tick_format=".2f")],
+                             f"loss (mean of {SMOOTH} iterations)", legend_location="top-right")
+        self.acc_fig = _fig([], [Axis(scale=xa, label="iteration"),
+                                 Axis(scale=ya, side="left", label="test accuracy", tick_format=".0%")],
+                            "test accuracy (per epoch)", legend_location="bottom-right")
+        self.label = Text(placeholder=self.default_label(), description="label",
+                          layout=Layout(width="260px"))
+        self.keep = Button(description="keep this run", button_style="info",
+                           tooltip="freeze this run's curves and settings to compare with the next one")
+        self.kept = SelectMultiple(options=[], rows=4, description="kept", layout=Layout(width="420px"))
+        self.remove = Button(description="remove selected")
+        self.status = HTML("<small>Typical use: train at lr 0.1, keep; reset with lr 0.01, train, keep; "
+                           "compare.</small>")
+        self.keep.on_click(lambda _: self.keep_run())
+        self.remove.on_click(lambda _: self.remove_selected())
+        self.widget = VBox([HBox([self.label, self.keep]), HBox([self.kept, self.remove]), self.status,
+                            HBox([self.loss_fig, self.acc_fig])])
+        self.refresh_live()
+
+    def default_label(self) -> str:
+        return f"lr {self.trainer.lr:g}, batch {self.trainer.batch_size}"
+
+    def keep_run(self):
+        run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label())
+        self.label.value = ""
+        self.status.value = _ok(f"kept {run}")
+        return run
+
+    def remove_selected(self) -> None:
+        chosen = list(self.kept.value)
+        if not chosen:
+            self.status.value = _bad("select a kept run in the list first, then press remove")
+            return
+        for run_id in chosen:
+            self.runs.remove(run_id)
+        self.status.value = _ok(f"removed {len(chosen)} run{'s' * (len(chosen) != 1)}")
+
+    def _curves(self, history) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        loss = np.asarray(history.loss, np.float64)
+        idx = decimate_indices(len(loss), MAX_RUN_POINTS)
+        csum = np.concatenate([[0.0], np.cumsum(loss)])
+        lo = np.maximum(idx + 1 - SMOOTH, 0)
+        mean = (csum[idx + 1] - csum[lo]) / np.maximum(idx + 1 - lo, 1)
+        return ((idx + 1).astype(np.float32), mean.astype(np.float32),
+                np.asarray(history.epoch_iteration, np.float32), np.asarray(history.test_acc, np.float32))
+
+    def _set(self, key, label: str, color: str, history, dashed: bool = False) -> None:
+        if key not in self.lines:
+            style = {"line_style": "dashed"} if dashed else {}
+            self.lines[key] = (Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), colors=[color],
+                                     scales=self._scales["loss"], display_legend=True, **style),
+                               Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), colors=[color],
+                                     scales=self._scales["acc"], display_legend=True, marker="circle",
+                                     marker_size=30, **style))
+        x, y, ex, ey = self._curves(history)
+        for line, (lx, ly) in zip(self.lines[key], ((x, y), (ex, ey)), strict=True):
+            with line.hold_sync():
+                line.x, line.y, line.labels = lx, ly, [label]
+
+    def refresh_runs(self, store: RunStore | None = None) -> None:
+        """Kept runs changed: one pair of lines each (frozen curves: computed once), the list, the legends."""
+        ids = {r.id for r in self.runs}
+        for key in [k for k in self.lines if k != "live" and k not in ids]:
+            for line in self.lines.pop(key):
+                line.close()
+        for i, run in enumerate(self.runs):
+            if run.id not in self.lines:
+                self._set(run.id, run.label, PALETTE[i % len(PALETTE)], run.history)
+        self.kept.options = [(str(r), r.id) for r in self.runs]
+        self._mount()
+
+    def refresh_live(self) -> None:
+        self._set("live", f"live: {self.default_label()}", LIVE, self.trainer.history, dashed=True)
+        self.label.placeholder = self.default_label()
+        self._mount()
+
+    def _mount(self) -> None:
+        order = [k for k in self.lines if k != "live"] + ["live"]
+        loss, acc = [self.lines[k][0] for k in order], [self.lines[k][1] for k in order]
+        if list(self.loss_fig.marks) != loss:
+            self.loss_fig.marks, self.acc_fig.marks = loss, acc
+
+    def labels(self) -> list[str]:
+        """The legend, in drawing order (kept runs, then the live one)."""
+        return [m.labels[0] for m in self.loss_fig.marks]
+
+
+class ExportPane:
+    """Buttons that write the run's files into a folder, or ask the browser to download a figure."""
+
+    def __init__(self, trainer, figures: dict[str, Figure]):
+        self.trainer, self.figures = trainer, figures
+        self.folder = Text(value=os.getcwd(), description="folder", layout=Layout(width="520px"))
+        self.names = {"csv": "softmax_run.csv", "weights": "softmax_W.png", "state": "softmax_state.pt"}
+        self.buttons = {"csv": Button(description="history CSV", tooltip="one row per iteration"),
+                        "weights": Button(description="W as image grid PNG", layout=Layout(width="180px")),
+                        "state": Button(description="state file", tooltip="Trainer.load(path) continues from it")}
+        for key, b in self.buttons.items():
+            b.on_click(lambda _, key=key: self.write(key))
+        self.figure = SelectMultiple(options=list(figures), value=list(figures)[:1], rows=6, description="figures",
+                                     layout=Layout(width="420px"))
+        self.png, self.svg = Button(description="PNG (download)"), Button(description="SVG (download)")
+        self.png.on_click(lambda _: self.download("png"))
+        self.svg.on_click(lambda _: self.download("svg"))
+        self.status = HTML()
+        self.widget = VBox([self.folder, HBox(list(self.buttons.values())),
+                            HTML("<small>Figures are drawn by the browser: PNG/SVG arrive as a download from the "
+                                 "page (your browser's download folder), not in the folder above.</small>"),
+                            HBox([self.figure, VBox([self.png, self.svg])]), self.status])
+
+    def write(self, key: str) -> str | None:
+        """Write one file into the folder; the status line says where, or why not (never a traceback)."""
+        path = os.path.join(os.path.expanduser(self.folder.value.strip() or "."), self.names[key])
+        try:
+            if key == "csv":
+                export.history_to_csv(self.trainer, path)
+                what = f"{len(self.trainer.history.loss)} iterations"
+            elif key == "weights":
+                export.save_weight_grid(self.trainer, path)
+                what = "W's columns as images"
+            else:
+                with open(path, "wb") as f:  # open() here: a refused folder is an OSError with a plain reason
+                    self.trainer.save(f)
+                what = f"iteration {self.trainer.iteration}; Trainer.load('{path}') continues from it"
+        except OSError as err:
+            self.status.value = _bad(f"could not write {path}: {err.strerror or err}. Type a folder you can write "
+                                     "to in the box above and press the button again.")
+            return None
+        except Exception as err:  # not a file problem: still words, not a traceback
+            self.status.value = _bad(f"could not export {self.names[key]}: {type(err).__name__}: {err}")
+            return None
+        self.status.value = _ok(f"wrote {os.path.abspath(path)} ({os.path.getsize(path):,} bytes, {what})")
+        return path
+
+    def download(self, fmt: str) -> list[str]:
+        names = []
+        for label in self.figure.value:
+            name = "softmax_" + "".join(ch if ch.isalnum() else "_" for ch in label).strip("_") + f".{fmt}"
+            fig = self.figures[label]
+            fig.save_png(name) if fmt == "png" else fig.save_svg(name)
+            names.append(name)
+        self.status.value = (_ok(f"asked the browser to download {', '.join(names)}: look in its download folder")
+                             if names else _bad("select one or more figures in the list first"))
+        return names
+
+
+def _figures(plots, extra: dict[str, Figure]) -> dict[str, Figure]:
+    """The dashboard's figures worth a file: the curves, the bias and each W map (not the per-step strips)."""
+    found: dict[str, Figure] = {}
+    for name, label in (("loss_fig", "loss"), ("acc_fig", "accuracy"), ("bias_fig", "bias")):
+        if isinstance(getattr(plots, name, None), Figure):
+            found[label] = getattr(plots, name)
+    for fig in getattr(plots, "w_figs", None) or []:
+        if isinstance(fig, Figure):
+            found[f"W: {fig.title}"] = fig
+    return {**found, **extra}
+
+
+def _descendants(widget: Widget, seen: set):
+    if id(widget) in seen:
+        return
+    seen.add(id(widget))
+    yield widget
+    for name in widget.keys:
+        value = getattr(widget, name, None)
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, Widget):
+                yield from _descendants(item, seen)
+
+
+class Views:
+    """Evaluation, Compare runs and Export tabs of one Dashboard (`dashboard.trainer`, `dashboard.plots`)."""
+
+    def __init__(self, dashboard, min_interval: float = 1.0):
+        self.trainer = dashboard.trainer
+        self.min_interval = min_interval  # seconds between refreshes caused by training (clicks: always)
+        self._loop = getattr(dashboard, "_loop", None)
+        self._last = -float("inf")
+        self._pending = self._scheduled = False
+        self.runs = RunStore()
+        self.evaluation = EvaluationPane(self.trainer)
+        self.compare = ComparePane(self.trainer, self.runs)
+        figures = {"confusion matrix": self.evaluation.matrix_fig, "accuracy per class": self.evaluation.acc_fig,
+                   "compared loss": self.compare.loss_fig, "compared test accuracy": self.compare.acc_fig}
+        self.export = ExportPane(self.trainer, _figures(getattr(dashboard, "plots", None) or object(), figures))
+        self.widget = Tab(children=[self.evaluation.widget, self.compare.widget, self.export.widget],
+                          titles=["Evaluation", "Compare runs", "Export"])
+        self.widget.add_class("sw-views")
+        self.runs.on_change(self.compare.refresh_runs)
+        self.trainer.on_change(self._on_change)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Everything that follows W: the confusion matrix, the bars, the live curves."""
+        self._last, self._pending = time.perf_counter(), False
+        self.evaluation.refresh()
+        self.compare.refresh_live()
+
+    def _on_change(self, trainer, event) -> None:
+        if event.kind not in WAKE:  # every phase passes here: one set lookup, nothing else
+            return
+        if time.perf_counter() - self._last >= self.min_interval:
+            self.refresh()
+            return
+        self._pending = True  # too soon after the last one: once more when the interval is over
+        loop = self._loop
+        if not self._scheduled and loop is not None and not loop.is_closed():
+            self._scheduled = True
+            loop.call_soon_threadsafe(loop.call_later, self.min_interval, self._deferred)
+
+    def _deferred(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            self.refresh()
+
+    def flush(self) -> None:
+        """Refresh now if an event was held back by the interval (the end of Play, tests)."""
+        if self._pending:
+            self.refresh()
+
+    def close(self) -> None:
+        self.trainer.on_change(self._on_change, remove=True)
+        self.runs.on_change(self.compare.refresh_runs, remove=True)
+        lines = [m for pair in self.compare.lines.values() for m in pair]
+        for w in [*_descendants(self.widget, set()), *lines]:
+            w.close()
+

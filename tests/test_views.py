@@ -1,0 +1,216 @@
+"""The dashboard's Evaluation / Compare runs / Export tabs, headless: real widgets, real Trainer, real files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from softmax_widgets import Trainer, evaluation
+from softmax_widgets.app import Dashboard
+from softmax_widgets.views import MAX_RUN_POINTS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def dash(digits):
+    d = Dashboard(Trainer(digits, seed=0))
+    d.views.min_interval = 0.0  # every epoch refreshes (the default throttle is for Play in a browser)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def fresh(dash):
+    dash.views.runs.clear()
+    dash.buttons["reset"].click()
+    return dash
+
+
+def test_tabs_are_mounted_below_the_plots(dash):
+    assert dash.children[-1] is dash.views.widget
+    assert list(dash.views.widget.titles) == ["Evaluation", "Compare runs", "Export"]
+
+
+def test_confusion_matrix_and_bars_follow_each_epoch(fresh):
+    t, ev = fresh.trainer, fresh.views.evaluation
+    t.run_epoch()  # code in a cell: the epoch event alone must bring the views up to date
+    m = evaluation.confusion_matrix(t).numpy()
+    assert m.sum() == len(t.data.y_test) and m.trace() < m.sum()  # one epoch of digits still makes mistakes
+    np.testing.assert_array_equal(ev.matrix.color, m)
+    np.testing.assert_allclose(ev.acc_bars.y, evaluation.per_class_accuracy(t).numpy(), rtol=1e-6)
+    assert list(ev.matrix.row) == list(ev.matrix.column) == t.data.classes
+    assert f"{evaluation.evaluate_test_set(t).accuracy:.1%}" in ev.note.value
+
+
+def test_phases_do_not_recompute_but_the_button_does(fresh):
+    t, ev = fresh.trainer, fresh.views.evaluation
+    before = ev.result
+    for _ in range(3):
+        t.train_step()  # not an epoch: the views sleep
+    assert ev.result is before
+    ev.button.click()
+    assert ev.result.iteration == t.iteration == 3
+    np.testing.assert_array_equal(ev.matrix.color, evaluation.confusion_matrix(t).numpy())
+
+
+def _worst_mistake(t: Trainer) -> tuple[int, int, int]:
+    m = evaluation.confusion_matrix(t).clone()
+    m.fill_diagonal_(-1)
+    r, c = divmod(int(m.argmax()), m.shape[1])
+    return r, c, int(m[r, c])
+
+
+def test_selecting_a_cell_shows_its_images(fresh):
+    t, ev = fresh.trainer, fresh.views.evaluation
+    t.run_epoch()
+    r, c, count = _worst_mistake(t)
+    assert count > 0
+    ev.matrix.selected = np.array([[r, c]])  # what the front end sets on a click (interactions: click → select)
+    names = t.data.classes
+    assert f"{names[r]} taken for {names[c]}: {count} image" in ev.title.value
+    shown = min(count, len(ev.tiles))
+    assert ev.shown_count == shown
+    ex = evaluation.cell_examples(t, r, c, k=len(ev.tiles))
+    assert f"p({names[c]}) {float(ex.p_predicted[0]):.2f}" in ev.captions[0].value
+    assert f"p({names[r]}) {float(ex.p_true[0]):.2f}" in ev.captions[0].value
+    assert bytes(ev.images[0].value).startswith(PNG_SIGNATURE)
+    # the element_click message bqplot sends for a cell on the diagonal
+    ev.matrix._handle_custom_msgs(None, {"event": "element_click", "data": {"rowNum": r, "columnNum": r}})
+    right = int(evaluation.confusion_matrix(t)[r, r])
+    assert f"{names[r]} predicted right: {right} image" in ev.title.value
+    assert ev.shown_count == min(right, len(ev.tiles))
+
+
+def test_the_clicked_cell_follows_training(fresh):
+    t, ev = fresh.trainer, fresh.views.evaluation
+    ev.show_cell(1, 1)
+    t.run_epoch()
+    assert f": {int(evaluation.confusion_matrix(t)[1, 1])} image" in ev.title.value
+
+
+def test_fashion_shirts_taken_for_t_shirts(fashion):
+    d = Dashboard(Trainer(fashion, seed=0))
+    try:
+        t, ev = d.trainer, d.views.evaluation
+        for _ in range(40):
+            t.train_step()
+        ev.button.click()
+        m = evaluation.confusion_matrix(t)
+        np.testing.assert_array_equal(ev.matrix.color, m.numpy())
+        ev.matrix.selected = np.array([[6, 0]])  # true Shirt, predicted T-shirt/top
+        assert f"Shirt taken for T-shirt/top: {int(m[6, 0])} images" in ev.title.value
+        assert ev.shown_count == min(int(m[6, 0]), len(ev.tiles)) > 0
+    finally:
+        d.close()
+
+
+def test_keep_two_runs_compare_and_remove_one(fresh):
+    t, cmp = fresh.trainer, fresh.views.compare
+    t.run_epoch()
+    cmp.keep.click()  # default label from the settings
+    fresh.controls.lr.value = 0.01
+    fresh.buttons["reset"].click()
+    t.run_epoch()
+    cmp.label.value = "slow"
+    cmp.keep.click()
+    runs = list(fresh.views.runs)
+    assert [r.lr for r in runs] == [0.1, 0.01]
+    assert cmp.labels() == ["lr 0.1, batch 256", "slow", "live: lr 0.01, batch 256"]
+    assert [m.labels[0] for m in cmp.acc_fig.marks] == cmp.labels()
+    loss_line = cmp.lines[runs[1].id][0]
+    assert len(loss_line.y) == len(runs[1].history.loss) and loss_line.y[0] == pytest.approx(runs[1].history.loss[0])
+    assert list(cmp.lines[runs[0].id][1].y) == pytest.approx(runs[0].history.test_acc)
+    cmp.kept.value = (runs[0].id,)
+    cmp.remove.click()
+    assert cmp.labels() == ["slow", "live: lr 0.01, batch 256"] and len(fresh.views.runs) == 1
+    assert [label for label, _ in cmp.kept.options] == [str(runs[1])]
+    fresh.controls.lr.value = 0.1
+
+
+def test_compared_curves_are_decimated(digits):
+    t = Trainer(digits, batch_size=2)  # 719 iterations an epoch
+    d = Dashboard(t)
+    try:
+        t.run_epoch()
+        d.views.compare.keep.click()
+        (run,) = d.views.runs
+        line = d.views.compare.lines[run.id][0]
+        assert len(line.x) <= MAX_RUN_POINTS + 1 and line.x[-1] == t.iteration
+        assert line.y.dtype == np.float32 and np.isfinite(line.y).all()
+    finally:
+        d.close()
+
+
+def test_export_writes_files_that_load_back(fresh, tmp_path):
+    t, ex = fresh.trainer, fresh.views.export
+    for _ in range(7):
+        t.train_step()
+    ex.folder.value = str(tmp_path)
+    ex.buttons["csv"].click()
+    path = tmp_path / "softmax_run.csv"
+    assert str(path) in ex.status.value
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert len(rows) == 7 and float(rows[-1]["loss"]) == t.history.loss[-1]
+    ex.buttons["weights"].click()
+    png = (tmp_path / "softmax_W.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and "softmax_W.png" in ex.status.value
+    try:
+        from PIL import Image
+    except ImportError:
+        pass
+    else:
+        assert Image.open(io.BytesIO(png)).size[0] > 0
+    ex.buttons["state"].click()
+    back = Trainer.load(tmp_path / "softmax_state.pt", data=t.data)
+    assert torch.equal(back.W, t.W) and back.iteration == t.iteration == 7
+
+
+def test_a_folder_that_cannot_be_written_is_said_in_words(fresh, tmp_path):
+    ex = fresh.views.export
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    ex.folder.value = str(not_a_folder)
+    ex.buttons["csv"].click()
+    assert "could not write" in ex.status.value and "folder you can write" in ex.status.value
+    assert "Traceback" not in ex.status.value
+    readonly = tmp_path / "ro"
+    readonly.mkdir(mode=0o555)
+    folder = readonly if os.geteuid() != 0 else "/sys"  # root ignores permission bits; sysfs refuses new files
+    ex.folder.value = str(folder)
+    ex.buttons["state"].click()
+    assert "could not write" in ex.status.value and "ermission denied" in ex.status.value
+
+
+def test_figures_go_to_the_browser_through_bqplot(fresh):
+    ex = fresh.views.export
+    fig = ex.figures["confusion matrix"]
+    sent = []
+    fig.comm.send = lambda data=None, buffers=None, **kw: sent.append(data)  # the kernel side of the wire only
+    try:
+        ex.figure.value = ("confusion matrix",)
+        ex.png.click()
+        ex.svg.click()
+    finally:
+        del fig.comm.send
+    contents = [m["content"] for m in sent if m.get("method") == "custom"]
+    assert [c["type"] for c in contents] == ["save_png", "save_svg"]
+    assert contents[0]["filename"] == "softmax_confusion_matrix.png" and "download" in ex.status.value
+    assert {"loss", "accuracy", f"W: {fresh.trainer.data.classes[0]}"} <= set(ex.figures)
+
+
+def test_close_leaves_the_trainer_as_it_found_it(digits):
+    t = Trainer(digits)
+    n = t.listener_count
+    d = Dashboard(t)
+    d.views.compare.keep.click()
+    d.views.runs.clear()  # a removed run's lines are closed by close() too
+    matrix = d.views.evaluation.matrix
+    d.close()
+    assert t.listener_count == n and matrix.comm is None and d.views.export.folder.comm is None
+    assert not d.views.runs._listeners
