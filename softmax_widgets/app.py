@@ -19,6 +19,7 @@ from .data import DatasetUnavailableError, load_dataset
 from .phases import Phase, TrainerError
 from .plots import Plots
 from .trainer import Trainer
+from .views import Views
 from .widgets import KEYS_HELP, Controls
 
 __all__ = ["Dashboard"]
@@ -127,7 +128,9 @@ class Dashboard(VBox):
         # keys act while the mouse is over this area (ipyevents takes every key there: no text boxes inside)
         self.keys_area = VBox([self.controls.readout, self.plots.widget])
         self.keys_area.add_class("sw-keys")
-        super().__init__(children=[self.controls.widget, self.keys_area], **kwargs)
+        # evaluation, run comparison and export tabs; outside the keys area (its text boxes need the keys)
+        self.views = Views(self)
+        super().__init__(children=[self.controls.widget, self.keys_area, self.views.widget], **kwargs)
         self.add_class("sw-dashboard")
         # prevent_default_action: Space must not scroll the page, → must not move the notebook's cursor
         self.key_events = DomEvent(source=self.keys_area, watched_events=["keydown"],
@@ -248,6 +251,9 @@ class Dashboard(VBox):
         keys = getattr(self, "key_events", None)
         if keys is not None:  # it points at the keys area; nothing points back at it
             keys.close()
+        views = getattr(self, "views", None)
+        if views is not None:  # its Trainer and RunStore listeners, and the Lines of removed runs
+            views.close()
         if getattr(self, "comm", None) is not None:
             # children, marks, scales, axes and every Layout, this VBox's own included (one comm each)
             for w in list(_descendants(self, set()))[1:]:
