@@ -185,6 +185,7 @@ class ComparePane:
         run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label())
         self.label.value = ""
         self.status.value = _ok(f"kept {run}")
+        self.refresh_live()  # the live run drawn up to now, beside its kept copy
         return run
 
     def remove_selected(self) -> None:
@@ -348,6 +349,7 @@ class Views:
         self.widget = Tab(children=[self.evaluation.widget, self.compare.widget, self.export.widget],
                           titles=["Evaluation", "Compare runs", "Export"])
         self.widget.add_class("sw-views")
+        self.widget.observe(self._on_tab, "selected_index")
         self.runs.on_change(self.compare.refresh_runs)
         self.trainer.on_change(self._on_change)
         self.refresh()
@@ -360,6 +362,8 @@ class Views:
 
     def _on_change(self, trainer, event) -> None:
         if event.kind not in WAKE:  # every phase passes here: one set lookup, nothing else
+            if event.kind == "settings":  # a slider moved: the live run's label and the default label follow
+                self.compare.refresh_live()
             return
         if time.perf_counter() - self._last >= self.min_interval:
             self.refresh()
@@ -369,6 +373,10 @@ class Views:
         if not self._scheduled and loop is not None and not loop.is_closed():
             self._scheduled = True
             loop.call_soon_threadsafe(loop.call_later, self.min_interval, self._deferred)
+
+    def _on_tab(self, change) -> None:
+        if change["new"] == 1:  # Compare runs opened: the live curves as they are now, not as at the last epoch
+            self.compare.refresh_live()
 
     def _deferred(self) -> None:
         self._scheduled = False

@@ -126,11 +126,23 @@ def test_keep_two_runs_compare_and_remove_one(fresh):
     loss_line = cmp.lines[runs[1].id][0]
     assert len(loss_line.y) == len(runs[1].history.loss) and loss_line.y[0] == pytest.approx(runs[1].history.loss[0])
     assert list(cmp.lines[runs[0].id][1].y) == pytest.approx(runs[0].history.test_acc)
+    fresh.controls.lr.value = 0.5  # a slider: the live label follows at once
+    assert cmp.labels()[-1] == "live: lr 0.5, batch 256" and cmp.label.placeholder == "lr 0.5, batch 256"
     cmp.kept.value = (runs[0].id,)
     cmp.remove.click()
-    assert cmp.labels() == ["slow", "live: lr 0.01, batch 256"] and len(fresh.views.runs) == 1
+    assert cmp.labels() == ["slow", "live: lr 0.5, batch 256"] and len(fresh.views.runs) == 1
     assert [label for label, _ in cmp.kept.options] == [str(runs[1])]
     fresh.controls.lr.value = 0.1
+
+
+def test_opening_the_compare_tab_draws_the_live_run_up_to_now(fresh):
+    t, cmp = fresh.trainer, fresh.views.compare
+    fresh.views.widget.selected_index = 0
+    for _ in range(3):
+        t.train_step()  # no epoch yet: the live curve waits
+    assert len(cmp.lines["live"][0].x) == 0
+    fresh.views.widget.selected_index = 1
+    assert list(cmp.lines["live"][0].x) == [1, 2, 3]
 
 
 def test_compared_curves_are_decimated(digits):
