@@ -77,21 +77,21 @@ class EvaluationPane:
         self.matrix_fig = _fig([self.matrix], [Axis(scale=cols, label="predicted", tick_rotate=-35),
                                                Axis(scale=rows, side="left",
                                                     label="true class", label_offset="70px")],
-                               "test set: true class (row) × prediction (column)", "500px", "470px",
+                               "confusion matrix of the test set", "500px", "470px",
                                (30, 80, 100, 10))
         bx, by = OrdinalScale(), LinearScale(min=0.0, max=1.0)
         self.acc_bars = Bars(x=self.classes, y=np.zeros(k, np.float32), scales={"x": bx, "y": by},
                              colors=["#3182bd"], label_display=True, label_display_format=".0%")
         self.acc_fig = _fig([self.acc_bars], [Axis(scale=bx, tick_rotate=-35),
                                               Axis(scale=by, side="left", tick_format=".0%")],
-                            "test accuracy per class", "380px", "300px", (30, 80, 50, 10))
+                            "test accuracy per class", "460px", "320px", (30, 80, 50, 10))
         self.button = Button(description="evaluate now", tooltip="confusion matrix of the test set with W now")
         self.button.on_click(lambda _: self.refresh())
         self.note = HTML("<small>Recomputed after every epoch. Click a cell to see its test images.</small>")
         self.title = HTML()
         self.images = [Image(format="png", layout=Layout(width="56px", height="56px")) for _ in range(EXAMPLES)]
         self.captions = [HTML() for _ in range(EXAMPLES)]
-        self.tiles = [VBox([i, c], layout=Layout(width="92px", display="none"))
+        self.tiles = [VBox([i, c], layout=Layout(width="118px", display="none"))
                       for i, c in zip(self.images, self.captions, strict=True)]
         self.matrix.observe(self._on_selected, "selected")
         self.matrix.on_element_click(self._on_click)
@@ -140,8 +140,10 @@ class EvaluationPane:
         for i, (img, cap, tile) in enumerate(zip(self.images, self.captions, self.tiles, strict=True)):
             if i < len(ex.indices):
                 img.value = _png(x[int(ex.indices[i])].numpy(), self.shape)
-                cap.value = (f"<small>p({html.escape(p)}) {float(ex.p_predicted[i]):.2f}" + (
-                    "" if true == predicted else f"<br>p({html.escape(t)}) {float(ex.p_true[i]):.2f}") + "</small>")
+                cap.value = (f"<div style='font-size:11px;line-height:1.25;white-space:nowrap'>p({html.escape(p)}) "
+                             f"{float(ex.p_predicted[i]):.2f}" + ("" if true == predicted else
+                                                                   f"<br>p({html.escape(t)}) {float(ex.p_true[i]):.2f}")
+                             + "</div>")
             tile.layout.display = "flex" if i < len(ex.indices) else "none"
 
     @property
@@ -182,6 +184,10 @@ class ComparePane:
         return f"lr {self.trainer.lr:g}, batch {self.trainer.batch_size}"
 
     def keep_run(self):
+        if self.trainer.iteration == 0:
+            self.status.value = _bad("nothing to keep yet: this run has no iteration. Train first (Step, Run "
+                                     "epoch or Play), then keep it.")
+            return None
         run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label())
         self.label.value = ""
         self.status.value = _ok(f"kept {run}")

@@ -112,6 +112,8 @@ def test_fashion_shirts_taken_for_t_shirts(fashion):
 
 def test_keep_two_runs_compare_and_remove_one(fresh):
     t, cmp = fresh.trainer, fresh.views.compare
+    cmp.keep.click()
+    assert "nothing to keep yet" in cmp.status.value and len(fresh.views.runs) == 0
     t.run_epoch()
     cmp.keep.click()  # default label from the settings
     fresh.controls.lr.value = 0.01
@@ -220,6 +222,7 @@ def test_close_leaves_the_trainer_as_it_found_it(digits):
     t = Trainer(digits)
     n = t.listener_count
     d = Dashboard(t)
+    t.train_step()
     d.views.compare.keep.click()
     d.views.runs.clear()  # a removed run's lines are closed by close() too
     matrix = d.views.evaluation.matrix
