@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -229,3 +230,24 @@ def test_close_leaves_the_trainer_as_it_found_it(digits):
     d.close()
     assert t.listener_count == n and matrix.comm is None and d.views.export.folder.comm is None
     assert not d.views.runs._listeners
+
+
+def test_epochs_in_quick_succession_refresh_once_the_interval_is_over(digits):
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # the kernel's loop, as the Dashboard captures it
+    try:
+        d = Dashboard(Trainer(digits, seed=0))
+        v = d.views
+        v.min_interval = 1.0
+        t = d.trainer
+        v.refresh()  # the interval starts now
+        t.run_epoch()
+        t.run_epoch()  # within the interval: held back, not computed under the training loop
+        assert v.evaluation.result.iteration < t.iteration
+        loop.run_until_complete(asyncio.sleep(1.3))
+        assert v.evaluation.result.iteration == t.iteration
+        np.testing.assert_array_equal(v.evaluation.matrix.color, evaluation.confusion_matrix(t).numpy())
+        d.close()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
