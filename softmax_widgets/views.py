@@ -64,6 +64,7 @@ class EvaluationPane:
         k = len(self.classes)
         self.result: evaluation.TestEvaluation | None = None
         self.cell: tuple[int, int] | None = None
+        self._shown: tuple | None = None
         rows, cols = OrdinalScale(reverse=True), OrdinalScale()  # row 0 (the first class) on top
         # white → orange up to the largest mistake count; the diagonal (right answers) saturates on purpose, so
         # the off-diagonal cells, the mistakes, get the whole colour range
@@ -127,9 +128,12 @@ class EvaluationPane:
 
     def show_cell(self, true: int, predicted: int) -> None:
         """Fill the strip with the first images of cell (true, predicted), the most confident first."""
-        if self.result is None or self.result.iteration != self.trainer.iteration:
-            self.result = evaluation.evaluate_test_set(self.trainer)
-        self.cell = (true, predicted)
+        if self.result is None:
+            self.refresh()
+        # the images of the matrix on screen (self.result), so the title's count is the number clicked
+        if self._shown is not None and self._shown[0] is self.result and self._shown[1:] == (true, predicted):
+            return  # a click arrives twice from the browser: as `selected` and as element_click
+        self.cell, self._shown = (true, predicted), (self.result, true, predicted)
         ex = evaluation.cell_examples(self.result, true, predicted, k=EXAMPLES)
         t, p = self.classes[true], self.classes[predicted]
         what = f"{t} predicted right" if true == predicted else f"{t} taken for {p}"

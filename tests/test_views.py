@@ -86,6 +86,10 @@ def test_selecting_a_cell_shows_its_images(fresh):
     right = int(evaluation.confusion_matrix(t)[r, r])
     assert f"{names[r]} predicted right: {right} image" in ev.title.value
     assert ev.shown_count == min(right, len(ev.tiles))
+    for _ in range(2):
+        t.train_step()  # W moves, the matrix on screen waits for the epoch: a click counts what it shows
+    ev.matrix.selected = np.array([[c, r]])
+    assert f": {int(ev.matrix.color[c, r])} image" in ev.title.value
 
 
 def test_the_clicked_cell_follows_training(fresh):
