@@ -70,6 +70,8 @@ class EvaluationPane:
         # the off-diagonal cells, the mistakes, get the whole colour range
         self.color_scale = ColorScale(colors=["#ffffff", "#fdae6b", "#e6550d"], min=0, max=1,
                                       extrapolation="constant")
+        # GridHeatMap, not the canvas HeatMap of the W maps: 100 SVG cells are cheap, redrawn once per epoch at
+        # most, and only GridHeatMap has a click selection and a number printed in each cell
         self.matrix = GridHeatMap(row=self.classes, column=self.classes, color=np.zeros((k, k), np.float32),
                                   scales={"row": rows, "column": cols, "color": self.color_scale},
                                   display_format=".0f", font_style={"font-size": "10px"},
