@@ -242,13 +242,13 @@ def test_epochs_in_quick_succession_refresh_once_the_interval_is_over(digits):
     try:
         d = Dashboard(Trainer(digits, seed=0))
         v = d.views
-        v.min_interval = 1.0
+        v.min_interval = 3.0  # two digits epochs take well under this, even on a loaded machine
         t = d.trainer
         v.refresh()  # the interval starts now
         t.run_epoch()
         t.run_epoch()  # within the interval: held back, not computed under the training loop
         assert v.evaluation.result.iteration < t.iteration
-        loop.run_until_complete(asyncio.sleep(1.3))
+        loop.run_until_complete(asyncio.sleep(3.3))
         assert v.evaluation.result.iteration == t.iteration
         np.testing.assert_array_equal(v.evaluation.matrix.color, evaluation.confusion_matrix(t).numpy())
         d.close()
