@@ -210,7 +210,8 @@ class Dashboard(VBox):
         else:
             self._warning = (f"The key {key!r} does nothing here: {KEYS_HELP}. Over the plots every key goes to "
                              "the dashboard; move the mouse away to type or run cells.")
-            self.push(CONTROLS)
+            self._dirty |= CONTROLS
+            self.push()  # like a click: whatever code in a cell left pending goes too
             return False
         return True
 

@@ -227,7 +227,7 @@ def test_close_unsubscribes_and_closes_the_widgets(digits):
     t = Trainer(digits)
     n = t.listener_count
     d = Dashboard(t)
-    assert t.listener_count == n + 1
+    assert t.listener_count > n
     d.close()
     assert t.listener_count == n and d.plots.w_maps[0].comm is None and d.buttons["play"].comm is None
 

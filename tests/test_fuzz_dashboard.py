@@ -21,7 +21,9 @@ from softmax_widgets.widgets import SPEEDS
 DIGITS = load_dataset("digits")
 N_TRAIN = len(DIGITS.y_train)
 PHASES = [p.value for p in Phase]
-CLICKS = [*PHASES, "step", "iteration", "reset", "new_seed"]  # the buttons that need no event loop
+CLICKS = [*PHASES, "step", "iteration", "reset", "new_seed", "undo"]  # the buttons that need no event loop
+WAYS_OUT = ["way_stable", "way_lr", "way_undo"]  # shown only after a divergence
+KEYS = ["s", "ArrowRight", "u", "r", "x"]  # Space (Play) only where an event loop runs
 
 # 50 click sequences of up to 40 actions (~2,000 clicks and edits) without Play, replayed for determinism, and
 # 30 sequences of up to 40 with Play/Pause/Run epoch on a real asyncio loop. Derandomized, no database: CI
@@ -31,7 +33,8 @@ COMMON = {"stateful_step_count": STEPS, "deadline": None, "derandomize": True, "
           "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much]}
 
 # what reaches the kernel from the browser: the lr slider clamps to its range, the boxes take any integer
-LR_VALUES = st.floats(1e-4, 10.0) | st.sampled_from([1e-4, 0.1, 10.0])
+# (50: the lesson's softmax overflows within a few iterations, and the ways out appear)
+LR_VALUES = st.floats(1e-4, 10.0) | st.sampled_from([1e-4, 0.1, 10.0, 50.0])
 BATCH_VALUES = st.integers(1, 200) | st.sampled_from([0, -1, -256, N_TRAIN, N_TRAIN + 1, 10**9, 1])
 
 
@@ -72,6 +75,14 @@ def act(dash: Dashboard, kind: str, arg=None) -> None:
         c.seed.value = arg
     elif kind == "swap":
         setattr(dash.trainer, *SWAPS[arg])
+    elif kind == "toggle":
+        c.softmax.value = arg
+    elif kind == "key":  # what ipyevents sends from the browser, through the widget's comm
+        content = {"type": "keydown", "event": "keydown", "key": arg, "code": "", "repeat": False,
+                   "altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False}
+        comm = dash.key_events.comm
+        comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": content}},
+                         "buffers": [], "metadata": {}})
     elif kind == "cell":  # `t.train_step()` typed in another cell while the dashboard is shown
         try:
             dash.trainer.train_step()
@@ -92,6 +103,7 @@ class DashboardMachine(RuleBasedStateMachine):
         logging.getLogger().addHandler(self.errors)
         random.seed(1234)  # New seed draws from `random`: the replay must draw the same seeds
         self.t = Trainer(DIGITS, lr=0.1, batch_size=64, seed=0)
+        self.bare = self.t.listener_count  # before the dashboard (and its views) subscribe
         self.dash = Dashboard(self.t)
         self.listeners = self.t.listener_count
         self.log: list[tuple[str, object]] = []
@@ -115,6 +127,10 @@ class DashboardMachine(RuleBasedStateMachine):
         assert len(p.test_line.y) == t.epoch
         assert np.array_equal(p.bias_bars.y, t.b.detach().numpy().astype(np.float32))
         assert f"iteration {t.iteration}" in c.counter.value
+        # the toggle shows the softmax in use (neither for a student's own)
+        assert c.softmax.value == {id(model.softmax): "lesson", id(model.stable_softmax): "stable"}.get(id(t.softmax))
+        if c.way_out.layout.display != "none":  # the ways out only while a divergence is what the status says
+            assert c.status_level == "error", self.dash.status
 
     @rule(name=st.sampled_from(CLICKS))
     def click(self, name):
@@ -153,6 +169,62 @@ class DashboardMachine(RuleBasedStateMachine):
         self._act("swap", i)
 
     @rule()
+    def undo(self):
+        t = self.t
+        phases, before = len(t.snapshots), (t.iteration, len(t.history.loss))
+        self._act("click", "undo")
+        self._check_view()
+        if phases == 0:  # nothing to undo: said in words, nothing changed
+            assert self.dash.controls.status_level == "error" and self.dash.status.startswith("Nothing to undo")
+            assert (t.iteration, len(t.history.loss)) == before
+        else:  # one phase back: at most one iteration (and its loss point) gone
+            assert self.dash.status.startswith("undo: back to before") and len(t.snapshots) == phases - 1
+            assert t.iteration in (before[0], before[0] - 1)
+
+    @rule(value=st.sampled_from(["lesson", "stable"]))
+    def toggle_softmax(self, value):
+        changes = self.dash.controls.softmax.value != value
+        self._act("toggle", value)
+        if changes:
+            assert self.t.softmax is (model.stable_softmax if value == "stable" else model.softmax)
+            assert self.dash.status.startswith("softmax set to")
+
+    @precondition(lambda self: self.dash.controls.way_out.layout.display != "none")
+    @rule(name=st.sampled_from(WAYS_OUT))
+    def way_out(self, name):
+        self._take_way_out(name)
+
+    @rule(name=st.sampled_from(WAYS_OUT))
+    def blow_up_then_way_out(self, name):
+        """From whatever state the fuzz reached: lr 50 with the lesson's softmax until it diverges, then a way out."""
+        self._act("toggle", "lesson")
+        self._act("lr", 50.0)
+        for _ in range(10):
+            if self.dash.controls.way_out.layout.display != "none":
+                assert np.isfinite(self.dash.plots.loss_line.y).all(), "a NaN reached the loss curve"
+                self._take_way_out(name)
+                return
+            self._act("click", "iteration")
+
+    def _take_way_out(self, name):
+        if self.dash.buttons[name].layout.display == "none":
+            return  # not offered (the stable softmax is already in use): a student cannot click it
+        lr = self.t.lr
+        self._act("click", name)
+        self._check_view()
+        if name == "way_lr":
+            assert self.t.lr == lr / 10
+        if name == "way_stable":
+            assert self.t.softmax is model.stable_softmax
+        if self.dash.controls.status_level != "error":
+            assert self.dash.controls.way_out.layout.display == "none"
+
+    @rule(key=st.sampled_from(KEYS))
+    def key(self, key):
+        self._act("key", key)
+        self._check_view()
+
+    @rule()
     def code_in_another_cell(self):
         self._act("cell")
 
@@ -181,7 +253,7 @@ class DashboardMachine(RuleBasedStateMachine):
                 assert d2.status == self.dash.status
                 d2.close()
             self.dash.close()
-            assert self.t.listener_count == self.listeners - 1, "close() left a listener on the Trainer"
+            assert self.t.listener_count == self.bare, "close() left a listener on the Trainer"
             assert not self.errors.records, self.errors.records
         finally:
             logging.getLogger().removeHandler(self.errors)
@@ -210,6 +282,13 @@ class PlayMachine(DashboardMachine):
         assert not self.dash.is_playing
         task = self.dash._task
         assert task is None or task.done() or not self.dash.is_playing
+
+    @rule()
+    def space(self):
+        self.timed = True
+        playing = self.dash.is_playing
+        self._act("key", " ")
+        assert self.dash.is_playing != playing or self.dash.controls.status_level == "error"
 
     @rule(speed=st.sampled_from(list(SPEEDS)))
     def set_speed(self, speed):
