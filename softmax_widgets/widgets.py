@@ -69,13 +69,13 @@ class Controls:
                                      continuous_update=False, layout=Layout(width="230px"))
         self.seed = BoundedIntText(value=seed, min=0, max=2**32 - 1, description="seed",
                                    layout=Layout(width="170px"))
-        self.softmax = ToggleButtons(options=SOFTMAXES, value="lesson", description="softmax",
+        self.softmax = ToggleButtons(options=SOFTMAXES, value="lesson",
                                      tooltips=["the lesson's: exp(X) / sum (overflows above ~88)",
                                                "subtract each row's max first: never overflows"],
-                                     style={"button_width": "70px"})
+                                     style={"button_width": "auto"}, layout=Layout(width="auto"))
         self.note = HTML()  # e.g. "Fashion-MNIST not found: showing digits"
         self.status_html = HTML(layout=Layout(min_height="24px"))
-        self.counter = HTML()
+        self.counter = HTML(layout=Layout(margin="0 0 0 12px"))
         self.code = HTML()
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
         self.status_text, self.status_level = "", "info"
@@ -90,7 +90,8 @@ class Controls:
             self.note,
             HBox(row1),
             HBox([b["step"], b["iteration"], b["epoch"], b["play"], b["undo"], self.speed, self.lr, self.batch_size]),
-            HBox([b["reset"], self.seed, b["new_seed"], self.softmax, self.counter],
+            HBox([b["reset"], self.seed, b["new_seed"], Label("softmax", layout=Layout(margin="0 4px 0 12px")),
+                  self.softmax, self.counter],
                  layout=Layout(align_items="center")),
         ])
         self.way_out = HBox([Label("ways out:"), b["way_stable"], b["way_lr"], b["way_undo"]],

@@ -8,10 +8,11 @@ import time
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 PHASES = ["next_batch", "forward", "zero_grad", "backward", "sgd"]
-PLAY, PAUSE = "▶ Play", "⏸ Pause"
+PLAY, PAUSE, UNDO = "▶ Play", "⏸ Pause", "↶ undo"
 
-# Page-side helpers, installed once per page. Elements are found by what a student reads (button labels,
-# the status line's first words, figure titles), never by widget model ids.
+# Page-side helpers, installed once per page. Buttons are found by what a student reads (their labels); the
+# status line, counter, loss figure and W heatmaps by the stable sw-* CSS classes the dashboard gives them;
+# never by widget model ids.
 JS_HELPERS = r"""
 () => {
   if (window.__sw) return;
@@ -21,24 +22,12 @@ JS_HELPERS = r"""
     button(label) {
       return Array.from(document.querySelectorAll('button')).find(b => text(b) === label) || null;
     },
-    dashboard() {
-      // the smallest box holding both the next_batch button and the loss figure
-      const b = sw.button('next_batch');
-      let el = b;
-      while (el && !el.querySelector('.bqplot')) el = el.parentElement;
-      return el;
-    },
-    htmls() { const d = sw.dashboard(); return d ? Array.from(d.querySelectorAll('.widget-html-content')) : []; },
-    status() {
-      if (sw._status && sw._status.isConnected) return sw._status;
-      // the status line: the one HTML widget that speaks of a phase or says how to start
-      const re = new RegExp('^(next_batch|forward|zero_grad|backward|sgd|reset|learning rate|batch size|'
-                            + 'epoch \\d+ done)\\b|press next_batch|\\(\\)');
-      sw._status = sw.htmls().find(h => re.test(text(h)) && !/^epoch \d+ \(batch/.test(text(h))) || null;
-      return sw._status;
-    },
+    dashboard() { return document.querySelector('.sw-dashboard'); },
+    keysArea() { const d = sw.dashboard(); return d && d.querySelector('.sw-keys'); },
+    // the HTML widget's content element: it holds the styled text (its colour says error or not)
+    status() { const d = sw.dashboard(); return d && d.querySelector('.sw-status .widget-html-content'); },
     statusText() { return text(sw.status()); },
-    counter() { return sw.htmls().find(h => /^epoch \d+ \(batch \d+ of \d+\) · iteration \d+/.test(text(h))) || null; },
+    counter() { const d = sw.dashboard(); return d && d.querySelector('.sw-counter .widget-html-content'); },
     iteration() {
       const m = /iteration (\d+)/.exec(text(sw.counter()));
       return m ? parseInt(m[1]) : -1;
@@ -50,7 +39,8 @@ JS_HELPERS = r"""
       }) || null;
     },
     lossPoints() {
-      const f = sw.figure('loss per iteration');
+      const dash = sw.dashboard();
+      const f = dash && dash.querySelector('.sw-loss');
       const path = f && f.querySelector('path.line');
       const d = path ? path.getAttribute('d') || '' : '';
       return (d.match(/-?[\d.]+(e[-+]?\d+)?,-?[\d.]+(e[-+]?\d+)?/g) || []).length;
@@ -61,7 +51,8 @@ JS_HELPERS = r"""
       return d ? Array.from(d.querySelectorAll('.bqplot image')) : [];
     },
     wImage(i) {
-      const img = sw.heatmaps()[i || 0];
+      const d = sw.dashboard();
+      const img = d ? d.querySelectorAll('.sw-weights image')[i || 0] : null;
       return img ? (img.getAttribute('href') || img.getAttribute('xlink:href') || '') : '';
     },
     state() {
@@ -127,6 +118,14 @@ class DashboardPage:
         self.click(label)
         self.wait_for("(before) => window.__sw.statusText() !== before",
                       timeout_s, before)
+        return self.state()
+
+    def press_key(self, key: str, before: str, timeout_s: float = 30) -> dict:
+        """Hover over the dashboard's plots (ipyevents listens while the mouse is there), press `key`, then wait
+        until the status line's text differs from `before`; returns the new state."""
+        self.page.locator(".sw-dashboard .sw-keys").first.hover(timeout=30_000)
+        self.page.keyboard.press(key)
+        self.wait_for("(before) => window.__sw.statusText() !== before", timeout_s, before)
         return self.state()
 
     def iteration(self) -> int:

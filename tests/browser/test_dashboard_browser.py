@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dashboard_page import PHASES, DashboardPage, screenshot
+from dashboard_page import PHASES, UNDO, DashboardPage, screenshot
 from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
@@ -14,7 +14,7 @@ PLAY_TIMEOUT_S = 180  # a machine busy with other work shows fewer iterations in
 
 
 def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
-    """The lesson's five clicks, a mistake, then Play and Pause; asserts what the student would see."""
+    """The lesson's five clicks, a mistake, undo, keys, then Play and Pause; asserts what the student would see."""
     start = dash.state()
     assert start["heatmaps"] >= 20, start  # ten W maps and ten W.grad maps at least
     assert "press next_batch" in start["status"], start
@@ -36,6 +36,22 @@ def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
     state = dash.click_and_wait_status("sgd", state["status"])
     assert "next_batch()" in state["status"] and "rgb(192, 0, 0)" in state["color"], state
     assert state["iteration"] == start["iteration"] + 1
+
+    # ↶ undo takes back the sgd (the refused click left nothing to undo): the loss point goes, the counter too
+    state = dash.click_and_wait_status(UNDO, state["status"])
+    assert state["status"].startswith("undo: back to before sgd"), state
+    assert state["iteration"] == start["iteration"], state
+    dash.wait_for("(n) => window.__sw.lossPoints() === n", 30, start["lossPoints"])
+    state = dash.click_and_wait_status("sgd", state["status"])
+    assert state["status"].startswith("sgd") and state["iteration"] == start["iteration"] + 1, state
+
+    # the keyboard (ipyevents, while the mouse is over the plots): s steps, u undoes
+    state = dash.press_key("s", state["status"])
+    assert state["status"].startswith("next_batch"), f"the s key did not step: {state}"
+    assert "(batch 2 of" in state["counter"], state
+    state = dash.press_key("u", state["status"])
+    assert state["status"].startswith("undo: back to before next_batch"), state
+    assert "(batch 1 of" in state["counter"], state
 
     # Play until a few epochs are done, then Pause: the counter must stop
     target = state["iteration"] + PLAY_ITERATIONS
