@@ -48,6 +48,10 @@ def test_live_coding_notebook_runs_and_shows_each_mistake(tmp_path, monkeypatch)
     if FASHION_ROOT is not None:
         assert "training on Dataset('fashion-mnist'" in text
     assert "same as torch.softmax: True" in text
+    # the kit's checks before each swap: the students' functions pass every case; a classic bug is caught, with a hint
+    for line in ("check_softmax(my_softmax):", "check_cross_entropy(my_cross_entropy):"):
+        assert next(ln for ln in text.splitlines() if ln.startswith(line)).endswith("checks passed — well done!")
+    assert "check_softmax(softmax_without_keepdim):" in text and "keepdim=True" in text and "passed: False" in text
     assert "after 100 iterations" in text
     # skipping zero_grad: the Trainer's warning event, with a growing count of summed backward passes
     assert "accumulated over 2 backward passes because zero_grad() was skipped" in text
