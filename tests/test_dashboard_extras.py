@@ -7,6 +7,7 @@ import html
 import logging
 import math
 import random
+import time
 
 import numpy as np
 import pytest
@@ -322,3 +323,53 @@ async def _wait(cond, timeout=30.0):
     while not cond():
         assert loop.time() < end, "timed out"
         await asyncio.sleep(0.01)
+
+
+# ---- a real kernel: keys arrive as the comm messages ipyevents' front end sends ----
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_keys_by_comm_messages_in_a_real_kernel():
+    pytest.importorskip("jupyter_client")
+    from .kernel_client import run, start_kernel, value
+
+    def key(kc, model_id, k):
+        content = {"altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False, "type": "keydown",
+                   "timeStamp": 1.0, "code": "", "key": k, "location": 0, "repeat": False,
+                   "target": {"tagName": "DIV", "id": "", "className": "sw-keys"}, "event": "keydown"}
+        kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
+            "method": "custom", "content": content}}))
+
+    def settle(kc, cond_expr, timeout=30.0):
+        end = time.monotonic() + timeout
+        while not value(kc, cond_expr):
+            assert time.monotonic() < end, f"timed out waiting for {cond_expr}"
+            time.sleep(0.1)
+
+    for _, kc in start_kernel():
+        run(kc, "import torch; torch.set_num_threads(1)\n"
+                "from softmax_widgets import Trainer, load_dataset\nfrom softmax_widgets.app import Dashboard\n"
+                "dash = Dashboard(Trainer(load_dataset('digits'), batch_size=64))")
+        # count what would reach the output area: tracebacks ipywidgets shows, errors the dashboard logs
+        run(kc, "import logging\nip = get_ipython(); shown = []; _show = ip.showtraceback\n"
+                "ip.showtraceback = lambda *a, **k: (shown.append(1), _show(*a, **k))\n"
+                "class _Count(logging.Handler):\n    def emit(self, record): shown.append(record.getMessage())\n"
+                "logging.getLogger().addHandler(_Count(logging.ERROR))")
+        ev = value(kc, "dash.key_events.model_id")
+        key(kc, ev, "s")
+        settle(kc, "dash.trainer.last_phase == 'next_batch'")
+        key(kc, ev, "ArrowRight")
+        settle(kc, "dash.trainer.last_phase == 'forward'")
+        key(kc, ev, " ")  # Play, on the kernel's loop
+        settle(kc, "dash.is_playing and dash.trainer.iteration >= 3")
+        key(kc, ev, " ")  # Pause
+        settle(kc, "not dash.is_playing")
+        time.sleep(0.3)
+        n = value(kc, "dash.trainer.iteration")
+        key(kc, ev, "u")
+        settle(kc, "dash.status.startswith('undo')")
+        assert value(kc, "dash.trainer.iteration") == n - 1
+        key(kc, ev, "r")
+        settle(kc, "dash.trainer.iteration == 0 and dash.status.startswith('reset')")
+        key(kc, ev, "Escape")  # not a dashboard key: said in words
+        settle(kc, "'does nothing here' in dash.controls.status_html.value")
+        assert value(kc, "shown") == [], "a traceback or logged error reached the output area"
