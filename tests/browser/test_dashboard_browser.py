@@ -105,3 +105,47 @@ def test_voila_app_end_to_end(voila, browser_page, artifacts):
     result = exercise(dash, page, artifacts, "voila")
     check_network(page)
     print(f"voila: {result}")
+
+
+DIVERGE_NOTEBOOK = "divergence.ipynb"
+DIVERGE_CODE = """import torch
+torch.set_num_threads(1)
+from softmax_widgets import Trainer, load_dataset
+from softmax_widgets.app import Dashboard
+dash = Dashboard(Trainer(load_dataset("digits"), lr=50, batch_size=64))  # lr 50: the lesson's softmax overflows
+dash"""
+
+
+def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifacts):
+    """lr 50 with the lesson's softmax: the explanation in red, the ways out, no NaN on the loss line."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(DIVERGE_CODE)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab_root / DIVERGE_NOTEBOOK)
+    page = browser_page
+    open_in_lab(page, lab, DIVERGE_NOTEBOOK)
+    run_all_cells(page)
+    dash = DashboardPage(page)
+    dash.wait_rendered(FIRST_RENDER_S)
+    way_out = "() => { const r = document.querySelector('.sw-way-out'); return !!(r && r.offsetParent); }"
+    no_way_out = "() => { const r = document.querySelector('.sw-way-out'); return !(r && r.offsetParent); }"
+    assert not page.evaluate(way_out), "the ways out show before any divergence"
+    state = dash.state()
+    for _ in range(10):
+        state = dash.click_and_wait_status("Iteration", state["status"])
+        if "rgb(192, 0, 0)" in state["color"]:
+            break
+    assert "overflows" in state["status"] and "Ways out" in state["status"], state
+    dash.wait_for(way_out)
+    path = page.evaluate("() => document.querySelector('.sw-loss path.line').getAttribute('d') || ''")
+    assert "NaN" not in path and state["lossPoints"] >= 1, path
+    screenshot(page, artifacts / "lab-divergence.png")
+    state = dash.click_and_wait_status("use stable softmax", state["status"])
+    assert state["status"].startswith("softmax set to stable_softmax"), state
+    dash.wait_for(no_way_out)  # a way out taken: the row goes
+    stable = page.evaluate("() => Array.from(document.querySelectorAll('.sw-softmax button'))"
+                           ".filter(b => b.classList.contains('mod-active')).map(b => b.textContent.trim())")
+    assert stable == ["stable"], stable
+    assert not lab_error_outputs(page), lab_error_outputs(page)
+    check_network(page)
