@@ -449,6 +449,8 @@ class Dashboard(VBox):
                 next_due = max(next_due + 1 / (rate * (5 if phase_mode else 1)), time.perf_counter() - 0.2)
                 while self._playing and (delay := next_due - time.perf_counter()) > 0:
                     await asyncio.sleep(min(delay, 0.05))  # short naps: Pause still lands within 50 ms
+        except KeyboardInterrupt:  # ■ landed while ipykernel's own handler was in place (just after a request)
+            self._interrupted()
         except Exception as err:  # never let the task die with a traceback in the log only
             self._show_error(err)
         finally:

@@ -112,6 +112,32 @@ def test_undo_during_play_pauses_first(digits):
     asyncio.run(main())
 
 
+def test_a_keyboard_interrupt_inside_play_pauses_with_the_message(digits, monkeypatch):
+    """■ can land while ipykernel's own SIGINT handler is in place (just after a request): then the
+    KeyboardInterrupt surfaces inside Play's task, which must stop with the message, not die silently."""
+    async def main():
+        d = Dashboard(Trainer(digits, batch_size=64))
+        real, calls = d.trainer.train_step, []
+
+        def interrupted_once():
+            calls.append(1)
+            if len(calls) == 5:
+                raise KeyboardInterrupt
+            return real()
+
+        monkeypatch.setattr(d.trainer, "train_step", interrupted_once)
+        d.play()
+        await _wait(lambda: len(calls) >= 5 and d._task.done())
+        assert not d.is_playing and d.buttons["play"].description.endswith("Play")
+        assert "kernel interrupt" in d.status and d.trainer.iteration == 4
+        monkeypatch.undo()
+        d.buttons["iteration"].click()  # still usable
+        assert d.trainer.iteration == 5
+        d.close()
+
+    asyncio.run(main())
+
+
 # ---- divergence: the explanation and the ways out ----
 def test_lr_50_with_the_lesson_softmax_explains_and_offers_ways_out(dash):
     c, t = dash.controls, dash.trainer

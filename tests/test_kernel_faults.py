@@ -71,6 +71,7 @@ def test_interrupt_stops_play(kernel):
     click(kc, ids["play"])
     time.sleep(1.5)
     assert value(kc, "state(d1)")["playing"]
+    time.sleep(0.3)  # let ipykernel finish that request (its post-handler hook) as a person's pause would
     km.interrupt_kernel()  # the notebook's ■ button
     time.sleep(1.0)
     after = value(kc, "state(d1)")

@@ -40,8 +40,11 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"    {b['type']:10s} {b['url'][:110]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_browser():
+    """Module scope, not session: while sync_playwright() is open the main thread has a running asyncio loop,
+    and every later test that calls asyncio.run() (the Play tests) would fail with "cannot be called from a
+    running event loop"."""
     if not Path(harness.CHROMIUM).exists():
         msg = f"{harness.CHROMIUM} not found: run `make chromium` (apt-get install chromium)"
         if os.environ.get("CI"):
