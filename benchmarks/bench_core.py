@@ -32,7 +32,8 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
     """Runs in a child process: epoch seconds, then per-call latencies on a warm Trainer."""
     import torch
 
-    from softmax_widgets import Trainer, load_dataset
+    from softmax_widgets import Trainer, load_dataset, model
+    from softmax_widgets.snapshots import SnapshotRing
 
     data = load_dataset("fashion-mnist", root=data_dir, download=False)
     t = Trainer(data, device=device)
@@ -43,12 +44,31 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
         t.run_epoch()
         sync()
         epochs_s.append(time.perf_counter() - start)
-    steps = []
-    for _ in range(500):
-        start = time.perf_counter()
-        t.train_step()
-        sync()
-        steps.append(time.perf_counter() - start)
+    # train_step interleaved in blocks with two baselines, so machine noise hits all three alike:
+    # the Trainer with undo switched off, and the same arithmetic written bare (no Trainer at all)
+    no_undo = Trainer(data, device=device)
+    no_undo.snapshots = SnapshotRing(0)
+    W, b = (p.detach().clone().requires_grad_() for p in (t.W, t.b))
+    x, y, order = t._x_train, t._y_train, torch.randperm(t.num_train)
+
+    def bare(i: int) -> None:
+        idx = order[(i * 256) % (t.num_train - 256):][:256]
+        loss = model.cross_entropy(model.net(x.index_select(0, idx), W, b), y.index_select(0, idx)).sum()
+        loss.item()
+        if W.grad is not None:
+            W.grad.zero_(), b.grad.zero_()
+        loss.backward()
+        model.sgd([W, b], 0.1, 256)
+
+    steps: dict[str, list[float]] = {"trainer": [], "no_undo": [], "bare": []}
+    calls = {"trainer": lambda i: t.train_step(), "no_undo": lambda i: no_undo.train_step(), "bare": bare}
+    for block in range(10):
+        for name, call in calls.items():
+            for i in range(50):
+                start = time.perf_counter()
+                call(block * 50 + i)
+                sync()
+                steps[name].append(time.perf_counter() - start)
     phases: dict[str, list[float]] = {p: [] for p in ("next_batch", "forward", "zero_grad", "backward", "sgd")}
     for _ in range(300):
         for name, times in phases.items():
@@ -56,7 +76,8 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
             getattr(t, name)()
             sync()
             times.append(time.perf_counter() - start)
-    return {"epoch_s": epochs_s, "train_step_ms": 1e3 * statistics.median(steps),
+    return {"epoch_s": epochs_s, "train_step_ms": 1e3 * statistics.median(steps["trainer"]),
+            "no_undo_ms": 1e3 * statistics.median(steps["no_undo"]), "bare_ms": 1e3 * statistics.median(steps["bare"]),
             "phase_us": {k: 1e6 * statistics.median(v) for k, v in phases.items()},
             "last": str(t.last_epoch)}
 
@@ -96,7 +117,8 @@ def main() -> None:
     if not a.skip_lesson:
         print(f"\nTrainer vs lesson: {med['lesson (DataLoader + ToTensor)'] / tr:.1f}x faster (target >= 12x)")
     print(f"Trainer / probe: {tr / med['probe (one tensor, F.cross_entropy)']:.2f} (target <= 1.3)")
-    print(f"median train_step: {fig['train_step_ms']:.3f} ms at batch 256 (target < 1 ms)")
+    print(f"median train_step: {fig['train_step_ms']:.3f} ms at batch 256 (target < 1 ms); "
+          f"undo off {fig['no_undo_ms']:.3f} ms; the same arithmetic with no Trainer {fig['bare_ms']:.3f} ms")
     print("median per phase (us): " + ", ".join(f"{k} {v:.0f}" for k, v in fig["phase_us"].items()))
     print(f"Trainer after the timed epochs: {fig['last']}")
 
