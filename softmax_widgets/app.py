@@ -12,7 +12,7 @@ import warnings
 import weakref
 
 from ipyevents import Event as DomEvent
-from ipywidgets import VBox, Widget
+from ipywidgets import VBox
 
 from . import model
 from .data import DatasetUnavailableError, load_dataset
@@ -20,7 +20,7 @@ from .phases import Phase, TrainerError
 from .plots import Plots
 from .trainer import Trainer
 from .views import Views
-from .widgets import KEYS_HELP, Controls
+from .widgets import KEYS_HELP, Controls, descendants
 
 __all__ = ["Dashboard"]
 
@@ -79,20 +79,6 @@ def _release_sigint() -> None:
     if (not _PLAYING and threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is _on_sigint):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _descendants(widget: Widget, seen: set) -> None:
-    """Every widget reachable from `widget` (children, marks, scales, axes, layouts)."""
-    if id(widget) in seen:
-        return
-    seen.add(id(widget))
-    yield widget
-    for name in widget.keys:
-        value = getattr(widget, name, None)
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
-        for item in items:
-            if isinstance(item, Widget):
-                yield from _descendants(item, seen)
 
 
 class Dashboard(VBox):
@@ -257,7 +243,7 @@ class Dashboard(VBox):
             views.close()
         if getattr(self, "comm", None) is not None:
             # children, marks, scales, axes and every Layout, this VBox's own included (one comm each)
-            for w in list(_descendants(self, set()))[1:]:
+            for w in list(descendants(self))[1:]:
                 w.close()
         super().close()
 

@@ -14,11 +14,12 @@ import time
 
 import numpy as np
 from bqplot import Axis, Bars, ColorScale, Figure, GridHeatMap, LinearScale, Lines, OrdinalScale
-from ipywidgets import HTML, Button, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox, Widget
+from ipywidgets import HTML, Button, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox
 
 from . import evaluation, export
 from .plots import SMOOTH, decimate_indices
 from .runs import RunStore
+from .widgets import descendants
 
 __all__ = ["MAX_RUN_POINTS", "Views"]
 
@@ -330,19 +331,6 @@ def _figures(plots, extra: dict[str, Figure]) -> dict[str, Figure]:
     return {**found, **extra}
 
 
-def _descendants(widget: Widget, seen: set):
-    if id(widget) in seen:
-        return
-    seen.add(id(widget))
-    yield widget
-    for name in widget.keys:
-        value = getattr(widget, name, None)
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
-        for item in items:
-            if isinstance(item, Widget):
-                yield from _descendants(item, seen)
-
-
 class Views:
     """Evaluation, Compare runs and Export tabs of one Dashboard (`dashboard.trainer`, `dashboard.plots`)."""
 
@@ -404,6 +392,6 @@ class Views:
         self.trainer.on_change(self._on_change, remove=True)
         self.runs.on_change(self.compare.refresh_runs, remove=True)
         lines = [m for pair in self.compare.lines.values() for m in pair]
-        for w in [*_descendants(self.widget, set()), *lines]:
+        for w in [*descendants(self.widget), *lines]:
             w.close()
 

@@ -16,11 +16,12 @@ from ipywidgets import (
     SelectionSlider,
     ToggleButtons,
     VBox,
+    Widget,
 )
 
 from .phases import Phase
 
-__all__ = ["CODE", "KEYS_HELP", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS", "UNDO", "Controls"]
+__all__ = ["CODE", "KEYS_HELP", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS", "UNDO", "Controls", "descendants"]
 
 PLAY, PAUSE = "▶ Play", "⏸ Pause"  # text, not only icons: offline Voila cannot fetch Font Awesome
 UNDO = "↶ undo"
@@ -156,3 +157,18 @@ class Controls:
     def rate(self) -> float | None:
         """Iterations per second the speed slider asks for; None = as fast as the CPU goes."""
         return SPEEDS[self.speed.value]
+
+
+def descendants(widget: Widget, seen: set | None = None):
+    """Every widget reachable from `widget` (children, marks, scales, axes, layouts): what close() must close."""
+    seen = set() if seen is None else seen
+    if id(widget) in seen:
+        return
+    seen.add(id(widget))
+    yield widget
+    for name in widget.keys:
+        value = getattr(widget, name, None)
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, Widget):
+                yield from descendants(item, seen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -36,3 +37,12 @@ def fashion():
     if FASHION_ROOT is None:
         pytest.skip("real Fashion-MNIST not found: set SOFTMAX_WIDGETS_DATA or provide ../shared/data")
     return load_dataset("fashion-mnist", root=FASHION_ROOT, download=False)
+
+
+async def wait_until(cond, timeout: float = 30.0) -> None:
+    """Let the running loop work (Play is a task on it) until cond() holds; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.01)

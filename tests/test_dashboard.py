@@ -14,6 +14,7 @@ from softmax_widgets import Phase, Trainer
 from softmax_widgets.app import Dashboard
 from softmax_widgets.plots import MAX_POINTS, decimate_indices, nice_ceil
 from softmax_widgets.widgets import PAUSE, PLAY
+from tests.conftest import wait_until
 
 PHASES = [p.value for p in Phase]
 CLICKABLE = [*PHASES, "step", "iteration", "reset"]
@@ -240,20 +241,12 @@ def test_from_dataset_falls_back_to_digits_with_a_note(tmp_path):
 
 
 # ---- Play: an asyncio task on the loop that built the dashboard (the kernel's, in a notebook) ----
-async def _wait(cond, timeout=30.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "timed out"
-        await asyncio.sleep(0.01)
-
-
 def test_play_pause_on_the_event_loop(digits):
     async def main():
         d = Dashboard(Trainer(digits))
         d.buttons["play"].click()
         assert d.is_playing and d.buttons["play"].description == PAUSE
-        await _wait(lambda: d.trainer.iteration >= 20)
+        await wait_until(lambda: d.trainer.iteration >= 20)
         d.controls.lr.value = 0.01  # takes effect at the next iteration, no reset
         await asyncio.sleep(0.05)
         assert d.trainer.lr == pytest.approx(0.01) and d.is_playing
@@ -276,7 +269,7 @@ def test_slow_play_walks_phase_by_phase(digits):
         lit = []
         d.trainer.on_change(lambda t, e: lit.append(d.buttons[t.next_phase.value].button_style))
         d.play()
-        await _wait(lambda: d.trainer.last_phase is Phase.ZERO_GRAD)
+        await wait_until(lambda: d.trainer.last_phase is Phase.ZERO_GRAD)
         d.pause()
         await asyncio.sleep(0.1)
         t = d.trainer
@@ -291,11 +284,11 @@ def test_run_epoch_button_and_errors_stop_play(digits):
     async def main():
         d = Dashboard(Trainer(digits))
         d.buttons["epoch"].click()
-        await _wait(lambda: not d.is_playing)
+        await wait_until(lambda: not d.is_playing)
         assert d.trainer.epoch == 1 and len(d.plots.test_line.y) == 1
         d.trainer.loss_fn = lambda y_hat, y: 1 / 0  # a student's broken loss
         d.play()
-        await _wait(lambda: not d.is_playing)
+        await wait_until(lambda: not d.is_playing)
         assert d.controls.status_level == "error" and "loss_fn" in d.status
         assert "Traceback" not in d.controls.status_html.value
         d.close()
@@ -311,9 +304,9 @@ def test_a_student_who_only_clicks_play_completes_the_lesson(fashion):
         d = Dashboard(Trainer(fashion, lr=0.1, batch_size=256, seed=0))
         start = view(d)
         d.play()
-        await _wait(lambda: d.trainer.epoch >= 5, timeout=600)
+        await wait_until(lambda: d.trainer.epoch >= 5, timeout=600)
         d.pause()
-        await _wait(lambda: d._task is None or d._task.done())
+        await wait_until(lambda: d._task is None or d._task.done())
         acc = d.trainer.history.test_acc[4]
         assert 0.80 <= acc <= 0.85, acc
         assert changed(start, view(d)) >= {"loss", "acc", "W", "b", "grad", "batch", "probs"}
@@ -327,7 +320,7 @@ def test_divergence_stops_play_and_says_the_way_out(digits):
     async def main():
         d = Dashboard(Trainer(digits, lr=1000.0))  # far too large: the naive softmax overflows
         d.play()
-        await _wait(lambda: not d.is_playing)
+        await wait_until(lambda: not d.is_playing)
         assert d.controls.status_level == "error" and "lower the learning rate" in d.status
         assert d.buttons["play"].description == PLAY
         d.buttons["reset"].click()  # the way out works from the dashboard too

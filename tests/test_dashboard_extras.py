@@ -16,6 +16,7 @@ import torch
 from softmax_widgets import Phase, Trainer, model
 from softmax_widgets.app import KEYS, Dashboard
 from softmax_widgets.widgets import KEYS_HELP, UNDO
+from tests.conftest import wait_until
 
 PHASES = [p.value for p in Phase]
 
@@ -100,11 +101,11 @@ def test_undo_during_play_pauses_first(digits):
     async def main():
         d = Dashboard(Trainer(digits, batch_size=64))
         d.play()
-        await _wait(lambda: d.trainer.iteration >= 5)
+        await wait_until(lambda: d.trainer.iteration >= 5)
         n = d.trainer.iteration  # Play runs whole iterations: this click lands after an sgd
         d.buttons["undo"].click()
         assert not d.is_playing and d.trainer.iteration == n - 1 and d.status.startswith("undo: back to before sgd")
-        await _wait(lambda: d._task.done())
+        await wait_until(lambda: d._task.done())
         assert d.trainer.iteration == n - 1, "Play went on after undo"
         assert d.buttons["play"].description.endswith("Play")
         d.close()
@@ -127,7 +128,7 @@ def test_a_keyboard_interrupt_inside_play_pauses_with_the_message(digits, monkey
 
         monkeypatch.setattr(d.trainer, "train_step", interrupted_once)
         d.play()
-        await _wait(lambda: len(calls) >= 5 and d._task.done())
+        await wait_until(lambda: len(calls) >= 5 and d._task.done())
         assert not d.is_playing and d.buttons["play"].description.endswith("Play")
         assert "kernel interrupt" in d.status and d.trainer.iteration == 4
         monkeypatch.undo()
@@ -159,7 +160,7 @@ def test_play_stops_on_divergence_and_shows_the_ways_out(digits):
     async def main():
         d = Dashboard(Trainer(digits, lr=50, batch_size=64))
         d.play()
-        await _wait(lambda: not d.is_playing)
+        await wait_until(lambda: not d.is_playing)
         assert d.controls.status_level == "error" and "overflows" in d.status and visible(d.controls.way_out)
         assert np.isfinite(d.plots.loss_line.y).all()
         d.close()
@@ -275,12 +276,12 @@ def test_space_plays_and_pauses(digits):
         d = Dashboard(Trainer(digits, batch_size=64))
         press(d, " ", code="Space")
         assert d.is_playing
-        await _wait(lambda: d.trainer.iteration >= 3)
+        await wait_until(lambda: d.trainer.iteration >= 3)
         press(d, " ", code="Space", repeat=True)  # a held Space does not flicker Play
         assert d.is_playing
         press(d, " ", code="Space")
         assert not d.is_playing
-        await _wait(lambda: d._task.done())
+        await wait_until(lambda: d._task.done())
         n = d.trainer.iteration
         press(d, "u")  # undo while paused: one phase back
         assert d.trainer.iteration == n - 1
@@ -341,14 +342,6 @@ def test_close_closes_the_key_listener(digits):
     ev = d.key_events
     d.close()
     assert ev.comm is None and d.buttons["way_undo"].comm is None and d.controls.softmax.comm is None
-
-
-async def _wait(cond, timeout=30.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "timed out"
-        await asyncio.sleep(0.01)
 
 
 # ---- a real kernel: keys arrive as the comm messages ipyevents' front end sends ----
