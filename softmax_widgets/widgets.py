@@ -42,7 +42,8 @@ COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
 
 
 def _button(description: str, tooltip: str, width: str = "auto") -> Button:
-    return Button(description=description, tooltip=tooltip, layout=Layout(width=width))
+    # flex "none": in a crowded row the text beside it wraps, the button never shrinks to "Re..."
+    return Button(description=description, tooltip=tooltip, layout=Layout(width=width, flex="none"))
 
 
 class Controls:
@@ -73,10 +74,10 @@ class Controls:
         self.softmax = ToggleButtons(options=SOFTMAXES, value="lesson",
                                      tooltips=["the lesson's: exp(X) / sum (overflows above ~88)",
                                                "subtract each row's max first: never overflows"],
-                                     style={"button_width": "auto"}, layout=Layout(width="auto"))
+                                     style={"button_width": "auto"}, layout=Layout(width="auto", flex="none"))
         self.note = HTML()  # e.g. "Fashion-MNIST not found: showing digits"
         self.status_html = HTML(layout=Layout(min_height="24px"))
-        self.counter = HTML(layout=Layout(margin="0 0 0 12px"))
+        self.counter = HTML(layout=Layout(margin="0 0 0 12px", flex="1 1 auto"))
         self.code = HTML()
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
         self.status_text, self.status_level = "", "info"
