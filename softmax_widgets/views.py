@@ -99,8 +99,9 @@ class EvaluationPane:
                       for i, c in zip(self.images, self.captions, strict=True)]
         self.matrix.observe(self._on_selected, "selected")
         self.matrix.on_element_click(self._on_click)
+        self.tiles_box = HBox(self.tiles, layout=Layout(flex_flow="row wrap"))
         self.widget = VBox([HBox([self.button, self.note]), HBox([self.matrix_fig, self.acc_fig]), self.title,
-                            HBox(self.tiles, layout=Layout(flex_flow="row wrap"))])
+                            self.tiles_box])
 
     def refresh(self) -> None:
         """One pass over the test set: matrix, bars, and the clicked cell's images again."""
@@ -169,10 +170,10 @@ class ComparePane:
         self.lines: dict[object, tuple[Lines, Lines]] = {}  # run id (or "live") -> (loss, test accuracy)
         self.loss_fig = _fig([], [Axis(scale=xs, label="iteration"),
                                   Axis(scale=ys, side="left", label="loss", tick_format=".2f")],
-                             f"loss (mean of {SMOOTH} iterations)", legend_location="top-right")
+                             f"loss (mean of {SMOOTH} iterations)")
         self.acc_fig = _fig([], [Axis(scale=xa, label="iteration"),
                                  Axis(scale=ya, side="left", label="test accuracy", tick_format=".0%")],
-                            "test accuracy (per epoch)", legend_location="bottom-right")
+                            "test accuracy (per epoch)")
         self.label = Text(placeholder=self.default_label(), description="label",
                           layout=Layout(width="260px"))
         self.keep = Button(description="keep this run", button_style="info",
@@ -183,9 +184,19 @@ class ComparePane:
                            "compare.</small>")
         self.keep.on_click(lambda _: self.keep_run())
         self.remove.on_click(lambda _: self.remove_selected())
+        # the figures join the page when the tab is first opened (show_figures): bqplot drawn inside a hidden
+        # tab measures a 0-pixel box and fills the browser console with negative-size SVG errors
+        self.figures = HBox()
+        # one legend above both figures, in HTML: bqplot's in-plot legend box is ~2x wider than its text and
+        # covered the curves and the y axis whatever corner it was given
+        self.legend = HTML()
         self.widget = VBox([HBox([self.label, self.keep]), HBox([self.kept, self.remove]), self.status,
-                            HBox([self.loss_fig, self.acc_fig])])
+                            self.legend, self.figures])
         self.refresh_live()
+
+    def show_figures(self) -> None:
+        if not self.figures.children:
+            self.figures.children = [self.loss_fig, self.acc_fig]
 
     def default_label(self) -> str:
         return f"lr {self.trainer.lr:g}, batch {self.trainer.batch_size}"
@@ -223,9 +234,9 @@ class ComparePane:
         if key not in self.lines:
             style = {"line_style": "dashed"} if dashed else {}
             self.lines[key] = (Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), colors=[color],
-                                     scales=self._scales["loss"], display_legend=True, **style),
+                                     scales=self._scales["loss"], **style),
                                Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), colors=[color],
-                                     scales=self._scales["acc"], display_legend=True, marker="circle",
+                                     scales=self._scales["acc"], marker="circle",
                                      marker_size=30, **style))
         x, y, ex, ey = self._curves(history)
         for line, (lx, ly) in zip(self.lines[key], ((x, y), (ex, ey)), strict=True):
@@ -254,6 +265,13 @@ class ComparePane:
         loss, acc = [self.lines[k][0] for k in order], [self.lines[k][1] for k in order]
         if list(self.loss_fig.marks) != loss:
             self.loss_fig.marks, self.acc_fig.marks = loss, acc
+        items = []
+        for line in loss:
+            border = f"3px {line.line_style if line.line_style == 'dashed' else 'solid'} {line.colors[0]}"
+            items.append(f"<span style='margin-right:18px;white-space:nowrap'><span style='display:inline-block;"
+                         f"width:26px;vertical-align:middle;border-top:{border}'></span> "
+                         f"{html.escape(line.labels[0])}</span>")
+        self.legend.value = f"<div style='font-size:12px'>{''.join(items)}</div>"
 
     def labels(self) -> list[str]:
         """The legend, in drawing order (kept runs, then the live one)."""
@@ -349,6 +367,11 @@ class Views:
         self.widget = Tab(children=[self.evaluation.widget, self.compare.widget, self.export.widget],
                           titles=["Evaluation", "Compare runs", "Export"])
         self.widget.add_class("sw-views")
+        # stable names for CSS and the browser tests
+        for widget, name in ((self.evaluation.matrix_fig, "sw-confusion"), (self.evaluation.title, "sw-cell-title"),
+                             (self.evaluation.tiles_box, "sw-cell-images"), (self.compare.loss_fig, "sw-compare-loss"),
+                             (self.compare.legend, "sw-compare-legend")):
+            widget.add_class(name)
         self.widget.observe(self._on_tab, "selected_index")
         self.runs.on_change(self.compare.refresh_runs)
         self.trainer.on_change(self._on_change)
@@ -377,6 +400,7 @@ class Views:
     def _on_tab(self, change) -> None:
         if change["new"] == 1:  # Compare runs opened: the live curves as they are now, not as at the last epoch
             self.compare.refresh_live()
+            self.compare.show_figures()
 
     def _deferred(self) -> None:
         self._scheduled = False
@@ -392,6 +416,7 @@ class Views:
         self.trainer.on_change(self._on_change, remove=True)
         self.runs.on_change(self.compare.refresh_runs, remove=True)
         lines = [m for pair in self.compare.lines.values() for m in pair]
-        for w in [*descendants(self.widget), *lines]:
+        figures = [self.compare.loss_fig, self.compare.acc_fig]  # not in self.widget until the tab was opened
+        for w in [*descendants(self.widget), *lines, *(w for f in figures for w in descendants(f))]:
             w.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import html
 import io
 import os
 
@@ -130,6 +131,8 @@ def test_keep_two_runs_compare_and_remove_one(fresh):
     assert [r.lr for r in runs] == [0.1, 0.01]
     assert cmp.labels() == ["lr 0.1, batch 256", "slow", "live: lr 0.01, batch 256"]
     assert [m.labels[0] for m in cmp.acc_fig.marks] == cmp.labels()
+    assert all(html.escape(label) in cmp.legend.value for label in cmp.labels())  # the legend above the figures
+    assert "dashed" in cmp.legend.value  # the live run, drawn dashed, says so in the legend too
     loss_line = cmp.lines[runs[1].id][0]
     assert len(loss_line.y) == len(runs[1].history.loss) and loss_line.y[0] == pytest.approx(runs[1].history.loss[0])
     assert list(cmp.lines[runs[0].id][1].y) == pytest.approx(runs[0].history.test_acc)
@@ -150,6 +153,20 @@ def test_opening_the_compare_tab_draws_the_live_run_up_to_now(fresh):
     assert len(cmp.lines["live"][0].x) == 0
     fresh.views.widget.selected_index = 1
     assert list(cmp.lines["live"][0].x) == [1, 2, 3]
+    assert list(cmp.figures.children) == [cmp.loss_fig, cmp.acc_fig]  # on the page once the tab is open
+
+
+def test_compare_figures_join_the_page_when_their_tab_opens(digits):
+    """A bqplot Figure drawn in a hidden tab measures 0 px and logs negative-size SVG errors in the browser."""
+    d = Dashboard(Trainer(digits))
+    cmp = d.views.compare
+    assert d.views.widget.selected_index == 0 and cmp.figures.children == ()
+    d.views.widget.selected_index = 1
+    assert list(cmp.figures.children) == [cmp.loss_fig, cmp.acc_fig]
+    d.views.widget.selected_index = 2
+    d.views.widget.selected_index = 1
+    assert list(cmp.figures.children) == [cmp.loss_fig, cmp.acc_fig]
+    d.close()
 
 
 def test_compared_curves_are_decimated(digits):
@@ -233,6 +250,7 @@ def test_close_leaves_the_trainer_as_it_found_it(digits):
     matrix = d.views.evaluation.matrix
     d.close()
     assert t.listener_count == n and matrix.comm is None and d.views.export.folder.comm is None
+    assert d.views.compare.loss_fig.comm is None  # never shown (its tab was not opened), closed all the same
     assert not d.views.runs._listeners
 
 

@@ -90,7 +90,7 @@ def browser_page(playwright_browser, request, artifacts):
     network, console = harness.Network(), []
     context, page = harness.new_page(playwright_browser, network, console)
     page.set_default_timeout(60_000)
-    page.network = network
+    page.network, page.console = network, console
     yield page
     name = request.node.name
     BLOCKED[name] = network.blocked

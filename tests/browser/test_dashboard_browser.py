@@ -68,6 +68,35 @@ def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
     return {"phases": seen, "play": play, "end": end}
 
 
+def exercise_tabs(dash: DashboardPage, page, artifacts) -> dict:
+    """After training: click a confusion-matrix cell and see its test images; keep the run and compare it."""
+    page.locator(".sw-views").scroll_into_view_if_needed()
+    # Evaluation is the open tab; its matrix was recomputed after each epoch. Row 6 (Shirt), column 0 (T-shirt):
+    # bqplot draws the cells row by row, and a corner click misses the number printed in the middle
+    cell = page.locator(".sw-confusion rect.heatmapcell").nth(6 * 10 + 0)
+    cell.click(position={"x": 3, "y": 3}, timeout=30_000)
+    dash.wait_for("() => (document.querySelector('.sw-cell-title') || {}).textContent"
+                  "?.includes('Shirt taken for T-shirt/top')")
+    shown = page.evaluate("() => Array.from(document.querySelectorAll('.sw-cell-images img'))"
+                          ".filter(i => i.offsetParent && i.naturalWidth > 0).length")
+    assert shown >= 1, "clicking the Shirt → T-shirt cell showed no test images"
+    title = page.inner_text(".sw-cell-title")
+
+    # Compare runs: opening the tab draws its figures; keep this run, and its curve joins the live one
+    page.get_by_text("Compare runs", exact=True).click(timeout=30_000)
+    dash.wait_for("() => document.querySelectorAll('.sw-compare-loss path.line').length >= 1")
+    dash.click("keep this run")
+    dash.wait_for("() => document.querySelectorAll('.sw-compare-loss path.line').length >= 2")
+    legend = page.inner_text(".sw-compare-legend")
+    assert "lr 0.1, batch 256" in legend and "live" in legend, legend
+    path = page.evaluate("() => document.querySelector('.sw-compare-loss path.line').getAttribute('d') || ''")
+    assert path.count("L") >= 10 and "NaN" not in path, path[:200]
+    screenshot(page, artifacts / "lab-compare.png", "() => document.querySelector('.sw-views')")
+    bad = [line for line in page.console if "negative value" in line]
+    assert not bad, f"bqplot drew a figure in a 0-pixel box: {bad[:2]}"
+    return {"cell": title, "images": shown}
+
+
 def check_network(page) -> None:
     needed = page.network.needed
     assert not needed, f"the page needed requests off this machine: {needed}"
@@ -87,6 +116,7 @@ def test_lab_notebook_end_to_end(lab, lab_root, browser_page, artifacts):
         raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; errors: {lab_error_outputs(page)}; "
                              f"server log:\n{lab.tail()}") from None
     result = exercise(dash, page, artifacts, "lab")
+    result["tabs"] = exercise_tabs(dash, page, artifacts)
     assert not lab_error_outputs(page), lab_error_outputs(page)
     check_network(page)
     print(f"lab: {result}")
