@@ -26,8 +26,36 @@ WAY_OUT = ("Ways out: switch to the stable softmax (trainer.use_stable_softmax()
            "lower the learning rate (e.g. trainer.lr = {lr_tenth:g}), undo() to step back, or reset().")
 
 
+class _Swappable:
+    """A slot for the lesson's function or a student's own: it must be callable, and a swap tells the views
+    (a "settings" event), so the dashboard's softmax toggle follows `t.softmax = ...` typed in a cell at once."""
+
+    def __init__(self, lesson: str, used_by: str):
+        self.lesson, self.used_by = lesson, used_by
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else obj.__dict__[self.slot]
+
+    def __set__(self, obj, fn) -> None:
+        if not callable(fn):
+            raise ValueError(f"{self.name} must be a function, got {fn!r:.60}: nothing changed. Assign a function "
+                             f"(def ...), or the lesson's: trainer.{self.name} = softmax_widgets.model.{self.lesson}")
+        old = obj.__dict__.get(self.slot)
+        obj.__dict__[self.slot] = fn
+        if old is not None and old is not fn:
+            name = getattr(fn, "__name__", type(fn).__name__)
+            obj._emit("settings", None, lambda: f"{self.name} set to {name}: used from the next {self.used_by}()")
+
+
 class Trainer:
     """Softmax regression on `data`, one phase per call; views subscribe with on_change."""
+
+    softmax = _Swappable("softmax", "forward")
+    loss_fn = _Swappable("cross_entropy", "forward")
+    optimizer = _Swappable("sgd", "sgd")
 
     def __init__(self, data: Dataset | str = "fashion-mnist", lr: float = 0.1, batch_size: int = 256,
                  seed: int = 0, init_std: float = 0.01, device: str = "cpu",
@@ -41,6 +69,7 @@ class Trainer:
         if isinstance(init_std, bool) or not (isinstance(init_std, Real) and _finite(init_std) and init_std >= 0):
             raise ValueError(f"init_std must be a finite number >= 0, got {init_std!r}")
         self._lr, self._batch_size, self.seed, self.init_std = float(lr), int(batch_size), int(seed), init_std
+        self._listeners: list[Listener] = []
         # the lesson's functions unless a student swaps in their own (any time, between steps)
         self.softmax = softmax or model.softmax
         self.loss_fn = loss_fn or model.cross_entropy
@@ -49,7 +78,6 @@ class Trainer:
         self._y_train = self.data.y_train.to(self.device)
         self._x_test = self.data.x_test.to(self.device)
         self._y_test = self.data.y_test.to(self.device)
-        self._listeners: list[Listener] = []
         self.snapshots = snapshots.SnapshotRing()  # what undo() takes back: the last 600 phases
         self.reset()
 
@@ -483,8 +511,10 @@ class Trainer:
 
     def use_stable_softmax(self, flag: bool = True) -> Trainer:
         """Switch between the lesson's softmax and the one that subtracts the row max (never overflows)."""
-        self.softmax = model.stable_softmax if flag else model.softmax
-        self._emit("settings", None, lambda: f"softmax set to {self.softmax.__name__}: used from the next forward()")
+        fn = model.stable_softmax if flag else model.softmax
+        if self.softmax is fn:  # already in use: say so all the same (the dashboard's way-out button expects a word)
+            self._emit("settings", None, lambda: f"softmax set to {fn.__name__}: used from the next forward()")
+        self.softmax = fn
         return self
 
     # ---- whole iterations and epochs ----

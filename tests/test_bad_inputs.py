@@ -73,6 +73,9 @@ HYPER = [
     ("batch-float-integral", "batch_size", 64.0, ["whole number"]),
     ("batch-bool", "batch_size", True, ["whole number"]),
     ("batch-text", "batch_size", "64", ["whole number"]),
+    ("softmax-not-a-function", "softmax", "softmax", ["must be a function", "model.softmax"]),
+    ("loss-not-a-function", "loss_fn", None, ["must be a function", "model.cross_entropy"]),
+    ("optimizer-not-a-function", "optimizer", 0.1, ["must be a function", "model.sgd"]),
 ]
 
 

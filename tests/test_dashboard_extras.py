@@ -230,9 +230,10 @@ def test_softmax_toggle_both_ways_and_synced_from_code(dash):
     t.use_stable_softmax()  # from code: the toggle follows
     dash.push()
     assert toggle.value == "stable"
-    t.softmax = lambda X: torch.softmax(X, dim=1)  # a student's own: neither lit, from the next event on
-    dash.buttons["step"].click()
+    t.softmax = lambda X: torch.softmax(X, dim=1)  # a student's own, typed in a cell: neither lit, at once
+    dash.push()
     assert toggle.value is None and t.softmax is not model.softmax
+    assert dash.status.startswith("softmax set to <lambda>: used from the next forward()")
     toggle.value = "lesson"  # choosing one replaces the student's
     assert t.softmax is model.softmax
 
