@@ -43,9 +43,9 @@ class _Swappable:
         if not callable(fn):
             raise ValueError(f"{self.name} must be a function, got {fn!r:.60}: nothing changed. Assign a function "
                              f"(def ...), or the lesson's: trainer.{self.name} = softmax_widgets.model.{self.lesson}")
-        old = obj.__dict__.get(self.slot)
+        first = self.slot not in obj.__dict__  # __init__'s assignment: nobody listens yet
         obj.__dict__[self.slot] = fn
-        if old is not None and old is not fn:
+        if not first:  # every later assignment is told, like lr's, even when it repeats the function in use
             name = getattr(fn, "__name__", type(fn).__name__)
             obj._emit("settings", None, lambda: f"{self.name} set to {name}: used from the next {self.used_by}()")
 
@@ -511,10 +511,7 @@ class Trainer:
 
     def use_stable_softmax(self, flag: bool = True) -> Trainer:
         """Switch between the lesson's softmax and the one that subtracts the row max (never overflows)."""
-        fn = model.stable_softmax if flag else model.softmax
-        if self.softmax is fn:  # already in use: say so all the same (the dashboard's way-out button expects a word)
-            self._emit("settings", None, lambda: f"softmax set to {fn.__name__}: used from the next forward()")
-        self.softmax = fn
+        self.softmax = model.stable_softmax if flag else model.softmax
         return self
 
     # ---- whole iterations and epochs ----

@@ -416,7 +416,8 @@ class Views:
         self.trainer.on_change(self._on_change, remove=True)
         self.runs.on_change(self.compare.refresh_runs, remove=True)
         lines = [m for pair in self.compare.lines.values() for m in pair]
-        figures = [self.compare.loss_fig, self.compare.acc_fig]  # not in self.widget until the tab was opened
-        for w in [*descendants(self.widget), *lines, *(w for f in figures for w in descendants(f))]:
+        seen: set = set()  # the Compare figures are not in self.widget until their tab was opened
+        for w in [*descendants(self.widget, seen), *descendants(self.compare.loss_fig, seen),
+                  *descendants(self.compare.acc_fig, seen), *lines]:
             w.close()
 
