@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .data import DATASETS, DatasetUnavailableError, load_dataset
+from .data import DATASETS, ENV_VAR, OFFLINE_DATASET, DatasetUnavailableError, load_dataset
 
 __all__ = ["main"]
 
@@ -25,14 +25,16 @@ def _train_parser(sub) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    """The lesson's loop through the Trainer, a line per epoch; falls back to digits offline."""
+    """The lesson's loop through the Trainer, a line per epoch; offline, on the bundled Fashion-MNIST subset."""
     from .trainer import Trainer  # torch is imported here, not for `--help`
 
     try:
         data = load_dataset(args.dataset, root=args.data_dir, download=not args.no_download)
     except DatasetUnavailableError as err:
-        print(f"{err.summary}; training on the offline 'digits' set instead.", file=sys.stderr)
-        data = load_dataset("digits")
+        data = load_dataset(OFFLINE_DATASET)
+        print(f"{err.name} is not in {err.folder} and could not be downloaded (--data-dir DIR or "
+              f"{ENV_VAR}=DIR names the folder holding its raw/ files); training on the bundled offline subset "
+              f"'{OFFLINE_DATASET}' instead ({len(data.y_train):,} of the same kind of images).", file=sys.stderr)
     try:
         trainer = Trainer(data, lr=args.lr, batch_size=args.batch_size, seed=args.seed, device=args.device)
     except ValueError as err:

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
 
-import numpy as np
 import torch
 
-__all__ = ["DATASETS", "Dataset", "DatasetUnavailableError", "default_root", "load_dataset"]
+from . import _download
+
+__all__ = ["DATASETS", "OFFLINE_DATASET", "Dataset", "DatasetUnavailableError", "default_root", "load_dataset",
+           "load_or_offline"]
 
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -20,13 +22,18 @@ FASHION_CLASSES = [
 KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
-# name -> (torchvision class name, class names); "digits" ships with scikit-learn
+# name -> (torchvision class name, class names); None: shipped in the package (softmax_widgets/datasets/)
 DATASETS: dict[str, tuple[str | None, list[str]]] = {
     "fashion-mnist": ("FashionMNIST", FASHION_CLASSES),
     "mnist": ("MNIST", DIGIT_CLASSES),
     "kmnist": ("KMNIST", KMNIST_CLASSES),
     "digits": (None, DIGIT_CLASSES),
+    "fashion-mnist-small": (None, FASHION_CLASSES),
 }
+# the same lesson with no network: 6,000 + 1,000 of the real images, so W still turns into clothes
+OFFLINE_DATASET = "fashion-mnist-small"
+_OFFLINE_HINT = ("Meanwhile the bundled offline subset works: load_dataset('fashion-mnist-small') "
+                 "(6,000 Fashion-MNIST images; load_dataset('digits') is the 8x8 digits).")
 _RAW_FILES = [
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
@@ -44,8 +51,8 @@ class DatasetUnavailableError(ValueError):
     @property
     def summary(self) -> str:
         """One sentence for a command line: what is missing and how to fix it."""
-        return (f"{self.name} is not in {self.folder} and could not be downloaded: pass --data-dir or set "
-                f"{ENV_VAR} to a folder holding its raw/ files")
+        return (f"{self.name} is not in {self.folder} and could not be downloaded: set {ENV_VAR} (or pass "
+                f"root=) to the folder that holds {self.folder.parent.name if self.folder else '<Name>'}/raw/")
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +95,8 @@ def load_dataset(name: str = "fashion-mnist", root: str | os.PathLike | None = N
     key = str(name).lower().replace("_", "-")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
-    if key == "digits":
-        return _load_digits()
+    if DATASETS[key][0] is None:
+        return _load_bundled(key)
     folder = Path(root).expanduser() if root is not None else default_root()
     tv_name, classes = DATASETS[key]
     train, test = _torchvision_splits(key, tv_name, folder, download)
@@ -112,6 +119,10 @@ def _torchvision_splits(key: str, tv_name: str, folder: Path, download: bool):
         # only the .gz files are there: torchvision's "download" then just checks and unpacks them, offline
         download = not all((raw / name).exists() for name in _RAW_FILES)
     try:
+        if download and not all((raw / name).exists() for name in _RAW_FILES):
+            # ours, not torchvision's: a progress bar, and no network told in ~2 s; torchvision then checks
+            # the checksums and unpacks, finding every file already there
+            _download.fetch(cls, raw)
         return cls(str(folder), train=True, download=download), cls(str(folder), train=False,
                                                                      download=download)
     # AssertionError/TypeError: torchvision's idx reader on a corrupt file; HTTPException: a cut-off download
@@ -126,22 +137,22 @@ def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, e
     if isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS:
         return (f"{key} is not available: {raw} cannot be written by this user ({_short(err)}), so the download "
                 f"has nowhere to go. Point root= or ${ENV_VAR} at a folder you can write (e.g. ~/data), or ask "
-                f"for the files to be put in {raw}. Meanwhile the offline dataset works: load_dataset('digits').")
+                f"for the files to be put in {raw}. " + _OFFLINE_HINT)
     bad = _bad_sizes(raw)
     if bad:  # the most useful thing to say: which file is broken, and that a fresh copy fixes it
         return (f"{key} is not available: {bad} in {raw} is truncated or corrupt (an interrupted copy or "
                 f"download?), and {why}. Delete it and load again with download=True (it is fetched again), "
-                "or copy a good one there. Meanwhile the offline dataset works: load_dataset('digits').")
+                "or copy a good one there. " + _OFFLINE_HINT)
     if isinstance(err, (AssertionError, TypeError)):
         return (f"{key} is not available: the files in {raw} are not in the MNIST idx format ({_short(err)}). "
-                "Delete them and load again with download=True, or copy good ones there. Meanwhile the "
-                "offline dataset works: load_dataset('digits').")
+                "Delete them and load again with download=True, or copy good ones there. " + _OFFLINE_HINT)
     where = f"{raw} does not exist" if not raw.exists() else f"no readable files in {raw}"
     return (
         f"{key} is not available: {where} and {why}. "
         f"Expected {', '.join(_RAW_FILES)} (or their .gz, with download=True). "
         f"Put them there, point root= or ${ENV_VAR} at the folder that holds {tv_name}/raw/, "
-        f"connect to the internet and retry, or use the offline dataset: load_dataset('digits')."
+        f"connect to the internet and retry, or use the bundled offline subset: "
+        f"load_dataset('fashion-mnist-small') (6,000 Fashion-MNIST images; load_dataset('digits') is the 8x8 digits)."
     )
 
 
@@ -168,20 +179,37 @@ def _short(err: Exception) -> str:
     return f"{type(err).__name__}: {text[-1] if text else ''}"[:200]
 
 
-_DIGITS_CACHE: Dataset | None = None
+_BUNDLED_CACHE: dict[str, Dataset] = {}
 
 
-def _load_digits() -> Dataset:
-    """scikit-learn's 8x8 digits (1,797 images, ships with it): a fixed-seed 80/20 split."""
-    global _DIGITS_CACHE
-    if _DIGITS_CACHE is None:
-        from sklearn.datasets import load_digits
+def _load_bundled(key: str) -> Dataset:
+    """A data set shipped in the package: read once per process (they are small and never change)."""
+    if key not in _BUNDLED_CACHE:
+        from . import _bundled
 
-        bunch = load_digits()
-        x = torch.from_numpy((bunch.data / 16.0).astype(np.float32))
-        y = torch.from_numpy(bunch.target.astype(np.int64))
-        order = torch.from_numpy(np.random.RandomState(0).permutation(len(y)))
-        cut = int(0.8 * len(y))
-        tr, te = order[:cut], order[cut:]
-        _DIGITS_CACHE = Dataset("digits", x[tr], y[tr], x[te], y[te], list(DIGIT_CLASSES), (8, 8))
-    return _DIGITS_CACHE
+        if key == "digits":
+            _BUNDLED_CACHE[key] = Dataset(key, *_bundled.digits(), list(DIGIT_CLASSES), (8, 8))
+        else:
+            x_train, y_train, x_test, y_test = _bundled.fashion_small()
+            _BUNDLED_CACHE[key] = Dataset(key, _as_float(x_train), y_train, _as_float(x_test), y_test,
+                                          list(FASHION_CLASSES), (28, 28))
+    return _BUNDLED_CACHE[key]
+
+
+def load_or_offline(name: str = "fashion-mnist", root: str | os.PathLike | None = None,
+                    download: bool = True) -> tuple[Dataset, str]:
+    """load_dataset(), or the bundled Fashion-MNIST subset when the files cannot be had, with a note saying so.
+
+    The note is "" when `name` loaded; else one sentence for a notebook: what happened, and the
+    variable or `root=` that brings the full set back.
+    """
+    try:
+        return load_dataset(name, root=root, download=download), ""
+    except DatasetUnavailableError as err:
+        data = load_dataset(OFFLINE_DATASET)
+        tv_name = DATASETS[err.name][0] if err.name in DATASETS else None
+        holds = f"{tv_name}/raw/" if tv_name else "the raw/ files"
+        return data, (f"Using the bundled offline subset of Fashion-MNIST ({len(data.y_train):,} training and "
+                      f"{len(data.y_test):,} test images): {err.name} is not in {err.folder} and could not be "
+                      f"downloaded. For the full set, set {ENV_VAR} (or pass root=) to the folder that holds "
+                      f"{holds}, then run again.")

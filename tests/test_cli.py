@@ -29,13 +29,14 @@ def test_train_on_digits_prints_the_lessons_lines():
     assert "\x1b" not in out.stdout + out.stderr  # no progress bar in a pipe
 
 
-def test_offline_without_data_falls_back_to_digits_in_one_sentence(tmp_path):
+def test_offline_without_data_falls_back_to_the_bundled_subset_in_one_sentence(tmp_path):
     out = run_cli("train", "--epochs", "1", "--data-dir", str(tmp_path), "--no-download")
     assert out.returncode == 0, out.stderr
     note = out.stderr.strip()
     assert note.count("\n") == 0 and "--data-dir" in note and "SOFTMAX_WIDGETS_DATA" in note
-    assert "training on the offline 'digits' set instead" in note
-    assert "Dataset('digits'" in out.stdout and len(epoch_lines(out.stdout)) == 1
+    assert str(tmp_path / "FashionMNIST" / "raw") in note
+    assert "training on the bundled offline subset 'fashion-mnist-small' instead" in note
+    assert "Dataset('fashion-mnist-small': 6000 train / 1000 test" in out.stdout and len(epoch_lines(out.stdout)) == 1
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,15 +1,28 @@
 """Datasets: shapes, ranges, names, the offline set and the teachable errors."""
 
+import hashlib
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from softmax_widgets import DatasetUnavailableError, load_dataset
-from softmax_widgets.data import ENV_VAR, FASHION_CLASSES, default_root
-from tests.conftest import FASHION_ROOT, needs_fashion
+from softmax_widgets.data import ENV_VAR, FASHION_CLASSES, OFFLINE_DATASET, default_root, load_or_offline
+from tests.conftest import FASHION_ROOT, REPO, needs_fashion
+
+# sha256 of x_train, y_train, x_test, y_test as bytes: "digits" once came from scikit-learn at run time, and
+# the suite's fast tests are tuned on exactly these tensors; the vendored file must give them bit for bit
+DIGITS_SHA256 = "dd315a53069dc0bcdea0d26e2466cc3dbe7eca035b3d02699329c901cf82f69c"
+
+
+def tensors_sha256(data) -> str:
+    h = hashlib.sha256()
+    for t in (data.x_train, data.y_train, data.x_test, data.y_test):
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def test_digits_offline_split(digits):
@@ -20,6 +33,42 @@ def test_digits_offline_split(digits):
     assert digits.classes == [str(i) for i in range(10)]
     again = load_dataset("digits")
     assert torch.equal(again.y_test, digits.y_test)  # a fixed-seed split
+    assert tensors_sha256(digits) == DIGITS_SHA256
+
+
+def test_digits_equal_scikit_learns_loader_and_split(digits):
+    """The same arrays and split as when scikit-learn loaded them (it is only a test dependency now)."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn is in the [test] extra")
+    bunch = sklearn_datasets.load_digits()
+    x = torch.from_numpy((bunch.data / 16.0).astype(np.float32))
+    y = torch.from_numpy(bunch.target.astype(np.int64))
+    order = torch.from_numpy(np.random.RandomState(0).permutation(len(y)))
+    tr, te = order[:1437], order[1437:]
+    for mine, theirs in ((digits.x_train, x[tr]), (digits.y_train, y[tr]), (digits.x_test, x[te]),
+                         (digits.y_test, y[te])):
+        assert mine.dtype == theirs.dtype and torch.equal(mine, theirs)
+
+
+def test_bundled_fashion_subset_is_balanced_and_needs_no_network():
+    small = load_dataset("fashion-mnist-small", root="/nonexistent", download=False)  # root is not used
+    assert small.name == "fashion-mnist-small" and small.classes == FASHION_CLASSES
+    assert small.x_train.shape == (6000, 784) and small.x_test.shape == (1000, 784)
+    assert small.image_shape == (28, 28) and small.x_train.dtype == torch.float32
+    assert small.y_train.bincount().tolist() == [600] * 10 and small.y_test.bincount().tolist() == [100] * 10
+    assert float(small.x_train.min()) == 0.0 and float(small.x_train.max()) == 1.0
+    folder = REPO / "softmax_widgets" / "datasets" / "fashion-mnist-small"
+    assert sum(f.stat().st_size for f in folder.glob("*.gz")) < 3.5e6  # small enough to ship in the wheel
+    assert "MIT" in (folder / "LICENSE").read_text() and "Zalando" in (folder / "LICENSE").read_text()
+
+
+@needs_fashion
+def test_bundled_subset_is_the_first_images_of_each_class(fashion):
+    """tools/make_small_fmnist.py's rule, checked against the full set: the same pixels and labels."""
+    small = load_dataset("fashion-mnist-small")
+    for x_full, y_full, x_small, y_small, n in ((fashion.x_train, fashion.y_train, small.x_train, small.y_train, 600),
+                                                (fashion.x_test, fashion.y_test, small.x_test, small.y_test, 100)):
+        keep = torch.cat([torch.nonzero(y_full == c).flatten()[:n] for c in range(10)]).sort().values
+        assert torch.equal(x_small, x_full[keep]) and torch.equal(y_small, y_full[keep])
 
 
 @needs_fashion
@@ -51,7 +100,8 @@ def test_env_var_is_the_default_root(monkeypatch):
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist, digits"):
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist, digits, "
+                                         "fashion-mnist-small"):
         load_dataset("cifar")
 
 
@@ -59,9 +109,21 @@ def test_missing_files_without_download_say_where_and_what(tmp_path):
     with pytest.raises(DatasetUnavailableError) as info:
         load_dataset("fashion-mnist", root=tmp_path, download=False)
     msg = str(info.value)
-    for part in (str(tmp_path / "FashionMNIST" / "raw"), "train-images-idx3-ubyte", ENV_VAR, "digits"):
+    for part in (str(tmp_path / "FashionMNIST" / "raw"), "train-images-idx3-ubyte", ENV_VAR,
+                 "load_dataset('fashion-mnist-small')"):
         assert part in msg
     assert isinstance(info.value, ValueError)
+    # what a notebook prints: the variable or root=, never a command-line flag
+    assert ENV_VAR in info.value.summary and "root=" in info.value.summary and "--" not in info.value.summary
+
+
+def test_load_or_offline_falls_back_to_the_bundled_subset_and_says_how_to_get_the_full_set(tmp_path):
+    data, note = load_or_offline("fashion-mnist", root=tmp_path, download=False)
+    assert data.name == OFFLINE_DATASET and data.classes == FASHION_CLASSES
+    assert str(tmp_path / "FashionMNIST" / "raw") in note and ENV_VAR in note and "root=" in note
+    assert "6,000 training" in note and "--" not in note
+    same, no_note = load_or_offline("digits")
+    assert same.name == "digits" and no_note == ""
 
 
 def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
@@ -71,7 +133,7 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd.FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])  # port 9: nothing listens
     with pytest.raises(DatasetUnavailableError, match="the download failed") as info:
         load_dataset("fashion-mnist", root=tmp_path, download=True)
-    assert "digits" in str(info.value) and ENV_VAR in str(info.value)
+    assert "fashion-mnist-small" in str(info.value) and ENV_VAR in str(info.value)
 
 
 def test_import_loads_no_widget_library():
@@ -79,3 +141,11 @@ def test_import_loads_no_widget_library():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_an_empty_data_variable_means_no_data_for_the_suite(tmp_path):
+    """`SOFTMAX_WIDGETS_DATA=<empty folder>` is how to run the suite as a fresh clone without data."""
+    code = "from tests.conftest import FASHION_ROOT; print(FASHION_ROOT)"
+    env = dict(os.environ, SOFTMAX_WIDGETS_DATA=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "None", out.stdout + out.stderr

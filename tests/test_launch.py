@@ -94,6 +94,11 @@ def test_wheel_ships_the_notebooks_and_the_app_page(wheel):
     for name in SHIPPED:
         assert f"softmax_widgets/examples/{name}" in names
     assert "softmax_widgets/dashboard_app.ipynb" in names
+    # the offline data sets and their notices travel with the package
+    for folder in ("fashion-mnist-small", "digits"):
+        assert f"softmax_widgets/datasets/{folder}/LICENSE" in names
+    assert "softmax_widgets/datasets/fashion-mnist-small/train-images-idx3-ubyte.gz" in names
+    assert "softmax_widgets/datasets/digits/digits.csv.gz" in names
 
 
 def test_installed_wheel_copies_out_of_the_package_and_never_into_it(wheel, tmp_path):
