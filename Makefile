@@ -1,17 +1,33 @@
 # Two commands on a fresh machine: `make lab` (open the notebooks) and `make test`.
 PY ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
-# torch and torchvision must come from the same release (see README: "Installing torch")
+# torch and torchvision must come from the same release: a torchvision built for another torch fails to
+# import (see README.md, "Install"). On x86_64 PyPI's torch is the CUDA build (~5.5 GB with its libraries).
 ifeq ($(shell uname -m),aarch64)
 TORCH ?= torch==2.9.1 torchvision==0.24.1
 else
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 endif
+# where `make lab` copies the notebooks: a work folder git ignores, so the tracked examples/ stay as shipped
+NOTEBOOKS ?= notebooks
 PYTEST_ARGS ?=
 
-.PHONY: install chromium lab demo app test lint bench clean
+.PHONY: install install-lab chromium lab demo app test lint bench clean
 
+# the lesson: the runtime dependencies (JupyterLab among them), no test tools; pip shows its progress
+$(VENV)/.installed-lab: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@if [ -f $(VENV)/.installed ] && [ $(VENV)/.installed -nt pyproject.toml ]; then \
+		echo "$(VENV) already has the lesson (installed by make test)"; \
+	else \
+		$(BIN)/python -m pip install --upgrade pip && \
+		$(BIN)/python -m pip install $(TORCH) && \
+		$(BIN)/python -m pip install -e . $(TORCH); \
+	fi
+	touch $@
+
+# everything `make test` needs on top: pytest, nbclient, ruff, Playwright (driving Debian's Chromium), Voila
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -20,6 +36,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]' $(TORCH)
 	touch $@
 
+install-lab: $(VENV)/.installed-lab
+
 install: $(VENV)/.installed
 
 # the browser tests drive Debian's Chromium through the playwright package (never `playwright install`)
@@ -27,10 +45,10 @@ chromium:
 	@test -x /usr/bin/chromium || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium >/dev/null) || { echo "make chromium: apt-get install chromium failed (run as root?)"; exit 1; }; }
 
-lab: install
-	$(BIN)/softmax-widgets lab examples
+lab: install-lab
+	$(BIN)/softmax-widgets lab $(NOTEBOOKS)
 
-demo: install
+demo: install-lab
 	$(BIN)/softmax-widgets train
 
 app: install

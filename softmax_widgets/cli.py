@@ -79,7 +79,8 @@ def _progress_bar(trainer):
 def _launch_parsers(sub) -> None:
     from . import launch  # standard library only: cheap for --help
 
-    p = sub.add_parser("lab", help="copy the example notebooks here and open JupyterLab on the dashboard")
+    p = sub.add_parser("lab", help="copy the example notebooks into a work folder (./notebooks) and open JupyterLab "
+                       "on the dashboard")
     launch.add_lab_arguments(p)
     p.set_defaults(func=launch.run_lab)
     p = sub.add_parser("app", help="serve the dashboard alone as a web page (Voila)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import os
 import shutil
 import signal
@@ -15,14 +16,21 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["APP_PAGE", "CopyReport", "add_app_arguments", "add_lab_arguments", "app", "app_command",
-           "copy_examples", "examples_dir", "lab", "lab_command", "run_app", "run_lab"]
+__all__ = ["APP_PAGE", "DEFAULT_FOLDER", "CopyReport", "add_app_arguments", "add_lab_arguments", "app", "app_command",
+           "copy_examples", "examples_dir", "lab", "lab_command", "lab_settings_env", "run_app", "run_lab"]
 
 PACKAGE = Path(__file__).resolve().parent
 # the notebook Voila serves: the dashboard and nothing else (its code cells are hidden by Voila)
 APP_PAGE = PACKAGE / "dashboard_app.ipynb"
 DEFAULT_NOTEBOOK = "02_dashboard.ipynb"
+DEFAULT_FOLDER = "notebooks"  # a work folder of the student's own (git-ignored in the repository)
 DATASET_ENV = "SOFTMAX_WIDGETS_DATASET"
+# defaults for this Lab only (the user's own settings still win): no "fetch news?" pop-up and no update check
+# over the network, and widget state saved with the notebook, so a reopened one shows its last picture
+LAB_SETTING_DEFAULTS = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+}
 
 
 def examples_dir() -> Path:
@@ -70,13 +78,17 @@ def _install_dirs() -> list[Path]:
     return sorted(dirs)
 
 
-def copy_examples(folder: str | os.PathLike = ".") -> CopyReport:
+def copy_examples(folder: str | os.PathLike = DEFAULT_FOLDER) -> CopyReport:
     """Copy the shipped notebooks into `folder`; never overwrite a copy that differs (the student's changes)."""
     dest = Path(folder).expanduser().resolve()
     for forbidden in _install_dirs():
         if _inside(dest, forbidden):
             raise ValueError(f"{dest} is inside the installed package ({forbidden}): notebooks edited there are "
                              "lost on the next upgrade. Pick a folder of your own, e.g. softmax-widgets lab ~/lesson")
+    if dest == examples_dir().resolve():
+        raise ValueError(f"{dest} holds the shipped notebooks themselves (tracked by git in a checkout): working "
+                         f"there would change them. Pick a work folder of your own, e.g. softmax-widgets lab "
+                         f"{DEFAULT_FOLDER} (the default)")
     if dest.exists() and not dest.is_dir():
         raise ValueError(f"{dest} is a file, not a folder: give the folder the notebooks should go into")
     dest.mkdir(parents=True, exist_ok=True)
@@ -102,12 +114,23 @@ def lab_command(folder: Path, open_notebook: str | None = DEFAULT_NOTEBOOK, port
                 extra_args: tuple[str, ...] | list[str] = ()) -> list[str]:
     """The JupyterLab command line: serve `folder`, open `open_notebook` (relative to it)."""
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *_root_args()]
+    if open_notebook:
+        # the URL Jupyter prints and opens is then the notebook's own, not the Launcher's
+        cmd.append(f"--ServerApp.default_url=/lab/tree/{open_notebook}")
     if port is not None:
         cmd.append(f"--port={int(port)}")
-    cmd += list(extra_args)
-    if open_notebook:
-        cmd.append(open_notebook)
-    return cmd
+    return cmd + list(extra_args)
+
+
+def lab_settings_env(config_dir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: ours) with LAB_SETTING_DEFAULTS in `config_dir`, put first on JUPYTER_CONFIG_PATH."""
+    env = dict(os.environ if env is None else env)
+    labconfig = config_dir / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    # JupyterLab layers <config path>/labconfig/default_setting_overrides.json under the user's settings
+    (labconfig / "default_setting_overrides.json").write_text(json.dumps(LAB_SETTING_DEFAULTS, indent=1))
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in (str(config_dir), env.get("JUPYTER_CONFIG_PATH")) if p)
+    return env
 
 
 def app_command(port: int | None = None, extra_args: tuple[str, ...] | list[str] = (),
@@ -139,8 +162,8 @@ def _run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = N
             signal.signal(sig, handler)
 
 
-def lab(folder: str | os.PathLike = ".", open_notebook: str | None = DEFAULT_NOTEBOOK, port: int | None = None,
-        extra_args: tuple[str, ...] | list[str] = ()) -> int:
+def lab(folder: str | os.PathLike = DEFAULT_FOLDER, open_notebook: str | None = DEFAULT_NOTEBOOK,
+        port: int | None = None, extra_args: tuple[str, ...] | list[str] = ()) -> int:
     """Copy the example notebooks into `folder` and open JupyterLab there on the dashboard notebook."""
     try:
         report = copy_examples(folder)
@@ -153,7 +176,12 @@ def lab(folder: str | os.PathLike = ".", open_notebook: str | None = DEFAULT_NOT
     if open_notebook and not (dest / open_notebook).exists():
         print(f"softmax-widgets lab: {open_notebook} is not in {dest}; opening the folder instead", file=sys.stderr)
         open_notebook = None
-    return _run(lab_command(dest, open_notebook, port, extra_args), cwd=dest)
+    print(f"JupyterLab serves {dest} (your copies: edit and save freely; Export writes into exports/ there)"
+          + (f" and opens {open_notebook}: the address below goes straight to it." if open_notebook else "."),
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="softmax-widgets-lab-") as config:
+        return _run(lab_command(dest, open_notebook, port, extra_args), env=lab_settings_env(Path(config)),
+                    cwd=dest)
 
 
 def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[str, ...] | list[str] = ()) -> int:
@@ -176,7 +204,8 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
 
 def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `softmax-widgets lab`; hand the parsed namespace to run_lab()."""
-    parser.add_argument("folder", nargs="?", default=".", help="where the notebooks go (default: here)")
+    parser.add_argument("folder", nargs="?", default=DEFAULT_FOLDER,
+                        help=f"the work folder the notebooks are copied into (default: ./{DEFAULT_FOLDER})")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
 

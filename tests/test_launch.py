@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,10 +49,12 @@ def test_copy_examples_copies_then_leaves_identical_and_keeps_changed_copies(tmp
     assert any("kept your own" in line for line in second.lines(dest))
 
 
-def test_copy_examples_into_the_examples_folder_itself_changes_nothing():
+def test_the_shipped_examples_folder_is_never_the_work_folder(capsys):
     before = {p: p.read_bytes() for p in (REPO / "examples").glob("*.ipynb")}
-    report = launch.copy_examples(REPO / "examples")
-    assert sorted(report.unchanged) == SHIPPED and not report.copied and not report.kept
+    with pytest.raises(ValueError, match="holds the shipped notebooks themselves.*softmax-widgets lab notebooks"):
+        launch.copy_examples(REPO / "examples")
+    assert launch.lab(REPO / "examples", extra_args=["--version"]) == 2  # refused before anything starts
+    assert "shipped notebooks" in capsys.readouterr().err
     assert before == {p: p.read_bytes() for p in (REPO / "examples").glob("*.ipynb")}
 
 
@@ -70,8 +73,30 @@ def test_lab_command_opens_the_dashboard_notebook(tmp_path):
     cmd = launch.lab_command(tmp_path, port=8899, extra_args=["--no-browser"])
     assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
     assert f"--ServerApp.root_dir={tmp_path}" in cmd and "--port=8899" in cmd
-    assert cmd[-1] == "02_dashboard.ipynb"
+    assert "--ServerApp.default_url=/lab/tree/02_dashboard.ipynb" in cmd  # the printed URL is the notebook's
     assert ("--allow-root" in cmd) == (os.geteuid() == 0)
+    assert not any("default_url" in a for a in launch.lab_command(tmp_path, open_notebook=None))
+
+
+def test_lab_settings_defaults_turn_the_news_off_and_keep_widget_state(tmp_path):
+    env = launch.lab_settings_env(tmp_path / "cfg", {"JUPYTER_CONFIG_PATH": "/elsewhere"})
+    assert env["JUPYTER_CONFIG_PATH"] == os.pathsep.join([str(tmp_path / "cfg"), "/elsewhere"])
+    written = json.loads((tmp_path / "cfg" / "labconfig" / "default_setting_overrides.json").read_text())
+    assert written["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert written["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+
+
+def test_make_lab_installs_the_lesson_without_test_tools_and_works_outside_the_tracked_tree():
+    out = subprocess.run(["make", "-n", "-B", "VENV=/nonexistent-venv", "lab"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    pip = [line for line in out.splitlines() if "pip install" in line]
+    assert pip and not any("[test]" in line or " -q" in line for line in pip), pip  # pip's progress shows
+    assert "softmax-widgets lab notebooks" in out
+    ignored = subprocess.run(["git", "check-ignore", "-q", "notebooks/02_dashboard.ipynb"], cwd=REPO)
+    assert ignored.returncode == 0, "notebooks/ must be git-ignored"
+    test = subprocess.run(["make", "-n", "-B", "VENV=/nonexistent-venv", "install"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, check=True).stdout
+    assert "'.[test]'" in test  # make test keeps its own install, with the test extras
 
 
 def test_lab_refuses_site_packages_before_starting_anything(capsys):
@@ -177,25 +202,43 @@ def _gone(pid: int, timeout: float = 30) -> bool:
     return False
 
 
+def _settings_default(port: int, plugin: str, key: str):
+    url = f"http://127.0.0.1:{port}/lab/api/settings/{plugin}?token=t"
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())["schema"]["properties"][key]["default"]
+
+
 @pytest.mark.kernel
 @pytest.mark.timeout(300)
-def test_lab_serves_the_copied_notebooks_and_opens_the_dashboard(tmp_path):
-    port, folder = _free_port(), tmp_path / "lesson"
-    code = (f"from softmax_widgets import launch\nraise SystemExit(launch.lab({str(folder)!r}, port={port}, "
-            f"extra_args=['--no-browser', '--ip=127.0.0.1', '--IdentityProvider.token=t']))")
-    proc, log = _start(code, tmp_path, tmp_path)
+def test_a_fresh_clone_opens_lab_on_the_dashboard_in_an_ignored_work_folder(tmp_path):
+    """What a student types after `git clone`: the work is copied out of the tracked tree, the URL is 02's."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120, capture_output=True)
+    port = _free_port()
+    env = _throwaway_jupyter_env(tmp_path / "home")
+    env.update(PYTHONPATH=str(clone), JUPYTER_TOKEN="t")  # the clone's own package, not this checkout's
+    log = tmp_path / "lab.log"
+    proc = subprocess.Popen([sys.executable, "-m", "softmax_widgets.cli", "lab", "--no-browser", "--port",
+                             str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=clone)
     try:
         listing = json.loads(_get(f"http://127.0.0.1:{port}/api/contents?token=t", time.monotonic() + 180, proc, log))
         assert sorted(i["name"] for i in listing["content"] if i["name"].endswith(".ipynb")) == SHIPPED
-        # what the browser is sent to: Jupyter writes it beside the server's runtime files
-        opened = [f.read_text() for f in (tmp_path / "JUPYTER_RUNTIME_DIR").glob("jpserver-file-to-run-*-open.html")]
-        assert opened and "/lab/tree/02_dashboard.ipynb" in opened[0], "JupyterLab was not asked to open the dashboard"
+        printed = re.findall(r"http://\S+", log.read_text())
+        assert any(f":{port}/lab/tree/02_dashboard.ipynb" in url for url in printed), log.read_text()[-2000:]
+        assert f"serves {clone / 'notebooks'}" in log.read_text()
+        # no "fetch news?" pop-up, and widget state saved with the notebook
+        assert _settings_default(port, "@jupyterlab/apputils-extension:notification", "fetchNews") == "false"
+        assert _settings_default(port, "@jupyter-widgets/jupyterlab-manager:plugin", "saveState") is True
         servers = _server_pids(proc.pid)
         assert servers
     finally:
         rc = _stop(proc)
     assert rc in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 1), log.read_text()[-2000:]
     assert all(_gone(pid) for pid in servers), "JupyterLab outlived `softmax-widgets lab`"
+    assert sorted(p.name for p in (clone / "notebooks").glob("*.ipynb")) == SHIPPED
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone,
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "", f"the session changed the clone's tracked tree:\n{status}"
 
 
 @pytest.mark.kernel
