@@ -116,7 +116,7 @@ def lab_command(folder: Path, open_notebook: str | None = DEFAULT_NOTEBOOK, port
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *_root_args()]
     if open_notebook:
         # the URL Jupyter prints and opens is then the notebook's own, not the Launcher's
-        cmd.append(f"--ServerApp.default_url=/lab/tree/{open_notebook}")
+        cmd.append(f"--LabApp.default_url=/lab/tree/{open_notebook}")  # LabApp sets the server's
     if port is not None:
         cmd.append(f"--port={int(port)}")
     return cmd + list(extra_args)

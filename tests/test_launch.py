@@ -73,7 +73,7 @@ def test_lab_command_opens_the_dashboard_notebook(tmp_path):
     cmd = launch.lab_command(tmp_path, port=8899, extra_args=["--no-browser"])
     assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
     assert f"--ServerApp.root_dir={tmp_path}" in cmd and "--port=8899" in cmd
-    assert "--ServerApp.default_url=/lab/tree/02_dashboard.ipynb" in cmd  # the printed URL is the notebook's
+    assert "--LabApp.default_url=/lab/tree/02_dashboard.ipynb" in cmd  # the printed URL is the notebook's
     assert ("--allow-root" in cmd) == (os.geteuid() == 0)
     assert not any("default_url" in a for a in launch.lab_command(tmp_path, open_notebook=None))
 
