@@ -33,7 +33,7 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
     import torch
 
     from softmax_widgets import Trainer, load_dataset, model
-    from softmax_widgets.snapshots import SnapshotRing
+    from softmax_widgets.undo import SnapshotRing
 
     data = load_dataset("fashion-mnist", root=data_dir, download=False)
     t = Trainer(data, device=device)
@@ -49,7 +49,7 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
     no_undo = Trainer(data, device=device)
     no_undo.snapshots = SnapshotRing(0)
     W, b = (p.detach().clone().requires_grad_() for p in (t.W, t.b))
-    x, y, order = t._x_train, t._y_train, torch.randperm(t.num_train)
+    x, y, order = t.x_train, t.y_train, torch.randperm(t.num_train)
 
     def bare(i: int) -> None:
         idx = order[(i * 256) % (t.num_train - 256):][:256]

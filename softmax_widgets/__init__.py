@@ -5,17 +5,28 @@ The core (data, model ops, Trainer) imports no UI library; the dashboard lives i
 """
 
 from . import checks, model
-from . import model as ops
 from .checks import CheckResult, check_cross_entropy, check_net, check_sgd, check_softmax
 from .data import Dataset, DatasetUnavailableError, load_dataset
 from .evaluation import cell_examples, confusion_matrix, evaluate_test_set, per_class_accuracy
 from .export import history_to_csv, save_weight_grid, weight_grid_image
 from .history import EpochResult, History
-from .phases import CustomFunctionError, DivergenceError, Event, Phase, PhaseError, TrainerError
+from .phases import (
+    Batch,
+    CustomFunctionError,
+    DivergenceError,
+    Event,
+    Forward,
+    Grad,
+    LoopState,
+    Phase,
+    PhaseError,
+    TrainerError,
+)
 from .runs import Run, RunStore
 from .trainer import Trainer
 
 __all__ = [
+    "Batch",
     "CheckResult",
     "CustomFunctionError",
     "Dataset",
@@ -23,7 +34,10 @@ __all__ = [
     "DivergenceError",
     "EpochResult",
     "Event",
+    "Forward",
+    "Grad",
     "History",
+    "LoopState",
     "Phase",
     "PhaseError",
     "Run",
@@ -41,7 +55,6 @@ __all__ = [
     "history_to_csv",
     "load_dataset",
     "model",
-    "ops",
     "per_class_accuracy",
     "save_weight_grid",
     "weight_grid_image",

@@ -70,9 +70,9 @@ class CellExamples:
 @torch.no_grad()
 def evaluate_test_set(trainer: Trainer) -> TestEvaluation:
     """One pass over the test set with the current W and b."""
-    logits = torch.addmm(trainer.b.detach(), trainer._x_test, trainer.W.detach())
+    logits = torch.addmm(trainer.b.detach(), trainer.x_test, trainer.W.detach())
     probs = model.stable_softmax(logits).cpu()
-    return TestEvaluation(probs, probs.argmax(dim=1), trainer._y_test.cpu(), list(trainer.data.classes),
+    return TestEvaluation(probs, probs.argmax(dim=1), trainer.y_test.cpu(), list(trainer.data.classes),
                           trainer.iteration)
 
 

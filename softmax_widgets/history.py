@@ -14,6 +14,7 @@ class History:
     loss: list[float] = field(default_factory=list)  # mean loss per image, one per iteration
     train_acc: list[float] = field(default_factory=list)  # fraction correct in that batch
     batch_size: list[int] = field(default_factory=list)  # the batch's real size (last one is smaller)
+    batch: list[int] = field(default_factory=list)  # which batch of the run it used (1 = the first drawn)
     test_acc: list[float] = field(default_factory=list)  # one per finished epoch
     epoch_loss: list[float] = field(default_factory=list)  # the lesson's printed loss: sum / images
     epoch_train_acc: list[float] = field(default_factory=list)

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import logging
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .callbacks import CallbackRegistry
 from .history import History
 
 if TYPE_CHECKING:
     from .trainer import Trainer
 
 __all__ = ["Run", "RunStore"]
-
-log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
@@ -35,7 +32,6 @@ class Run:
     history: History
     status: str = "paused"  # or "finished"
     id: int = field(default_factory=lambda: next(_ids))
-    created: float = field(default_factory=time.time)
 
     @property
     def test_acc_points(self) -> list[tuple[int, float]]:
@@ -52,7 +48,7 @@ class RunStore:
 
     def __init__(self) -> None:
         self._runs: list[Run] = []
-        self._listeners: list[Callable[[RunStore], None]] = []
+        self._listeners = CallbackRegistry("RunStore")
 
     def add(self, trainer: Trainer, label: str | None = None, status: str = "paused") -> Run:
         """Keep a copy of `trainer`'s history and settings now; the trainer may go on or reset."""
@@ -113,18 +109,10 @@ class RunStore:
 
     def on_change(self, callback: Callable[[RunStore], None], remove: bool = False) -> None:
         """Call `callback(store)` after every add, remove or clear; remove=True unsubscribes."""
-        if remove:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-        elif callback not in self._listeners:
-            self._listeners.append(callback)
+        self._listeners.register(callback, remove)
 
     def _changed(self) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback(self)
-            except Exception:  # one broken view must not stop the others
-                log.exception("RunStore listener %r failed", callback)
+        self._listeners(self)
 
     def __repr__(self) -> str:
         return f"RunStore({len(self)} runs: {', '.join(self.labels)})"

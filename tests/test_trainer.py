@@ -122,15 +122,16 @@ def test_step_runs_the_next_phase_and_train_step_finishes_an_iteration(t):
 
 @pytest.mark.parametrize(("calls", "refused", "match"), [
     ([], "forward", r"forward\(\) needs a batch: call next_batch\(\) first"),
-    ([], "backward", r"backward\(\) needs a loss: call forward\(\) first"),
-    ([], "sgd", r"sgd\(\) needs gradients.*call backward\(\) first"),
+    ([], "backward", r"backward\(\) needs a loss, and there is no batch yet: call next_batch\(\), then forward"),
+    ([], "sgd", r"sgd\(\) needs gradients, and there is no batch yet: call next_batch\(\)"),
     (["next_batch"], "backward", r"call forward\(\) first"),
-    (["next_batch", "forward"], "sgd", r"call backward\(\) first"),
-    (["next_batch", "forward", "backward"], "backward", r"already ran on this forward pass.*forward\(\)"),
+    (["next_batch", "forward"], "sgd", r"backward\(\) has not run on it: call zero_grad\(\), then backward"),
+    (["next_batch", "forward", "zero_grad"], "sgd", r"call backward\(\) first"),
+    (["next_batch", "forward", "backward"], "backward", r"already ran on this forward pass.*Call sgd\(\)"),
     (["next_batch", "forward", "backward", "zero_grad"], "sgd", r"zero_grad\(\) cleared them"),
     (["next_batch", "forward", "backward", "sgd"], "sgd", r"already applied.*next_batch\(\)"),
     (["next_batch", "forward", "backward", "sgd"], "forward", r"new batch.*next_batch\(\)"),
-    (["next_batch", "forward", "backward", "sgd"], "backward", r"call forward\(\) first"),
+    (["next_batch", "forward", "backward", "sgd"], "backward", r"sgd\(\) already used this batch.*Call next_batch"),
 ])
 def test_order_rules_raise_teaching_errors_and_change_nothing(t, calls, refused, match):
     for c in calls:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from softmax_widgets import DivergenceError, Phase, PhaseError, Trainer
-from softmax_widgets.snapshots import SnapshotRing
+from softmax_widgets.undo import SnapshotRing
 
 PHASES = [Phase.NEXT_BATCH, Phase.FORWARD, Phase.ZERO_GRAD, Phase.BACKWARD, Phase.SGD]
 
@@ -139,15 +139,27 @@ def test_skipped_zero_grad_accumulation_is_undone_exactly(digits):
     assert torch.equal(clean, u.W.grad)
 
 
-def test_undo_emits_an_event_and_reset_clears_the_ring(digits):
+def test_undo_emits_an_event_and_one_undo_takes_a_reset_back(digits):
     t = Trainer(digits, batch_size=64, seed=0)
     events = []
     t.on_change(lambda tr, ev: events.append(ev))
     t.train_step()
     t.undo()
     assert events[-1].kind == "undo" and events[-1].phase is Phase.SGD and "before sgd" in events[-1].message
-    t.reset()
-    assert len(t.snapshots) == 0
+    t.train_step()
+    t.train_step()
+    before = t.state_dict()
+    t.reset(seed=5)  # a stray `r`, or New seed: the run must not be lost
+    assert t.iteration == 0 and t.seed == 5 and "undo() takes the reset back" in events[-1].message
+    t.undo()
+    assert "before reset" in events[-1].message and events[-1].phase is None
+    assert diff(t.state_dict(), before) == [] and t.seed == 0
+    t.train_step()  # and the run goes on exactly as it would have
+    u = Trainer(digits, batch_size=64, seed=0)
+    for _ in range(3):
+        u.train_step()
+    assert torch.equal(t.W, u.W)
+    t.snapshots = SnapshotRing(4)
     with pytest.raises(PhaseError, match="Nothing to undo"):
         t.undo()
 
@@ -232,9 +244,12 @@ def test_load_state_dict_into_a_running_trainer_and_emits_reset(digits):
         t.train_step()
     events = []
     t.on_change(lambda tr, ev: events.append(ev))
+    later = t.state_dict()
     t.load_state_dict(saved)
-    assert events[-1].kind == "reset" and "loaded" in events[-1].message
-    assert t.iteration == 4 and len(t.snapshots) == 0 and diff(t.state_dict(), saved) == []
+    assert events[-1].kind == "reset" and "loaded" in events[-1].message and "next: next_batch()" in events[-1].message
+    assert t.iteration == 4 and diff(t.state_dict(), saved) == []
+    t.undo()  # one undo takes the load back
+    assert diff(t.state_dict(), later) == []
 
 
 def test_state_file_holds_no_dataset_and_refuses_another_dataset(fashion, digits, tmp_path):
@@ -330,10 +345,10 @@ def test_an_interrupt_inside_a_phase_keeps_undo_consistent(digits):
     def interrupt(trainer, event):
         raise KeyboardInterrupt  # the notebook's stop button, landing in a listener after zero_grad changed things
 
-    t._listeners.append(interrupt)  # on_change isolates Exceptions; a KeyboardInterrupt passes through
+    t.on_change(interrupt)  # on_change isolates Exceptions; a KeyboardInterrupt passes through
     with pytest.raises(KeyboardInterrupt):
         t.zero_grad()
-    t._listeners.remove(interrupt)
+    t.on_change(interrupt, remove=True)
     assert float(t.W.grad.abs().sum()) == 0.0 and t.grad_passes == 0
     t.undo()  # the zero_grad happened (its state changed), so it can be taken back
     assert diff(t.state_dict(), before) == []

@@ -1,15 +1,14 @@
-"""Undo and exact save/load for a Trainer: a bounded ring of per-phase snapshots, and state_dict().
+"""Undo: a bounded ring of per-phase snapshots, and whole-run snapshots before reset() and load_state_dict().
 
 Each phase saves only what it is about to change, and copies as little as it can: sgd() already copies
 W and b (to put them back on a NaN), and the ring takes that copy and hands sgd a spare buffer; zero_grad
 hands W a spare gradient and keeps the old one; backward right after zero_grad knows the gradients are 0;
 next_batch keeps the RNG state only when it shuffles a new epoch. The rest are references to tensors the
-Trainer replaces rather than mutates (y_hat detached, batch indices), and small numbers. A live forward
-graph is not kept: undo() recomputes it (same W, b, X: the same numbers).
+Trainer replaces rather than mutates (y_hat detached, batch indices, the LoopState), and small numbers. A live
+forward graph is not kept: undo() recomputes it (same W, b, X: the same numbers).
 
-Cost (measured on a 16-core Xeon, Fashion-MNIST, batch 256, 2 threads): median train_step 0.595 ms bare,
-0.648 ms with undo, i.e. ~50 us per iteration, mostly Python. Switch undo off with
-`trainer.snapshots = SnapshotRing(0)` where those microseconds matter.
+Cost (`python benchmarks/bench_core.py`): tens of microseconds per iteration, mostly Python. Switch undo off
+with `trainer.snapshots = SnapshotRing(0)` where those microseconds matter.
 
 Memory (`trainer.snapshots.nbytes`, 600 phases = 120 iterations, batch 256): 8.8 MB on Fashion-MNIST
 (one W and one gradient per iteration, 784 x 10 float32 = 31 kB each, plus each batch's (256, 10) y_hat),
@@ -17,31 +16,28 @@ Memory (`trainer.snapshots.nbytes`, 600 phases = 120 iterations, batch 256): 8.8
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-import os
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from . import model
-from .history import History
-from .phases import Phase, PhaseError
+from . import model, persist
+from .phases import Forward, Grad, Phase, PhaseError
 
 if TYPE_CHECKING:
-    from .trainer import Trainer
+    from ._protocols import TrainerState as Trainer
 
-__all__ = ["DEFAULT_DEPTH", "FORMAT", "SnapshotRing", "undoable"]
+__all__ = ["DEFAULT_DEPTH", "SnapshotRing", "undo", "undoable"]
 
 DEFAULT_DEPTH = 600  # phase snapshots: 120 whole iterations of five phases
-FORMAT = "softmax_widgets.trainer/1"
 
 # the Trainer's attributes that phases reassign (never mutate in place): a reference is a snapshot
-_STATE = ("_perm", "_pos", "batch_indices", "loss_value", "correct", "iteration", "epoch", "last_phase",
-          "_batch_fresh", "_forward_live", "_backward_on_batch", "_fresh_grad", "_grads_finite",
-          "_zeroed_since_sgd", "grad_passes", "_epoch_seconds")
+_STATE = ("shuffle", "position", "batch_indices", "loss_value", "correct", "iteration", "epoch", "last_phase",
+          "state", "epoch_seconds", "batches_drawn")
 _get_state = attrgetter(*_STATE)
-_PER_ITERATION = ("loss", "train_acc", "batch_size")
+_PER_ITERATION = ("loss", "train_acc", "batch_size", "batch")
 _PER_EPOCH = ("test_acc", "epoch_loss", "epoch_train_acc", "epoch_iteration")
 # (copies W and b?, copies the gradients?) -> the buffers a slot keeps
 _KEEP = {(False, False): (), (True, False): ("W", "b"), (False, True): ("W.grad", "b.grad"),
@@ -53,12 +49,12 @@ _KEPT = "kept"  # the phase did not replace y_hat: undo leaves it as it is
 class _Slot:
     """One phase's snapshot; its tensor buffers outlive it and are reused by the next phase in the slot."""
 
-    __slots__ = ("bufs", "grads", "keep", "lengths", "phase", "rng", "state", "sums", "wb", "y_hat")
+    __slots__ = ("bufs", "grads", "keep", "lengths", "phase", "rng", "state", "sums", "wb", "whole", "y_hat")
 
     def __init__(self) -> None:
         self.bufs: dict[str, torch.Tensor] = {}
         self.keep: tuple[str, ...] = ()
-        self.y_hat = self.state = self.rng = None
+        self.y_hat = self.state = self.rng = self.whole = None  # whole: a run before reset() or load
 
     def copy(self, key: str, src: torch.Tensor, pool: dict[str, list[torch.Tensor]]) -> None:
         buf = self.bufs.get(key)
@@ -105,7 +101,7 @@ class SnapshotRing:
     def clear(self) -> None:
         self._start = self._count = 0
         for slot in self._slots:  # drop references to old batches, keep the buffers
-            slot.y_hat = slot.state = slot.rng = None
+            slot.y_hat = slot.state = slot.rng = slot.whole = None
 
     def _slot(self, i: int) -> _Slot:
         return self._slots[(self._start + i) % self._n]
@@ -114,10 +110,10 @@ class SnapshotRing:
     def push(self, t: Trainer, phase: Phase) -> None:
         """Save what `phase` is about to change into the spare slot (commit() keeps it)."""
         slot = self._slots[(self._start + self._count) % self._n]
-        slot.phase = phase
+        slot.phase, slot.whole = phase, None
         slot.state = _get_state(t)
         if phase is Phase.SGD or phase is Phase.NEXT_BATCH:  # the only phases that record or end an epoch
-            slot.sums = tuple(t._epoch_sums)  # sgd adds to this list in place
+            slot.sums = tuple(t.epoch_totals)  # sgd adds to this list in place
             h = t.history
             slot.lengths = (len(h.loss), len(h.test_acc))
         else:
@@ -128,13 +124,13 @@ class SnapshotRing:
         slot.y_hat = _KEPT
         if phase is Phase.NEXT_BATCH or phase is Phase.FORWARD:
             y_hat = t.y_hat
-            slot.y_hat = None if y_hat is None or t._forward_live else y_hat.detach()
+            slot.y_hat = None if y_hat is None or t.state.forward is Forward.LIVE else y_hat.detach()
         slot.rng = None
-        if phase is Phase.NEXT_BATCH and (t._perm is None or t._pos >= t._perm.shape[0]):
-            slot.rng = t._gen.get_state()  # this call shuffles a new epoch: keep the RNG it draws from
-        # W and b: sgd() itself copies them into _W_before/_b_before; commit() takes those copies
+        if phase is Phase.NEXT_BATCH and (t.shuffle is None or t.position >= t.shuffle.shape[0]):
+            slot.rng = t.generator.get_state()  # this call shuffles a new epoch: keep the RNG it draws from
+        # W and b: sgd() itself copies them into W_before/b_before; commit() takes those copies
         slot.wb = phase is Phase.SGD
-        if phase is Phase.BACKWARD and t.grad_passes == 0 and t._zeroed_since_sgd and t.W.grad is not None \
+        if phase is Phase.BACKWARD and t.state.grad is Grad.ZERO and t.W.grad is not None \
                 and t.b.grad is not None:
             slot.grads, copy = _ZERO, False  # zero_grad ran and no backward since: the gradients are 0
         else:
@@ -163,6 +159,16 @@ class SnapshotRing:
             if bg is not None:
                 slot.copy("b.grad", bg, self._pool)
 
+    def keep_run(self, t: Trainer, action: str) -> None:
+        """Before reset() or a load: the whole run in one slot, so that one undo() brings it back."""
+        if not self.capacity:
+            return
+        slot = self._slots[(self._start + self._count) % self._n]
+        slot.release((), self._pool)
+        slot.phase, slot.whole, slot.wb = action, persist.capture(t), False
+        slot.y_hat = slot.state = slot.rng = None
+        self.commit(t)
+
     def changed(self, t: Trainer) -> bool:
         """Did the phase being run change the Trainer's state? (Only asked when it raised.)"""
         slot = self._slots[(self._start + self._count) % self._n]
@@ -186,7 +192,7 @@ class SnapshotRing:
         slot = self._slots[(self._start + self._count) % self._n]
         if slot.wb:  # swap buffers with the Trainer: no second copy of W
             pool = self._pool
-            for key, attr in (("W", "_W_before"), ("b", "_b_before")):
+            for key, attr in (("W", "W_before"), ("b", "b_before")):
                 spare = slot.bufs.get(key)
                 if spare is None:
                     spare = pool[key].pop() if pool.get(key) else torch.empty_like(getattr(t, attr))
@@ -204,10 +210,14 @@ class SnapshotRing:
         """Restore the newest snapshot into `t` (without rebuilding X or the graph); returns its phase."""
         self._count -= 1
         slot = self._slot(self._count)
+        if slot.whole is not None:
+            persist.restore(t, slot.whole)
+            slot.whole = None
+            return slot.phase
         for name, value in zip(_STATE, slot.state, strict=True):
             setattr(t, name, value)
         if slot.sums is not None:
-            t._epoch_sums = list(slot.sums)
+            t.epoch_totals = list(slot.sums)
             n_it, n_ep = slot.lengths
             h = t.history
             for name in _PER_ITERATION:
@@ -215,9 +225,9 @@ class SnapshotRing:
             for name in _PER_EPOCH:
                 del getattr(h, name)[n_ep:]
         if slot.y_hat is not _KEPT:
-            t.y_hat, t.loss = slot.y_hat, None  # _rebuild() makes the loss again
+            t.y_hat, t.loss = slot.y_hat, None  # rebuild() makes the loss again
         if slot.rng is not None:
-            t._gen.set_state(slot.rng)
+            t.generator.set_state(slot.rng)
         if slot.wb:  # .data: like the lesson's sgd, a change autograd does not record
             t.W.data.copy_(slot.bufs["W"])
             t.b.data.copy_(slot.bufs["b"])
@@ -274,7 +284,7 @@ def undo(t: Trainer, iterations: int | None = None) -> Trainer:
     ring = t.snapshots
     if not ring.capacity:
         raise PhaseError("Nothing to undo: undo is switched off (trainer.snapshots has capacity 0). Switch it on "
-                         "with trainer.snapshots = softmax_widgets.snapshots.SnapshotRing(); it keeps what follows.")
+                         "with trainer.snapshots = softmax_widgets.undo.SnapshotRing(); it keeps what follows.")
     if iterations is None:
         pops = 1 if len(ring) else -1
         what = "the last phase"
@@ -286,114 +296,33 @@ def undo(t: Trainer, iterations: int | None = None) -> Trainer:
     if pops < 0:
         have = f"only {ring.iterations} iteration(s) ({len(ring)} phases)" if len(ring) else "nothing"
         raise PhaseError(f"Nothing to undo: cannot take back {what}, there is {have} to undo. Undo keeps the last "
-                         f"{ring.capacity} phases and starts empty after reset() or load_state_dict(). "
-                         "Call reset() to start over.")
+                         f"{ring.capacity} phases (a reset() or a load counts as one). Call reset() to start over.")
     undone = [ring.pop_into(t) for _ in range(pops)]
-    _rebuild(t)
+    rebuild(t)
     first = undone[-1]
-    t._emit("undo", undone[0], lambda: f"undo: back to before {first} ({len(undone)} phase"
+    last = undone[0] if isinstance(undone[0], Phase) else None  # None: a reset or a load was taken back
+    t.emit("undo", last, lambda: f"undo: back to before {first} ({len(undone)} phase"
             f"{'s' if len(undone) > 1 else ''} taken back); iteration {t.iteration}, epoch {t.epoch + 1}, "
             f"next phase {t.next_phase}; {len(ring)} more can be undone")
     return t
 
 
-def _rebuild(t: Trainer) -> None:
+def rebuild(t: Trainer) -> None:
     """Recompute what snapshots do not keep: X, y from the batch indices, and a live forward graph."""
     idx = t.batch_indices
     if idx is None:
         t.X = t.y = None
     else:
-        t.X, t.y = t._x_train.index_select(0, idx), t._y_train.index_select(0, idx)
-    if not t._forward_live and t.y_hat is not None and t.loss is None:  # the summed loss, as a number it was
+        t.X, t.y = t.batch(idx)
+    live = t.state.forward is Forward.LIVE
+    if not live and t.y_hat is not None and t.loss is None:  # the summed loss, as a number it was
         t.loss = torch.tensor(t.loss_value, dtype=t.y_hat.dtype, device=t.y_hat.device)
-    if t._forward_live:
+    if live:
         try:  # same W, b, X and functions: the same numbers, with a graph backward() can use
             t.y_hat = model.net(t.X, t.W, t.b, t.softmax)
             t.loss = t.loss_fn(t.y_hat, t.y).sum()
         except Exception:  # a function swapped since then fails: ask for forward() again
             t.y_hat = t.loss = None
-            t._forward_live = False
+            t.state = dataclasses.replace(t.state, forward=Forward.NONE)
 
 
-# ---- state_dict, save, load ----
-def state_dict(t: Trainer) -> dict[str, Any]:
-    """Everything needed to continue exactly: weights, gradients, RNG, shuffle position, counters, history."""
-    def grad(p: torch.Tensor):
-        return None if p.grad is None else p.grad.detach().clone()
-
-    return {
-        "format": FORMAT,
-        "dataset": t.data.name,
-        "shape": [t.data.num_inputs, t.data.num_classes, t.num_train],
-        "lr": t.lr, "batch_size": t.batch_size, "seed": t.seed, "init_std": float(t.init_std),
-        "functions": {name: getattr(getattr(t, name), "__name__", "?") for name in ("softmax", "loss_fn", "optimizer")},
-        "W": t.W.detach().clone(), "b": t.b.detach().clone(), "W.grad": grad(t.W), "b.grad": grad(t.b),
-        "rng": t._gen.get_state(),
-        "perm": t._perm, "pos": t._pos, "batch_indices": t.batch_indices,  # replaced, never mutated: no copy
-        "y_hat": None if t.y_hat is None else t.y_hat.detach(),
-        "loss_value": t.loss_value, "correct": t.correct, "iteration": t.iteration, "epoch": t.epoch,
-        "last_phase": None if t.last_phase is None else t.last_phase.value,
-        "flags": {name: getattr(t, name) for name in _STATE if name.startswith("_") and name not in
-                  ("_perm", "_pos", "_epoch_seconds")},
-        "grad_passes": t.grad_passes, "epoch_sums": list(t._epoch_sums), "epoch_seconds": t._epoch_seconds,
-        "history": {name: list(value) for name, value in vars(t.history).items()},
-    }
-
-
-def load_state_dict(t: Trainer, sd: dict[str, Any]) -> Trainer:
-    """Put `t` exactly where state_dict() was taken; the undo ring starts empty."""
-    if not isinstance(sd, dict) or sd.get("format") != FORMAT:
-        raise ValueError(f"not a softmax_widgets Trainer state (format {FORMAT!r}); got "
-                         f"{sd.get('format') if isinstance(sd, dict) else type(sd).__name__!r}")
-    shape = [t.data.num_inputs, t.data.num_classes, t.num_train]
-    if sd["dataset"] != t.data.name or list(sd["shape"]) != shape:
-        raise ValueError(f"this state was saved on {sd['dataset']} {sd['shape']} (inputs, classes, training images), "
-                         f"but this Trainer holds {t.data.name} {shape}. Use Trainer.load(path), which loads the "
-                         "dataset named in the file, or pass that dataset.")
-    t._check_lr(sd["lr"])
-    t._check_batch_size(sd["batch_size"])
-    t._check_seed(sd["seed"])
-    dev = t.device
-
-    def on(x):
-        return None if x is None else x.to(dev)
-
-    t._lr, t._batch_size, t.seed, t.init_std = float(sd["lr"]), int(sd["batch_size"]), int(sd["seed"]), sd["init_std"]
-    for name, fn_name in sd["functions"].items():
-        if hasattr(model, fn_name):  # a student's own function cannot live in a file: keep the one set now
-            setattr(t, name, getattr(model, fn_name))
-    with torch.no_grad():
-        t.W.data.copy_(sd["W"])
-        t.b.data.copy_(sd["b"])
-    for p, key in ((t.W, "W.grad"), (t.b, "b.grad")):
-        if sd[key] is None:
-            p.grad = None
-        else:
-            p.grad = torch.zeros_like(p, requires_grad=False)  # the parameter's layout, as autograd would
-            p.grad.copy_(sd[key])
-    t._gen.set_state(sd["rng"].cpu())
-    t._perm, t._pos, t.batch_indices = on(sd["perm"]), int(sd["pos"]), on(sd["batch_indices"])
-    t.y_hat, t.loss = on(sd["y_hat"]), None
-    t.loss_value, t.correct = float(sd["loss_value"]), int(sd["correct"])
-    t.iteration, t.epoch = int(sd["iteration"]), int(sd["epoch"])
-    t.last_phase = None if sd["last_phase"] is None else Phase(sd["last_phase"])
-    for name, value in sd["flags"].items():
-        setattr(t, name, bool(value))
-    t.grad_passes, t._epoch_sums = int(sd["grad_passes"]), list(sd["epoch_sums"])
-    t._epoch_seconds = float(sd["epoch_seconds"])
-    t.history = History(**{name: list(value) for name, value in sd["history"].items()})
-    t.snapshots.clear()
-    _rebuild(t)
-    t._emit("reset", None, lambda: f"loaded state: {t.data.name}, epoch {t.epoch + 1}, iteration {t.iteration}, "
-            f"next phase {t.next_phase}")
-    return t
-
-
-def save(t: Trainer, path: str | os.PathLike) -> None:
-    """torch.save of state_dict(): the dataset's name, not the dataset."""
-    torch.save(state_dict(t), path)
-
-
-def read(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a state file; weights_only: a state file cannot run code when it is opened."""
-    return torch.load(path, map_location="cpu", weights_only=True)

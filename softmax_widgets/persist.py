@@ -1,0 +1,290 @@
+"""State files: save a run, and load one only after every value in it passed the checks a live run passes.
+
+The file stores the Trainer's place in the loop by its public names (`progress`: batch, forward, gradient,
+passes), never private attribute names, and is read with `weights_only=True`: opening it runs no code.
+A refusal (another dataset, a W of another shape, NaN, a position past the data, an unknown key, a truncated
+file) is a ValueError that names what is wrong, raised before anything in the Trainer changes.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import hyperparams, model
+from .history import History
+from .phases import Batch, Forward, Grad, LoopState, Phase
+
+if TYPE_CHECKING:
+    from ._protocols import TrainerState as Trainer
+
+__all__ = ["FORMAT", "capture", "load_state_dict", "read", "restore", "save", "state_dict"]
+
+FORMAT = "softmax_widgets.trainer/2"
+FORMAT_0_1 = "softmax_widgets.trainer/1"  # softmax_widgets 0.1.0: the loop state as private flags
+_FUNCTIONS = ("softmax", "loss_fn", "optimizer")
+_KEYS = {"format", "dataset", "shape", "lr", "batch_size", "seed", "init_std", "functions", "W", "b", "W.grad",
+         "b.grad", "rng", "shuffle", "position", "batch_indices", "y_hat", "loss_value", "correct", "iteration",
+         "epoch", "last_phase", "progress", "batches_drawn", "epoch_totals", "epoch_seconds", "history"}
+_HISTORY = set(vars(History()))
+
+
+# ---- in memory: the whole run, for undo() of reset() and load_state_dict() ----
+def capture(t: Trainer) -> dict[str, Any]:
+    """Everything that makes this run, by reference where the Trainer replaces (never mutates) a value."""
+    def clone(x):
+        return None if x is None else x.detach().clone()
+
+    return {"settings": (t.lr, t.batch_size, t.seed, t.init_std), "functions": tuple(getattr(t, n) for n in _FUNCTIONS),
+            "W": clone(t.W), "b": clone(t.b), "W.grad": clone(t.W.grad), "b.grad": clone(t.b.grad),
+            "rng": t.generator.get_state(), "history": t.history.copy(), "epoch_totals": list(t.epoch_totals),
+            **{name: getattr(t, name) for name in _REFERENCED}}
+
+
+_REFERENCED = ("shuffle", "position", "batch_indices", "X", "y", "y_hat", "loss", "loss_value", "correct",
+               "iteration", "epoch", "last_phase", "state", "epoch_seconds", "batches_drawn")
+
+
+def restore(t: Trainer, c: dict[str, Any]) -> None:
+    """Put a capture() back; it was taken from this Trainer, so nothing needs checking."""
+    t.settings_from(dict(zip(("lr", "batch_size", "seed", "init_std"), c["settings"], strict=True)))
+    for name, fn in zip(_FUNCTIONS, c["functions"], strict=True):
+        t.__dict__["_" + name] = fn  # no "settings" event per function: the caller emits one event
+    with torch.no_grad():
+        t.W.copy_(c["W"])
+        t.b.copy_(c["b"])
+    for p, key in ((t.W, "W.grad"), (t.b, "b.grad")):
+        p.grad = None if c[key] is None else c[key].clone()
+    t.generator.set_state(c["rng"])
+    t.history, t.epoch_totals = c["history"].copy(), list(c["epoch_totals"])
+    for name in _REFERENCED:
+        setattr(t, name, c[name])
+
+
+# ---- on disk ----
+def state_dict(t: Trainer) -> dict[str, Any]:
+    """Everything needed to continue exactly: weights, gradients, RNG, shuffle position, counters, history."""
+    def grad(p: torch.Tensor):
+        return None if p.grad is None else p.grad.detach().clone()
+
+    s = t.state
+    return {
+        "format": FORMAT, "dataset": t.data.name, "shape": [t.data.num_inputs, t.data.num_classes, t.num_train],
+        "lr": t.lr, "batch_size": t.batch_size, "seed": t.seed, "init_std": float(t.init_std),
+        "functions": {name: getattr(getattr(t, name), "__name__", "?") for name in _FUNCTIONS},
+        "W": t.W.detach().clone(), "b": t.b.detach().clone(), "W.grad": grad(t.W), "b.grad": grad(t.b),
+        "rng": t.generator.get_state(),
+        "shuffle": t.shuffle, "position": t.position, "batch_indices": t.batch_indices,  # replaced, never mutated
+        "y_hat": None if t.y_hat is None else t.y_hat.detach(),
+        "loss_value": t.loss_value, "correct": t.correct, "iteration": t.iteration, "epoch": t.epoch,
+        "batches_drawn": t.batches_drawn, "last_phase": None if t.last_phase is None else t.last_phase.value,
+        "progress": {"batch": s.batch.value, "forward": s.forward.value, "grad": s.grad.value, "passes": s.passes},
+        "epoch_totals": list(t.epoch_totals), "epoch_seconds": t.epoch_seconds,
+        "history": {name: list(value) for name, value in vars(t.history).items()},
+    }
+
+
+def save(t: Trainer, path: str | os.PathLike) -> None:
+    """torch.save of state_dict(): the dataset's name, not the dataset."""
+    torch.save(state_dict(t), path)
+
+
+def read(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a state file; weights_only: a state file cannot run code when it is opened."""
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{os.fspath(path)} is not a readable softmax_widgets state file (truncated, corrupt, or "
+                         f"not made by Trainer.save): {first}. Save the run again with trainer.save(path).") from err
+    return upgrade(sd, source=os.fspath(path))
+
+
+def upgrade(sd: Any, source: str = "this state") -> dict[str, Any]:
+    """A 0.1.0 file (private flag names) in today's format; anything that is no state file is refused."""
+    if not isinstance(sd, dict) or sd.get("format") not in (FORMAT, FORMAT_0_1):
+        got = sd.get("format") if isinstance(sd, dict) else type(sd).__name__
+        raise ValueError(f"{source} is not a softmax_widgets Trainer state (format {FORMAT!r}); got {got!r}. "
+                         "Make one with trainer.save(path) or trainer.state_dict().")
+    if sd["format"] == FORMAT:
+        return sd
+    try:
+        flags, old = sd["flags"], dict(sd)
+        batch = Batch.DRAWN if flags["_batch_fresh"] else Batch.USED if old["iteration"] else Batch.NONE
+        if old["batch_indices"] is None:
+            batch = Batch.NONE
+        forward = (Forward.LIVE if flags["_forward_live"] else Forward.CONSUMED if flags["_backward_on_batch"]
+                   else Forward.STALE if batch is Batch.USED else Forward.NONE)
+        grad = (Grad.NONE if old["W.grad"] is None else Grad.NONFINITE if not flags["_grads_finite"]
+                else Grad.FILLED if old["grad_passes"] else Grad.ZERO)
+        new = {k: v for k, v in old.items() if k not in ("flags", "perm", "pos", "grad_passes", "epoch_sums")}
+        it = int(old["iteration"])
+        history = dict(old["history"], batch=list(range(1, it + 1)))  # 0.1.0 kept no batch numbers
+        new.update(format=FORMAT, shuffle=old["perm"], position=old["pos"], epoch_totals=old["epoch_sums"],
+                   history=history, batches_drawn=it + (batch is Batch.DRAWN),
+                   progress={"batch": batch.value, "forward": forward.value, "grad": grad.value,
+                             "passes": int(old["grad_passes"])})
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{source} is a softmax_widgets 0.1.0 state with a missing or broken part ({err}); "
+                         "it cannot be continued. Start again with reset().") from err
+    return new
+
+
+def _check(t: Trainer, sd: dict[str, Any], source: str) -> LoopState:
+    """Every value a state must have for this Trainer; returns its LoopState. Raises ValueError, changes nothing."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{source} cannot be loaded: {what}. Nothing was changed.")
+
+    unknown, missing = set(sd) - _KEYS, _KEYS - set(sd)
+    if unknown or missing:
+        raise bad(f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}")
+    shape = [t.data.num_inputs, t.data.num_classes, t.num_train]
+    if sd["dataset"] != t.data.name or list(sd["shape"]) != shape:
+        raise ValueError(f"{source} was saved on {sd['dataset']} {list(sd['shape'])} (inputs, classes, training "
+                         f"images), but this Trainer holds {t.data.name} {shape}. Use Trainer.load(path), which "
+                         f"loads {sd['dataset']}, or pass that dataset. Nothing was changed.")
+    for check, value in ((hyperparams.check_lr, sd["lr"]), (hyperparams.check_seed, sd["seed"]),
+                         (hyperparams.check_init_std, sd["init_std"])):
+        try:
+            check(value)
+        except ValueError as err:
+            raise bad(str(err)) from err
+    try:
+        hyperparams.check_batch_size(sd["batch_size"], t.num_train)
+    except ValueError as err:
+        raise bad(str(err)) from err
+    d, c, n = shape
+    for key, want in (("W", (d, c)), ("b", (c,)), ("W.grad", (d, c)), ("b.grad", (c,))):
+        x = sd[key]
+        if x is None and key.endswith(".grad"):
+            continue
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != want or x.dtype != torch.float32:
+            raise bad(f"{key} must be a float32 tensor of shape {want} for {t.data.name}, got {_describe(x)}")
+        if key in ("W", "b") and not bool(torch.isfinite(x).all()):
+            raise bad(f"{key} holds NaN or inf")
+    if (sd["W.grad"] is None) != (sd["b.grad"] is None):
+        raise bad("W.grad and b.grad must both be there or both be None")
+    try:
+        p = sd["progress"]
+        state = LoopState(Batch(p["batch"]), Forward(p["forward"]), Grad(p["grad"]), int(p["passes"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise bad(f"progress {sd['progress']!r:.120} is not a loop state ({err})") from err
+    _check_progress(sd, state, bad)
+    _check_counters(sd, n, bad)
+    return state
+
+
+def _check_progress(sd: dict[str, Any], state: LoopState, bad) -> None:
+    """The loop state agrees with the tensors: a batch where one is drawn, gradients where they are filled."""
+    if state.batch is not Batch.NONE and sd["batch_indices"] is None:
+        raise bad(f"progress says the batch is {state.batch.value}, but the file holds no batch")
+    if state.batch is Batch.NONE and state.forward is not Forward.NONE:
+        raise bad("progress has a forward pass but no batch")
+    if (state.batch is Batch.USED) != (state.forward is Forward.STALE):
+        raise bad("progress must have a stale forward exactly when sgd used the batch")
+    if (state.grad is Grad.NONE) != (sd["W.grad"] is None) or state.passes < 0 or (
+            state.grad in (Grad.NONE, Grad.ZERO)) != (state.passes == 0):
+        raise bad(f"progress says the gradient is {state.grad.value} after {state.passes} passes, which the file's "
+                  "W.grad does not match")
+    if state.grad is Grad.ZERO and (bool(sd["W.grad"].any()) or bool(sd["b.grad"].any())):
+        raise bad("progress says the gradient is zero, but W.grad holds other values")
+    finite = sd["W.grad"] is None or bool(torch.isfinite(sd["W.grad"]).all() & torch.isfinite(sd["b.grad"]).all())
+    if finite == (state.grad is Grad.NONFINITE):
+        raise bad("progress and W.grad disagree about NaN or inf in the gradient")
+    if state.forward is Forward.LIVE and sd["y_hat"] is None:
+        raise bad("progress has a live forward pass, but the file holds no y_hat")
+
+
+def _check_counters(sd: dict[str, Any], n: int, bad) -> None:
+    """Counters, shuffle and history in range and consistent with each other."""
+    for key in ("iteration", "epoch", "position", "correct", "batches_drawn"):
+        if isinstance(sd[key], bool) or not isinstance(sd[key], int) or sd[key] < 0:
+            raise bad(f"{key} must be a whole number >= 0, got {sd[key]!r:.40}")
+    if sd["position"] > n:
+        raise bad(f"position {sd['position']} is past the {n} training images")
+    perm = sd["shuffle"]
+    if perm is not None and (not isinstance(perm, torch.Tensor) or perm.dtype != torch.int64 or perm.shape != (n,)
+                             or not torch.equal(torch.sort(perm).values, torch.arange(n))):
+        raise bad(f"shuffle must be a permutation of the {n} training images")
+    if perm is None and sd["position"]:
+        raise bad("position is past 0 but there is no shuffle")
+    idx = sd["batch_indices"]
+    if idx is not None and (not isinstance(idx, torch.Tensor) or idx.dtype != torch.int64 or idx.dim() != 1
+                            or not len(idx) or int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise bad(f"batch_indices must be indices of training images (0 to {n - 1})")
+    y_hat = sd["y_hat"]
+    if y_hat is not None and (idx is None or not isinstance(y_hat, torch.Tensor) or y_hat.dim() != 2
+                              or y_hat.shape[0] != len(idx)):
+        raise bad("y_hat must have one row per image of the batch")
+    if sd["last_phase"] is not None and sd["last_phase"] not in {p.value for p in Phase}:
+        raise bad(f"last_phase {sd['last_phase']!r:.40} is not one of the five phases")
+    h = sd["history"]
+    if not isinstance(h, dict) or set(h) != _HISTORY:
+        raise bad(f"history must have exactly the parts {sorted(_HISTORY)}")
+    if not all(isinstance(v, list) for v in h.values()):
+        raise bad("every part of history must be a list")
+    if any(len(h[k]) != sd["iteration"] for k in ("loss", "train_acc", "batch_size", "batch")):
+        raise bad(f"iteration is {sd['iteration']} but history holds {len(h['loss'])} losses")
+    if sd["iteration"] > sd["batches_drawn"] or h["batch"] != sorted(set(h["batch"])) or (
+            h["batch"] and h["batch"][-1] > sd["batches_drawn"]):
+        raise bad("every recorded iteration must use a batch of its own, drawn before it")
+    if len(h["test_acc"]) != sd["epoch"]:
+        raise bad(f"epoch is {sd['epoch']} but history holds {len(h['test_acc'])} test accuracies")
+    totals = sd["epoch_totals"]
+    if not (isinstance(totals, list) and len(totals) == 3):
+        raise bad("epoch_totals must be [summed loss, correct, images]")
+    for key in ("loss_value", "epoch_seconds"):
+        if not isinstance(sd[key], (int, float)):
+            raise bad(f"{key} must be a number")
+    if not isinstance(sd["functions"], dict) or set(sd["functions"]) != set(_FUNCTIONS):
+        raise bad(f"functions must name {list(_FUNCTIONS)}")
+
+
+def load_state_dict(t: Trainer, sd: Any, source: str = "this state") -> Trainer:
+    """Put `t` exactly where state_dict() was taken, after checking every value; refused: nothing changes."""
+    sd = upgrade(sd, source)
+    state = _check(t, sd, source)
+    dev = t.device
+
+    def on(x):
+        return None if x is None else x.to(dev)
+
+    t.snapshots.keep_run(t, "load")  # one undo() brings back the run this load replaces
+    t.settings_from({"lr": float(sd["lr"]), "batch_size": int(sd["batch_size"]), "seed": int(sd["seed"]),
+                     "init_std": float(sd["init_std"])})
+    for name, fn_name in sd["functions"].items():
+        fn = getattr(model, str(fn_name), None)
+        if fn is not None and callable(fn):  # a student's own function cannot live in a file: keep the one set now
+            t.__dict__["_" + name] = fn
+    with torch.no_grad():
+        t.W.copy_(sd["W"])
+        t.b.copy_(sd["b"])
+    for p, key in ((t.W, "W.grad"), (t.b, "b.grad")):
+        if sd[key] is None:
+            p.grad = None
+        else:
+            p.grad = torch.zeros_like(p, requires_grad=False)  # the parameter's layout, as autograd would
+            p.grad.copy_(sd[key])
+    t.generator.set_state(sd["rng"].cpu())
+    t.shuffle, t.position, t.batch_indices = on(sd["shuffle"]), int(sd["position"]), on(sd["batch_indices"])
+    t.y_hat, t.loss = on(sd["y_hat"]), None
+    t.loss_value, t.correct = float(sd["loss_value"]), int(sd["correct"])
+    t.iteration, t.epoch, t.batches_drawn = int(sd["iteration"]), int(sd["epoch"]), int(sd["batches_drawn"])
+    t.last_phase = None if sd["last_phase"] is None else Phase(sd["last_phase"])
+    t.state = state
+    t.epoch_totals, t.epoch_seconds = list(sd["epoch_totals"]), float(sd["epoch_seconds"])
+    t.history = History(**{name: list(value) for name, value in sd["history"].items()})
+    return t
+
+
+def _describe(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    return f"{type(x).__name__} {x!r}"[:60]
+
