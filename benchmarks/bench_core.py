@@ -119,6 +119,8 @@ def main() -> None:
     print(f"Trainer / probe: {tr / med['probe (one tensor, F.cross_entropy)']:.2f} (target <= 1.3)")
     print(f"median train_step: {fig['train_step_ms']:.3f} ms at batch 256 (target < 1 ms); "
           f"undo off {fig['no_undo_ms']:.3f} ms; the same arithmetic with no Trainer {fig['bare_ms']:.3f} ms")
+    print(f"train_step / bare arithmetic: {fig['train_step_ms'] / fig['bare_ms']:.2f} (target <= 1.35; "
+          f"undo off: {fig['no_undo_ms'] / fig['bare_ms']:.2f})")
     print("median per phase (us): " + ", ".join(f"{k} {v:.0f}" for k, v in fig["phase_us"].items()))
     print(f"Trainer after the timed epochs: {fig['last']}")
 
