@@ -149,3 +149,17 @@ def test_an_empty_data_variable_means_no_data_for_the_suite(tmp_path):
     env = dict(os.environ, SOFTMAX_WIDGETS_DATA=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
     assert out.returncode == 0 and out.stdout.strip() == "None", out.stdout + out.stderr
+
+
+def test_image_grid_draws_the_images_with_their_labels():
+    from softmax_widgets.images import image_grid
+
+    small = load_dataset("fashion-mnist-small")
+    grid = image_grid(small, count=20, columns=10, scale=1)
+    assert grid.mode == "L" and grid.size[1] > 2 * 28
+    pixels = np.asarray(grid)
+    assert pixels.min() == 0 and pixels.max() == 255  # dark clothes and text on white
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        image_grid(small, split="validation")
+    with pytest.raises(ValueError, match="the test split has 1000"):
+        image_grid(small, split="test", start=1000)

@@ -17,16 +17,32 @@ next_batch()  →  forward()  →  zero_grad()  →  backward()  →  sgd()
 
 Run each cell and read what it changed. Calling them in the wrong order is allowed: you get an error that
 says what went wrong and what to call next."""),
-    new_code_cell("""import torch
+    new_code_cell("""import inspect
 
-from softmax_widgets import DatasetUnavailableError, Trainer, load_dataset
+import torch
 
-try:  # $SOFTMAX_WIDGETS_DATA, else a cache folder; downloads Fashion-MNIST when online
-    data = load_dataset("fashion-mnist")
-except DatasetUnavailableError as err:
-    print("NOTE:", err.summary, "- using the small offline 'digits' set instead.")
-    data = load_dataset("digits")
+from softmax_widgets import Trainer, model
+from softmax_widgets.data import load_or_offline
+from softmax_widgets.export import weight_grid_image
+from softmax_widgets.images import image_grid
+
+# Fashion-MNIST from $SOFTMAX_WIDGETS_DATA (the folder that holds FashionMNIST/raw/), else from a cache folder,
+# downloaded the first time. With no network it falls back to the 6,000-image subset shipped with the package.
+data, note = load_or_offline("fashion-mnist")
+if note:
+    print("NOTE:", note)
 data"""),
+    new_markdown_cell("""## The data: 28×28 grey images of ten kinds of clothing
+
+Each image is a row of 784 numbers in [0, 1] (`data.x_train`), its class a number from 0 to 9 (`data.y_train`,
+named by `data.classes`). The first twenty training images:"""),
+    new_code_cell("""image_grid(data, count=20)"""),
+    new_markdown_cell("""## The lesson's code
+
+These are the functions the Trainer runs, printed from the package itself (`softmax_widgets.model`), so what you
+read here is what runs:"""),
+    new_code_cell("""for function in (model.softmax, model.cross_entropy, model.sgd):
+    print(inspect.getsource(function))"""),
     new_markdown_cell("""## The model's parameters
 
 `W` has one column per class and one row per pixel; `b` one number per class. The lesson draws `W` from
@@ -95,8 +111,20 @@ print("backward passes summed in W.grad:", t.grad_passes)"""),
 `train_step()` runs a whole iteration; `run_epoch()` the rest of an epoch, then the test accuracy. The lesson
 reaches about 0.84 train / 0.82 test accuracy after 5 epochs on Fashion-MNIST."""),
     new_code_cell("""t = Trainer(data, lr=0.1, batch_size=256, seed=0)  # a fresh start, without the printing listener
-for _ in range(3):  # each line: epoch, loss, train acc, test acc
-    print(t.run_epoch())"""),
+for _ in range(20):
+    t.train_step()
+print(f"W after {t.iteration} iterations: one image per class, red pixels vote for it, blue against")
+weight_grid_image(t)"""),
+    new_code_cell("""for _ in range(3):  # each line: epoch, loss, train acc, test acc
+    print(t.run_epoch())
+print(f"W after {t.epoch} epochs ({t.iteration} iterations): each column has become a template of its class")
+weight_grid_image(t)"""),
+    new_markdown_cell("""## Next
+
+* [02_dashboard.ipynb](02_dashboard.ipynb): the same loop with a button per line of code, live plots of the
+  loss, the accuracy and these ten W images, and Play / Pause.
+* [03_instructor_live_coding.ipynb](03_instructor_live_coding.ipynb): swap in your own softmax, cross-entropy
+  and SGD while it trains, then make the classic mistakes on purpose."""),
 ]
 
 nb = new_notebook(cells=cells, metadata={
