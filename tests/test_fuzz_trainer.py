@@ -288,7 +288,10 @@ class TrainerMachine(RuleBasedStateMachine):
         assert all(math.isfinite(v) for v in h.loss), "a NaN loss reached the history"
         assert all(0.0 <= a <= 1.0 for a in h.test_acc)
         assert 0 <= t.position <= t.num_train and t.grad_passes >= 0
-        assert isinstance(t.next_phase, Phase)
+        assert isinstance(t.next_phase, Phase) and t.next_phase is t.state.next_phase
+        # each recorded iteration consumed its own batch, drawn before it
+        assert h.batch == sorted(set(h.batch)) and t.iteration <= t.batches_drawn
+        assert (t.state.grad.value == "none") == (t.W.grad is None)
         assert not self.listener_faults, self.listener_faults
 
     def teardown(self):
