@@ -54,8 +54,9 @@ BUNDLED = REPO / "softmax_widgets" / "datasets" / "fashion-mnist-small"
 
 
 @pytest.fixture
-def small_mirror():
+def small_mirror(monkeypatch):
     """The bundled subset's .gz files over HTTP on 127.0.0.1, counting the requests."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")  # a proxy set for the outside world must not see these
     hits = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -128,6 +129,7 @@ def test_no_answer_is_told_in_about_two_seconds(tmp_path, black_hole, monkeypatc
 
 OFFLINE_LESSON = """
 import time, torch
+import torchvision.datasets  # imported before the clock starts: only the network's silence is timed
 torch.set_num_threads(1)
 from softmax_widgets import Trainer
 from softmax_widgets.data import default_root, load_or_offline
@@ -151,7 +153,7 @@ def test_offline_with_an_empty_cache_the_same_lesson_runs_on_the_bundled_subset(
     assert out.returncode == 0, out.stderr
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
     assert lines["root"] == str(tmp_path / "cache" / "softmax_widgets")
-    assert float(lines["seconds"]) < 6, "the dead network took too long to be noticed"
+    assert float(lines["seconds"]) < 5, "the dead network took too long to be noticed"  # 2 s, and a loaded machine
     assert "fashion-mnist-small" in out.stdout and "SOFTMAX_WIDGETS_DATA" in lines["note"]
     # measured: 0.725 with seed 0 (seeds 0-5: 0.713-0.757); the full set gives ~0.80 after 3 epochs
     assert 0.68 <= float(lines["test_acc"]) <= 0.80, out.stdout
