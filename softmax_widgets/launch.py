@@ -213,7 +213,8 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `softmax-widgets app`; hand the parsed namespace to run_app()."""
     parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist, kmnist or digits")
+    parser.add_argument("--dataset", default=None,
+                        help="fashion-mnist (default), mnist, kmnist, fashion-mnist-small or digits (both bundled)")
     parser.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
 
 

@@ -100,3 +100,18 @@ def test_binder_link_opens_a_notebook_that_exists(notebook):
     assert links, "README.md needs a Binder badge"
     assert any(link.endswith(f"urlpath=lab/tree/{notebook}") for link in links), links
     assert (REPO / notebook).exists()
+
+
+def test_readme_first_screen_and_links():
+    """The README opens with the picture, the two commands and the badge; every relative link it has exists."""
+    readme = (REPO / "README.md").read_text()
+    first = readme[: readme.index("## The Trainer in ten lines")]
+    for part in ("make lab", "make test", "docs/dashboard-1366x768.png", "mybinder.org"):
+        assert part in first, part
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", text) + re.findall(r'src="([^"]+)"', text)
+        for target in targets:
+            if "://" in target:
+                continue
+            assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which does not exist"
