@@ -22,10 +22,11 @@ def fetch(source, raw: Path) -> None:
     point `mirrors` at a local server. Files already there with the right checksum are kept.
     """
     raw.mkdir(parents=True, exist_ok=True)
-    for filename, md5 in source.resources:
+    missing = [(name, md5) for name, md5 in source.resources if not ((raw / name).exists() and _md5(raw / name) == md5)]
+    if missing:  # say what is happening before the network is asked (torchvision prints its steps likewise)
+        print(f"Downloading {len(missing)} file{'s' * (len(missing) > 1)} into {raw} (only this once)", flush=True)
+    for filename, md5 in missing:
         target = raw / filename
-        if target.exists() and _md5(target) == md5:
-            continue
         failures = []
         for mirror in source.mirrors:
             try:

@@ -87,11 +87,12 @@ def test_fetch_shows_progress_and_keeps_what_it_has(tmp_path, small_mirror, caps
     _download.fetch(source, tmp_path / "raw")
     for name, _ in source.resources:
         assert (tmp_path / "raw" / name).read_bytes() == (BUNDLED / name).read_bytes()
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"Downloading 4 files into {tmp_path / 'raw'}" in out  # said before the network is asked
     assert "downloading train-images-idx3-ubyte.gz" in err and "100%" in err  # tqdm's bar, on stderr here
     assert len(hits) == 4 and not list((tmp_path / "raw").glob("*.part"))
     _download.fetch(source, tmp_path / "raw")  # all there with the right checksums: nothing is asked again
-    assert len(hits) == 4
+    assert len(hits) == 4 and "Downloading" not in capsys.readouterr().out
 
 
 def test_a_damaged_download_is_never_kept(tmp_path, small_mirror):
