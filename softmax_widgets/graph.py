@@ -82,6 +82,18 @@ class Graph:
     def inputs(self, node_id: int) -> list[GraphNode]:
         return [self.nodes[a] for a, b in self.edges if b == node_id]
 
+    def __str__(self) -> str:
+        """One row per node, leaves first: what print(autograd_graph(t)) shows in a notebook or a terminal."""
+        if not self.nodes:
+            return self.empty_reason
+        rows = []
+        for n in self.nodes:
+            shape = "?" if n.shape is None else str(n.shape)
+            ins = ", ".join(i.label if i.is_leaf else i.name for i in self.inputs(n.id))
+            rows.append(f"{n.label:6s}{n.name:17s}{shape:11s}{n.part:15s}{'<- ' + ins if ins else '':34s}{n.code}")
+        tail = ["backward() ran: autograd freed the saved tensors"] if self.freed else []
+        return "\n".join(rows + tail + list(self.notes))
+
 
 def forward_status(trainer) -> str:
     """Where the graph stands: 'none', 'live', 'consumed' (backward freed it), 'stale' (sgd changed W since) or

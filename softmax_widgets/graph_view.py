@@ -213,7 +213,8 @@ class GraphPanel:
                         (self.nodes, "sw-graph-nodes"), (self.detail, "sw-graph-detail")):
             w.add_class(name)
         self.widget = VBox([self.caption, HBox([self.svg, VBox([
-            HTML("<small>Choose a node: its PyTorch name, the line that made it, its shape.</small>"),
+            HTML("<div style='font-size:12px;line-height:1.3;color:#555'>Choose a node: its PyTorch name, the line "
+                 "that made it, its shape.</div>"),
             self.nodes, self.detail])])])
         self.widget.add_class("sw-graph")
         self._uid = f"swg{id(self):x}"
@@ -240,7 +241,7 @@ class GraphPanel:
         t = self.trainer
         self.graph, self.status = autograd_graph(t), forward_status(t)
         self._redraw()
-        self.caption.value = f"<div style='font-size:13px'>{self._sentence()}</div>"
+        self.caption.value = f"<div style='font-size:13px;line-height:1.4'>{self._sentence()}</div>"
 
     def _redraw(self) -> None:
         g, t = self.graph, self.trainer
@@ -254,8 +255,8 @@ class GraphPanel:
                                    loss_value=t.loss_value, uid=self._uid)
         self._set_options([(_option(n), n.id) for n in g.nodes])
         chosen = self.nodes.value
-        self.detail.value = (_describe(g, g.nodes[chosen], lit) if chosen is not None and chosen < len(g.nodes)
-                             else "")
+        self.detail.value = (f"<div style='font-size:13px;line-height:1.45'>{_describe(g, g.nodes[chosen], lit)}"
+                             "</div>" if chosen is not None and chosen < len(g.nodes) else "")
 
     def _set_options(self, options) -> None:
         if list(self.nodes.options) == options:
@@ -319,35 +320,42 @@ class GraphPanel:
 
 # ---- the math of the current batch ----
 def math_text(trainer) -> str:
-    """One line of the lesson's math for the phase that just ran, with this Trainer's shapes and numbers."""
+    """One short line of the lesson's math for the phase that just ran, with this Trainer's shapes and numbers."""
     t, phase = trainer, trainer.last_phase
     D, C = t.W.shape
-    lesson_softmax = t.softmax in (model.softmax, model.stable_softmax)
-    lesson_loss = t.loss_fn is model.cross_entropy
-    name = getattr(t.softmax, "__name__", "softmax")
     if t.X is None or phase is None:
-        return f"next_batch() draws X: ({t.batch_size}×{D}) and y: ({t.batch_size}) from {t.num_train:,} images"
+        return f"next_batch() draws X: ({t.batch_size}×{D}), y: ({t.batch_size}) from {t.num_train:,} images"
     B = len(t.y)
     if phase is Phase.NEXT_BATCH:
-        return (f"X: ({B}×{D}) images as rows, y: ({B}) labels · batch {t.batch_in_epoch} of "
-                f"{t.batches_per_epoch}")
+        return f"X: ({B}×{D}), y: ({B}) · batch {t.batch_in_epoch} of {t.batches_per_epoch}"
     if phase is Phase.FORWARD:
-        loss = ("loss = −Σᵢ log Ŷ[i, yᵢ]" if lesson_loss else
-                f"loss = Σ {getattr(t.loss_fn, '__name__', 'loss_fn')}(Ŷ, y)") + f" = {t.loss_value:.4g}"
-        return (f"O = X W + b: ({B}×{D})({D}×{C}) + ({C}) → ({B}×{C}) · Ŷ = {name}(O): ({B}×{C}) · "
-                + loss)
+        loss = ("−Σ log Ŷ[i, yᵢ]" if t.loss_fn is model.cross_entropy else
+                f"Σ {getattr(t.loss_fn, '__name__', 'loss_fn')}(Ŷ, y)")
+        return (f"O = X W + b: ({B}×{D})({D}×{C}) + ({C}) → ({B}×{C}) · Ŷ = {_name(t.softmax)}(O) · "
+                f"loss = {loss} = {t.loss_value:.4g}")
     if phase is Phase.ZERO_GRAD:
-        return f"W.grad ← 0: ({D}×{C}) · b.grad ← 0: ({C}) · the next backward() starts from zero"
+        return f"W.grad ← 0: ({D}×{C}) · b.grad ← 0: ({C})"
     if phase is Phase.BACKWARD:
-        gw = "" if t.W.grad is None else f" · ‖W.grad‖ = {float(t.W.grad.norm()):.4g}"
-        if lesson_softmax and lesson_loss:
-            return (f"∂loss/∂W = Xᵀ(Ŷ − Y): ({D}×{B})({B}×{C}) → ({D}×{C}) · ∂loss/∂b = Σᵢ(Ŷ − Y)ᵢ: ({C}) · "
-                    f"Y = one-hot(y){gw}")
-        return f"∂loss/∂W: ({D}×{C}), ∂loss/∂b: ({C}), by autograd's chain rule through {name}{gw}"
+        if t.softmax in (model.softmax, model.stable_softmax) and t.loss_fn is model.cross_entropy:
+            return f"∂loss/∂W = Xᵀ(Ŷ − Y): ({D}×{B})({B}×{C}) → ({D}×{C}) · ∂loss/∂b = Σᵢ(Ŷ − Y)ᵢ: ({C})"
+        return f"∂loss/∂W: ({D}×{C}), ∂loss/∂b: ({C}) by the chain rule through {_name(t.softmax)}"
     if t.optimizer is not model.sgd:
-        opt = getattr(t.optimizer, "__name__", "optimizer")
-        return f"{opt}([W, b], lr={t.lr:g}, batch_size={B}): W ({D}×{C}) and b ({C}) updated in place"
+        return f"{_name(t.optimizer)}([W, b], {t.lr:g}, {B}): W ({D}×{C}), b ({C}) changed in place"
     return f"W ← W − {t.lr:g} · W.grad / {B} · b ← b − {t.lr:g} · b.grad / {B}"
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+# what the symbols mean: the tooltip of the line (the line itself stays short enough for one row)
+MATH_NOTES = {
+    Phase.NEXT_BATCH: "X: one flattened image per row; y: their labels",
+    Phase.FORWARD: "O: the logits, one row per image; Ŷ: the probabilities (y_hat); loss: summed over the batch",
+    Phase.ZERO_GRAD: "without it the next backward() adds to the old gradients",
+    Phase.BACKWARD: "Y = one-hot(y): 1 at each image's true class. Autograd computes the same through the graph",
+    Phase.SGD: "the lesson's sgd: p.data -= lr * p.grad / batch_size",
+}
 
 
 class MathLine:
@@ -363,16 +371,18 @@ class MathLine:
 
     @property
     def text(self) -> str:
-        """The formula as plain text (what the page shows after the phase name)."""
+        """The formula as plain text (what the page shows)."""
         return self._text
 
     def refresh(self) -> None:
-        self._text = math_text(self.trainer)
-        phase = self.trainer.last_phase
-        what = f"{phase.value}:" if phase is not None and self.trainer.X is not None else "next:"
-        value = (f"<div style='font-family:\"STIX Two Math\",\"Cambria Math\",\"DejaVu Serif\",serif;font-size:14px;"
-                 f"white-space:nowrap;overflow:hidden;text-overflow:ellipsis' title='{html.escape(self._text)}'>"
-                 f"<span style='color:#777;font-family:sans-serif;font-size:12px'>{what}</span> "
+        t = self.trainer
+        self._text = math_text(t)
+        note = MATH_NOTES.get(t.last_phase, "") if t.X is not None else ""
+        if t.last_phase is Phase.BACKWARD and t.W.grad is not None:
+            note += f". ‖W.grad‖ = {float(t.W.grad.norm()):.4g}"
+        value = (f"<div style='font-family:\"STIX Two Math\",\"Cambria Math\",\"DejaVu Serif\",serif;font-size:12px;"
+                 "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:24px' "
+                 f"title='{html.escape(self._text + (' (' + note + ')' if note else ''))}'>"
                  f"{html.escape(self._text)}</div>")
         if value != self.widget.value:
             self.widget.value = value

@@ -82,6 +82,9 @@ def test_lesson_graph_matches_the_reference_and_torch(fashion):
     assert [parts[k] for k in ("GatherBackward0", "LogBackward0", "NegBackward0", "SumBackward0")] == [LOSS] * 4
     assert g.labelled("y_hat").name == "DivBackward0" and g.labelled("loss").name == "SumBackward0"
     assert not g.freed and forward_status(t) == "live"
+    rows = str(g).splitlines()  # print(autograd_graph(t)) in a notebook
+    assert rows[0].split()[:3] == ["W", "AccumulateGrad", "(784,"] and "requires_grad_()" in rows[0]
+    assert rows[-1].split()[:4] == ["loss", "SumBackward0", "()", "loss"] and "<- NegBackward0" in rows[-1]
 
 
 def test_each_node_points_at_the_line_that_made_it(digits):
@@ -165,6 +168,7 @@ def test_after_backward_the_graph_is_freed_and_leaves_carry_the_gradient(digits)
     t.backward()
     g = autograd_graph(t)
     assert g.freed and forward_status(t) == "consumed"
+    assert str(g).endswith("backward() ran: autograd freed the saved tensors")
     assert g.names == LESSON_NODES  # the structure outlives the saved tensors
     assert g.labelled("W").grad_norm == pytest.approx(float(t.W.grad.norm()))
     assert g.labelled("b").grad_norm == pytest.approx(float(t.b.grad.norm()))

@@ -150,18 +150,21 @@ def test_hidden_panel_computes_nothing_and_catches_up_when_shown(trainer, monkey
 def test_math_line_follows_each_phase_with_the_trainers_numbers(fashion):
     t = Trainer(fashion, seed=0)
     m = MathLine(t)
-    assert m.text == "next_batch() draws X: (256×784) and y: (256) from 60,000 images"
+    assert m.text == "next_batch() draws X: (256×784), y: (256) from 60,000 images"
     t.next_batch()
-    assert m.text.startswith("X: (256×784) images as rows, y: (256) labels · batch 1 of 235")
+    assert m.text == "X: (256×784), y: (256) · batch 1 of 235"
     t.forward()
-    assert m.text == ("O = X W + b: (256×784)(784×10) + (10) → (256×10) · Ŷ = softmax(O): (256×10) · "
-                      f"loss = −Σᵢ log Ŷ[i, yᵢ] = {t.loss_value:.4g}")
+    assert m.text == ("O = X W + b: (256×784)(784×10) + (10) → (256×10) · Ŷ = softmax(O) · "
+                      f"loss = −Σ log Ŷ[i, yᵢ] = {t.loss_value:.4g}")
     assert abs(t.loss_value - 256 * torch.log(torch.tensor(10.0)).item()) < 5  # ≈ 589 at the lesson's init
     t.zero_grad()
-    assert m.text.startswith("W.grad ← 0: (784×10) · b.grad ← 0: (10)")
+    assert m.text == "W.grad ← 0: (784×10) · b.grad ← 0: (10)"
     t.backward()
-    assert m.text.startswith("∂loss/∂W = Xᵀ(Ŷ − Y): (784×256)(256×10) → (784×10) · ∂loss/∂b = Σᵢ(Ŷ − Y)ᵢ: (10)")
-    assert f"‖W.grad‖ = {float(t.W.grad.norm()):.4g}" in m.text
+    assert m.text == "∂loss/∂W = Xᵀ(Ŷ − Y): (784×256)(256×10) → (784×10) · ∂loss/∂b = Σᵢ(Ŷ − Y)ᵢ: (10)"
+    assert "Y = one-hot(y)" in m.widget.value and f"‖W.grad‖ = {float(t.W.grad.norm()):.4g}" in m.widget.value
+    # the oracle: autograd's W.grad is the formula the line shows
+    Y = torch.nn.functional.one_hot(t.y, 10).float()
+    torch.testing.assert_close(t.W.grad, t.X.T @ (t.y_hat.detach() - Y), rtol=1e-4, atol=1e-4)
     t.sgd()
     assert m.text == "W ← W − 0.1 · W.grad / 256 · b ← b − 0.1 · b.grad / 256"
     assert "W ← W − 0.1 · W.grad / 256" in html.unescape(m.widget.value)
@@ -189,7 +192,7 @@ def test_math_line_follows_a_dataset_change_and_a_swapped_loss(digits):
     assert "(32×64)(64×10) + (10) → (32×10)" in m.text and f"loss = Σ my_ce(Ŷ, y) = {t.loss_value:.4g}" in m.text
     t.zero_grad()
     t.backward()
-    assert m.text.startswith("∂loss/∂W: (64×10), ∂loss/∂b: (10), by autograd's chain rule")
+    assert m.text == "∂loss/∂W: (64×10), ∂loss/∂b: (10) by the chain rule through softmax"
     n = t.listener_count
     m.close()
     assert t.listener_count == n - 1
