@@ -67,3 +67,14 @@ def test_notebook_01_executes_and_teaches(tmp_path, monkeypatch, data):
         assert "bundled offline subset" in note and "SOFTMAX_WIDGETS_DATA" in note and "root=" in note
         assert "--" not in note  # the notebook's language, not a command-line flag
         assert "Dataset('fashion-mnist-small'" in text
+
+
+def test_a_download_in_a_notebook_shows_a_progress_widget(tmp_path):
+    """tqdm.auto: in a kernel the download's bar is a widget, not lines of text on stderr."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from softmax_widgets import _download\n"
+        "bar = _download._progress(1000, 'train-images-idx3-ubyte.gz')\nbar.update(1000)\nbar.close()")])
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[0].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), outputs
+    assert not [o for o in outputs if o.output_type in ("error", "stream") and o.get("name") == "stderr"]
