@@ -14,6 +14,7 @@ import os
 import re
 import textwrap
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -101,8 +102,12 @@ def forward_status(trainer) -> str:
     return trainer.state.forward.value
 
 
-def autograd_graph(trainer) -> Graph:
-    """Walk trainer.loss.grad_fn through next_functions; each node with its name, shape, part and line."""
+def autograd_graph(trainer, softmax: Callable | None = None, loss_fn: Callable | None = None) -> Graph:
+    """Walk trainer.loss.grad_fn through next_functions; each node with its name, shape, part and line.
+
+    Lines are looked up in trainer.softmax and trainer.loss_fn; after a swap that no forward() has used yet,
+    pass the functions that built this loss (`softmax=`, `loss_fn=`), as the Graph panel does.
+    """
     loss = trainer.loss
     if loss is None:
         return Graph(empty_reason="no graph yet: forward() builds it from this batch")
@@ -116,7 +121,7 @@ def autograd_graph(trainer) -> Graph:
     order = sorted(leaves, key=lambda fn: (leaves[fn] != "W", leaves[fn] != "b")) + sorted(
         (fn for fn in fns if fn not in leaves), key=_seq)
     ids = {fn: i for i, fn in enumerate(order)}
-    lines = _lines(trainer, order, in_model)
+    lines = _lines(trainer, order, in_model, softmax or trainer.softmax, loss_fn or trainer.loss_fn)
     nodes = []
     for fn in order:
         i = ids[fn]
@@ -202,16 +207,16 @@ class _Line:
     ops: Counter
 
 
-def _lines(trainer, order, in_model) -> dict:
+def _lines(trainer, order, in_model, softmax: Callable, loss_fn: Callable) -> dict:
     """node -> (code, where), matched by operation name to the lines of the functions forward() ran.
 
-    The functions, in the order forward() calls them: the lesson's net, trainer.softmax (the lesson's or a
-    student's), trainer.loss_fn, then the Trainer's statement that sums the loss. Nodes are taken in creation
+    The functions, in the order forward() calls them: the lesson's net, the softmax (the lesson's or a
+    student's), the loss_fn, then the Trainer's statement that sums the loss. Nodes are taken in creation
     order and each goes to the next line of its part holding an unused operation of its kind.
     """
     lines: list[_Line] = []
-    for part, fn, only in ((MODEL, model.net, None), (MODEL, trainer.softmax, None),
-                           (LOSS, trainer.loss_fn, None), (LOSS, type(trainer).forward, "loss")):
+    for part, fn, only in ((MODEL, model.net, None), (MODEL, softmax, None), (LOSS, loss_fn, None),
+                           (LOSS, type(trainer).forward, "loss")):
         code = getattr(inspect.unwrap(fn), "__code__", None)
         lines += [_Line(part, c, w, Counter(ops)) for c, w, ops in _source_ops(code, only)] if code else []
     found, cursor = {}, 0
@@ -227,7 +232,7 @@ def _lines(trainer, order, in_model) -> dict:
                 found[fn], cursor = (line.code, line.where), k
                 break
         else:
-            name = _func_name(trainer.softmax if part == MODEL else trainer.loss_fn)
+            name = _func_name(softmax if part == MODEL else loss_fn)
             found[fn] = ("", f"made inside {name} (no Python line of it names {op})")
     notes = [f"{s}() on `{line.code}` made no node: the line detaches it, a constant to autograd"
              for line in lines if line.ops.get("detach", 0) or line.ops.get("data", 0)

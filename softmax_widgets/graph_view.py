@@ -220,6 +220,8 @@ class GraphPanel:
         self._uid = f"swg{id(self):x}"
         self._draw = Throttle(self.refresh, min_interval)
         self._choosing = False
+        # the functions the current loss was built with: a swap shows only after the next forward()
+        self._built_with = (trainer.softmax, trainer.loss_fn)
         self.nodes.observe(self._on_choose, "value")
         trainer.on_change(self._on_change)
 
@@ -230,6 +232,8 @@ class GraphPanel:
             self._draw.run()
 
     def _on_change(self, trainer, event) -> None:
+        if event.phase is Phase.FORWARD or event.kind in ("undo", "reset"):  # a new loss, from the functions now in use
+            self._built_with = (trainer.softmax, trainer.loss_fn)
         if self.visible and event.kind in WAKE:
             self._draw()
 
@@ -239,7 +243,7 @@ class GraphPanel:
     def refresh(self) -> None:
         """Walk the graph now and redraw (what a visible panel does after each phase, at most ~4 times a s)."""
         t = self.trainer
-        self.graph, self.status = autograd_graph(t), forward_status(t)
+        self.graph, self.status = autograd_graph(t, *self._built_with), forward_status(t)
         self._redraw()
         self.caption.value = f"<div style='font-size:13px;line-height:1.4'>{self._sentence()}</div>"
 
@@ -283,6 +287,13 @@ class GraphPanel:
         return node
 
     def _sentence(self) -> str:
+        t, g = self.trainer, self.graph
+        swapped = [f"{name} is now {_name(new)}: its nodes appear after the next forward()." for name, old, new in
+                   (("softmax", self._built_with[0], t.softmax), ("loss_fn", self._built_with[1], t.loss_fn))
+                   if g.nodes and new is not old]
+        return self._state_sentence() + "".join(f"<br><b>{html.escape(s)}</b>" for s in swapped)
+
+    def _state_sentence(self) -> str:
         t, g, s = self.trainer, self.graph, self.status
         if not g.nodes:
             if t.loss is not None:  # a loss autograd cannot walk (a student's function cut it off)

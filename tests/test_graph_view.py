@@ -86,9 +86,12 @@ def test_a_swapped_softmax_shows_its_own_nodes(trainer, panel):
     trainer.next_batch()
     trainer.forward()
     assert "SubBackward0" not in svg_names(panel)
-    trainer.softmax = model.stable_softmax  # a settings event: the panel follows only at the next forward
+    trainer.softmax = model.stable_softmax  # a settings event: the graph changes only at the next forward
+    assert "softmax is now stable_softmax: its nodes appear after the next forward()" in text(panel)
+    assert panel.choose("ExpBackward0").code == "X_exp = X.exp()"  # still the lesson's line: it built this graph
     trainer.forward()
-    assert "SubBackward0" in svg_names(panel)
+    assert "SubBackward0" in svg_names(panel) and "softmax is now" not in text(panel)
+    assert panel.choose("ExpBackward0").where.endswith("in stable_softmax")
     assert "amax() on" in text(panel) and "detaches it" in text(panel)
 
     def no_keepdim(X):
@@ -128,7 +131,7 @@ def test_choosing_a_node_shows_its_name_line_and_shape(trainer, panel):
 def test_hidden_panel_computes_nothing_and_catches_up_when_shown(trainer, monkeypatch):
     calls = []
     real = gv.autograd_graph
-    monkeypatch.setattr(gv, "autograd_graph", lambda t: calls.append(1) or real(t))
+    monkeypatch.setattr(gv, "autograd_graph", lambda t, *fns: calls.append(1) or real(t, *fns))
     p = GraphPanel(trainer)
     for _ in range(3):
         trainer.train_step()
