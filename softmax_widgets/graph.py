@@ -272,8 +272,10 @@ def _source_ops(code, only: str | None) -> tuple[tuple[str, str, tuple[str, ...]
             op = _op_of(node, params)
             if op:
                 per_line.setdefault(node.lineno, []).append(op)
-    file = os.path.basename(code.co_filename)
-    return tuple((src[n - 1].strip(), f"{file}:{first + n - 1} in {code.co_name}", tuple(ops))
+    # ipykernel keeps a cell's source as /tmp/ipykernel_<pid>/<hash>.py: name it as the student sees it
+    in_cell = "ipykernel_" in code.co_filename or code.co_filename.startswith("<ipython-input")
+    where = "a notebook cell, line {}, in {}" if in_cell else os.path.basename(code.co_filename) + ":{} in {}"
+    return tuple((src[n - 1].strip(), where.format(first + n - 1, code.co_name), tuple(ops))
                  for n, ops in sorted(per_line.items()) if 0 < n <= len(src))
 
 

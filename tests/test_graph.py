@@ -243,3 +243,36 @@ def test_rss_stays_flat_over_1000_iterations_with_the_graph_walked_every_phase()
     growth_kb, nodes = int(out[0]), int(out[1])
     assert nodes == len(LESSON_NODES)
     assert growth_kb < 8 * 1024, f"RSS grew by {growth_kb} kB over 1,000 iterations"
+
+
+KERNEL_CELLS = ["""import torch
+from softmax_widgets import Trainer, load_dataset
+from softmax_widgets.graph import autograd_graph
+t = Trainer(load_dataset('digits'), batch_size=10)""",
+                """def my_softmax(X):
+    X_exp = X.exp()
+    return X_exp / X_exp.sum(dim=1)
+
+t.softmax = my_softmax
+t.next_batch(); t.forward()
+print(autograd_graph(t))""",
+                """t.softmax = lambda X: torch.softmax(X, dim=1)
+t.forward()
+node = autograd_graph(t).labelled('y_hat')
+print(node.name, node.shape, '|', node.code, '|', node.where)"""]
+
+
+@pytest.mark.kernel
+def test_a_softmax_typed_in_a_notebook_cell_shows_its_lines(tmp_path):
+    """In a real kernel the source of a function lives in the cell (IPython's line cache): the graph finds it."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in KERNEL_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=180, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    table, soft = ("".join(o.get("text", "") for o in c.outputs) for c in nb.cells[1:])
+    sum_row = next(r for r in table.splitlines() if "SumBackward1" in r)
+    assert "(10,)" in sum_row and sum_row.endswith("return X_exp / X_exp.sum(dim=1)")  # the missing keepdim
+    assert soft.strip() == ("SoftmaxBackward0 (10, 10) | t.softmax = lambda X: torch.softmax(X, dim=1) | "
+                            "a notebook cell, line 1, in <lambda>")
