@@ -111,6 +111,9 @@ def autograd_graph(trainer, softmax: Callable | None = None, loss_fn: Callable |
     loss = trainer.loss
     if loss is None:
         return Graph(empty_reason="no graph yet: forward() builds it from this batch")
+    if loss.grad_fn is None and forward_status(trainer) in ("consumed", "stale", "non-finite"):
+        return Graph(empty_reason="undo() brought back this batch's loss as a number, not its graph (backward() had "
+                                  "used it up, or it was not finite): forward() builds a new one")
     if loss.grad_fn is None:
         return Graph(empty_reason="the loss has no grad_fn: it does not depend on W (a .detach(), .data, .item() "
                                   "or torch.no_grad() in softmax or loss_fn cut it off from autograd)")

@@ -222,3 +222,91 @@ def test_during_play_the_views_redraw_at_most_a_few_times_a_second_and_the_last_
         m.close()
 
     asyncio.run(play())
+
+
+# ---- any order of calls, as students would: the panel and the math line follow and never fail ----
+from hypothesis import HealthCheck, settings  # noqa: E402  the fuzz section's own imports
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+from softmax_widgets import TrainerError  # noqa: E402
+from softmax_widgets.graph import autograd_graph, forward_status  # noqa: E402
+
+ACTIONS = ["next_batch", "forward", "zero_grad", "backward", "sgd", "step", "undo", "reset"]
+
+
+def no_keepdim(X):
+    X_exp = X.exp()
+    return X_exp / X_exp.sum(dim=1)
+
+
+class PanelMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        from softmax_widgets import load_dataset
+
+        self.t = Trainer(load_dataset("digits"), batch_size=10, seed=0)
+        self.panel, self.math = GraphPanel(self.t), MathLine(self.t)
+        self.panel.set_visible(True)
+        self.errors = []
+        self.t.on_change(self._check_listeners_ran)
+
+    def _check_listeners_ran(self, trainer, event):
+        pass  # the Trainer logs a failing listener and goes on: the log handler below catches that
+
+    @rule(action=st.sampled_from(ACTIONS))
+    def act(self, action):
+        try:
+            getattr(self.t, action)()
+        except TrainerError:
+            pass  # a refused call: the panel must still be right
+
+    @rule(fn=st.sampled_from([model.softmax, model.stable_softmax, no_keepdim]))
+    def swap(self, fn):
+        self.t.softmax = fn
+
+    @rule(lr=st.sampled_from([0.1, 50.0]), batch=st.sampled_from([10, 16]))
+    def settings(self, lr, batch):  # lr 50: the lesson's softmax overflows, a non-finite loss
+        self.t.lr, self.t.batch_size = lr, batch
+
+    @rule(visible=st.booleans())
+    def show(self, visible):
+        self.panel.set_visible(visible)
+
+    @invariant()
+    def panel_matches_the_trainer(self):
+        p, t = self.panel, self.t
+        if not p.visible:
+            return
+        assert p.status == forward_status(t)
+        names = autograd_graph(t, *p._built_with).names
+        assert svg_names(p) == names
+        words = text(p)
+        if p.status == "consumed" and names:
+            assert "refused until the next forward()" in words
+        if p.status == "stale" and names:
+            assert "Stale: sgd() changed W" in words and "grayscale" in p.svg.value
+        if p.status in ("consumed", "stale") and not names:  # undo() brings back numbers, never a used graph
+            assert "undo() brought back this batch's loss as a number" in words
+        if not names:
+            assert p.svg.value == ""
+        assert m_ok(self.math.text)
+
+    def teardown(self):
+        self.panel.close()
+        self.math.close()
+
+
+def m_ok(line: str) -> bool:
+    return bool(line) and "None" not in line
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_any_order_of_calls_keeps_the_panel_right(caplog):
+    PanelMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=25, deadline=None,
+                                              derandomize=True, database=None,
+                                              suppress_health_check=[HealthCheck.too_slow])
+    with caplog.at_level("ERROR"):
+        PanelMachine.TestCase().runTest()
+    failed = [r.getMessage() for r in caplog.records if "listener" in r.getMessage()]
+    assert not failed, failed
