@@ -36,6 +36,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]' $(TORCH)
 	touch $@
 
+# `make app`: the lesson plus Voila, which serves the dashboard alone as a page
+$(VENV)/.installed-app: $(VENV)/.installed-lab
+	$(BIN)/python -c "import voila" 2>/dev/null || $(BIN)/python -m pip install -e '.[app]' $(TORCH)
+	touch $@
+
 install-lab: $(VENV)/.installed-lab
 
 install: $(VENV)/.installed
@@ -51,7 +56,7 @@ lab: install-lab
 demo: install-lab
 	$(BIN)/softmax-widgets train
 
-app: install
+app: $(VENV)/.installed-app
 	$(BIN)/softmax-widgets app
 
 lint: install

@@ -97,6 +97,9 @@ def test_make_lab_installs_the_lesson_without_test_tools_and_works_outside_the_t
     test = subprocess.run(["make", "-n", "-B", "VENV=/nonexistent-venv", "install"], cwd=REPO, capture_output=True,
                           text=True, timeout=60, check=True).stdout
     assert "'.[test]'" in test  # make test keeps its own install, with the test extras
+    app = subprocess.run(["make", "-n", "-B", "VENV=/nonexistent-venv", "app"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert "'.[app]'" in app and "[test]" not in app  # the Voila page needs Voila, not Playwright
 
 
 def test_lab_refuses_site_packages_before_starting_anything(capsys):
