@@ -206,7 +206,7 @@ class GraphPanel:
         self.graph: Graph | None = None
         self.status = "none"  # forward_status when last drawn
         self.caption = HTML(layout=Layout(min_height="40px"))
-        self.svg = HTML()
+        self.svg = HTML(layout=Layout(max_height="620px", overflow="auto"))  # a student graph can be tall
         self.nodes = Select(options=[], rows=13, layout=Layout(width="300px"))
         self.detail = HTML(layout=Layout(width="300px"))
         for w, name in ((self.caption, "sw-graph-caption"), (self.svg, "sw-graph-svg"),
