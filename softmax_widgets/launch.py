@@ -25,6 +25,7 @@ APP_PAGE = PACKAGE / "dashboard_app.ipynb"
 DEFAULT_NOTEBOOK = "02_dashboard.ipynb"
 DEFAULT_FOLDER = "notebooks"  # a work folder of the student's own (git-ignored in the repository)
 DATASET_ENV = "SOFTMAX_WIDGETS_DATASET"
+STATE_ENV = "SOFTMAX_WIDGETS_STATE"  # a state file the app page opens on (`softmax-widgets app --state`)
 # defaults for this Lab only (the user's own settings still win): no "fetch news?" pop-up and no update check
 # over the network, and widget state saved with the notebook, so a reopened one shows its last picture
 LAB_SETTING_DEFAULTS = {
@@ -184,8 +185,10 @@ def lab(folder: str | os.PathLike = DEFAULT_FOLDER, open_notebook: str | None = 
                     cwd=dest)
 
 
-def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[str, ...] | list[str] = ()) -> int:
-    """Serve the dashboard alone as a web page through Voila (`pip install softmax-widgets[app]`)."""
+def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[str, ...] | list[str] = (),
+        state: str | os.PathLike | None = None) -> int:
+    """Serve the dashboard alone as a web page through Voila (`pip install softmax-widgets[app]`); with `state`,
+    on a prepared run (a file from Trainer.save or the Export tab), checked here before anything starts."""
     try:
         import voila  # noqa: F401 - only to say how to get it
     except ImportError:
@@ -195,6 +198,16 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
     env = dict(os.environ)
     if dataset:
         env[DATASET_ENV] = dataset
+    if state is not None:
+        from .persist import read  # torch: only when a state is asked for
+
+        path = Path(state).expanduser().resolve()
+        try:
+            read(path)
+        except (OSError, ValueError) as err:
+            print(f"softmax-widgets app: cannot open the state {state}: {err}", file=sys.stderr)
+            return 2
+        env[STATE_ENV] = str(path)  # absolute: the page runs in a temporary folder
     # Voila starts the kernel beside the notebook: serve a copy from a temporary folder, never from site-packages
     with tempfile.TemporaryDirectory(prefix="softmax-widgets-app-") as tmp:
         page = Path(tmp) / APP_PAGE.name
@@ -215,6 +228,8 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--dataset", default=None,
                         help="fashion-mnist (default), mnist, kmnist, fashion-mnist-small or digits (both bundled)")
+    parser.add_argument("--state", default=None, metavar="FILE",
+                        help="open on a prepared run: a state file saved by Trainer.save() or the Export tab")
     parser.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
 
 
@@ -225,4 +240,5 @@ def run_lab(args: argparse.Namespace) -> int:
 
 def run_app(args: argparse.Namespace) -> int:
     """`softmax-widgets app` from the options of add_app_arguments()."""
-    return app(port=args.port, dataset=args.dataset, extra_args=["--no-browser"] if args.no_browser else [])
+    return app(port=args.port, dataset=args.dataset, extra_args=["--no-browser"] if args.no_browser else [],
+               state=args.state)

@@ -264,3 +264,37 @@ def test_app_serves_the_dashboard_page_through_voila(tmp_path):
     assert all(_gone(pid) for pid in servers), "Voila outlived `softmax-widgets app`"
     site = Path(sysconfig.get_paths()["purelib"])
     assert not any(site.glob("softmax_widgets*/**/.ipynb_checkpoints"))
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_the_app_page_opens_on_a_prepared_state(tmp_path, monkeypatch):
+    """`softmax-widgets app --state lesson.pt`: the page's kernel continues the saved run, and says so."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from softmax_widgets import Trainer, load_dataset
+
+    t = Trainer(load_dataset("digits"), batch_size=64, seed=4)
+    for _ in range(3):
+        t.train_step()
+    t.next_batch()
+    t.forward()
+    t.save(tmp_path / "lesson.pt")
+    nb = nbformat.read(launch.APP_PAGE, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "print('ITER', dashboard.trainer.iteration, dashboard.trainer.next_phase.value, dashboard.trainer.seed)"))
+    monkeypatch.setenv(launch.STATE_ENV, str(tmp_path / "lesson.pt"))
+    NotebookClient(nb, timeout=240, startup_timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    out = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert "ITER 3 zero_grad 4" in out
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+
+
+def test_app_refuses_a_broken_state_before_starting_anything(tmp_path, capsys):
+    (tmp_path / "broken.pt").write_bytes(b"not a state")
+    assert launch.app(state=tmp_path / "broken.pt") == 2
+    err = capsys.readouterr().err
+    assert "cannot open the state" in err and "broken.pt is not a readable softmax_widgets state file" in err
