@@ -123,6 +123,9 @@ def test_choosing_a_node_shows_its_name_line_and_shape(trainer, panel):
     assert "W is a leaf (64×10) with requires_grad=True" in html.unescape(panel.detail.value)
     with pytest.raises(ValueError, match="no node 'MmBackward0'"):
         panel.choose("MmBackward0")
+    hidden = GraphPanel(trainer)  # never shown: choosing a node draws it first
+    assert hidden.choose("ExpBackward0").code == "X_exp = X.exp()" and "ExpBackward0" in hidden.detail.value
+    hidden.close()
     trainer.zero_grad()
     trainer.backward()  # the choice survives the redraw, now with the gradient
     assert f"‖W.grad‖ = {float(trainer.W.grad.norm()):.4g}" in html.unescape(panel.detail.value)
