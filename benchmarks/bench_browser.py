@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "tests" / "browser"))
 sys.path.insert(0, str(REPO))
 
 import harness  # noqa: E402
-from dashboard_page import JS_HELPERS, PHASES, DashboardPage  # noqa: E402
+from dashboard_page import JS_HELPERS, PHASES, DashboardPage, drag_slider  # noqa: E402
 
 from softmax_widgets import launch  # noqa: E402
 
@@ -37,10 +37,10 @@ from softmax_widgets import launch  # noqa: E402
 TIME_CLICK = r"""
 async ([label, waitLoss]) => {
   const sw = window.__sw;
-  const figs = Array.from(sw.dashboard().querySelectorAll('.bqplot'));
-  // the plots' own box: the smallest ancestor of every figure that holds no button
-  let plots = figs[0];
-  while (plots && !figs.every(f => plots.contains(f))) plots = plots.parentElement;
+  // the figures on the page, and the tabs below them (a click opens the tab where its phase shows); not the
+  // status line or the buttons, which change at once
+  const figs = Array.from(sw.dashboard().querySelectorAll('.sw-keys .bqplot'));
+  const targets = [...figs, sw.dashboard().querySelector('.sw-views')];
   const before = sw.lossPoints();
   return await new Promise(resolve => {
     let first = null;
@@ -50,7 +50,7 @@ async ([label, waitLoss]) => {
       if (first === null) first = t;
       if (!waitLoss || sw.lossPoints() > before) done(waitLoss ? t : first);
     });
-    obs.observe(plots, {subtree: true, attributes: true, childList: true, characterData: true});
+    for (const el of targets) obs.observe(el, {subtree: true, attributes: true, childList: true, characterData: true});
     const t0 = performance.now();
     sw.button(label).click();
     setTimeout(() => { obs.disconnect(); resolve(null); }, 10000);
@@ -150,6 +150,8 @@ def run(args) -> None:
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
         before = heap(cdp)
+        # Play starts at 20 it/s, slow enough to watch; the figure below is for "max", one drag to the right
+        print(f"speed slider dragged to {drag_slider(page, 'sw-speed')}")
         start = dash.iteration()
         t_play = time.monotonic()
         play = dash.play_then_pause(start + args.iterations, timeout_s=args.play_timeout)

@@ -55,12 +55,12 @@ async def play_until(dash, iterations: int) -> float:
     play_until.cpu = time.process_time()
     start = time.perf_counter()
     dash.play()
-    while dash.trainer.iteration < target and (dash.is_playing or dash._task is None):
+    while dash.trainer.iteration < target and (dash.is_playing or dash.player.task is None):
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - start
     play_until.cpu = time.process_time() - play_until.cpu
     dash.pause()
-    while dash._task is not None and not dash._task.done():
+    while dash.player.task is not None and not dash.player.task.done():
         await asyncio.sleep(0.001)
     return elapsed
 
@@ -116,7 +116,7 @@ async def main(args) -> None:
         await asyncio.sleep(0.3)
         dash.pause()
         t_pause = dash.pause_time
-        while dash._task is not None and not dash._task.done():
+        while dash.player.task is not None and not dash.player.task.done():
             await asyncio.sleep(0.0005)
         done.append(time.time() - t_pause)
         lat.append(dash.last_step_time - t_pause)
@@ -125,6 +125,108 @@ async def main(args) -> None:
     h = dash.trainer.history
     print(f"after {dash.trainer.epoch} epochs: test acc {h.test_acc[-1]:.3f}" if h.test_acc else "")
     dash.close()
+
+
+# ---- issue 12: the Graph panel costs Play nothing while its tab is closed ----
+# Run: .venv/bin/python benchmarks/bench_dashboard.py --graph-panel [--rounds 15] [--iterations 300]
+GRAPH_CONFIGS = {"without": "graph panel's listener removed", "closed": "graph tab closed (the default)",
+                 "open": "graph tab open (redrawn <= 4 times a second)", "bare": "no graph panel, no math line"}
+
+
+async def graph_panel_cost(data, batch_size: int, rounds: int, iterations: int) -> dict[str, dict[str, list]]:
+    """Play at max speed on four dashboards, in short slices interleaved round by round (the order rotates), so
+    a busy machine slows all four alike; per slice: iterations per wall second and per CPU second."""
+    from softmax_widgets import Trainer
+    from softmax_widgets.app import Dashboard
+
+    dashes = {name: Dashboard(Trainer(data, batch_size=batch_size)) for name in GRAPH_CONFIGS}
+    for name in ("without", "bare"):
+        if dashes[name].graph is not None:
+            dashes[name].graph.close()  # as if there were no panel: its listener is gone
+    if dashes["bare"].math is not None:
+        dashes["bare"].math.close()
+    for d in dashes.values():
+        d.controls.speed.value = "max"
+    dashes["open"].views.select("graph")
+    assert dashes["open"].graph is not None and dashes["open"].graph.visible, "the graph tab is not mounted"
+    rates: dict[str, dict[str, list]] = {name: {"wall": [], "cpu": []} for name in dashes}
+    for r in range(rounds + 1):  # round 0 warms up (caches, the first evaluation) and is not counted
+        order = list(dashes)[r % 4:] + list(dashes)[:r % 4]
+        for name in order:
+            secs = await play_until(dashes[name], iterations)
+            if r:
+                rates[name]["wall"].append(iterations / secs)
+                rates[name]["cpu"].append(iterations / play_until.cpu)
+    for d in dashes.values():
+        d.close()
+    return rates
+
+
+def graph_panel_main() -> None:
+    from statistics import median, quantiles
+
+    p = argparse.ArgumentParser(description="Play's speed with the Graph panel closed, open and without it")
+    p.add_argument("--graph-panel", action="store_true")
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--iterations", type=int, default=300, help="iterations per slice")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--dataset", default="fashion-mnist")
+    args = p.parse_args()
+    comm.create_comm = RecordingComm  # widgets send nowhere; their messages are still built and counted
+    import torch
+
+    torch.set_num_threads(1)
+    from softmax_widgets import load_dataset
+
+    root = data_root()
+    name = args.dataset if (root or args.dataset == "digits") else "digits"
+    data = load_dataset(name, root=root, download=False)
+    rates = asyncio.run(graph_panel_cost(data, args.batch_size, args.rounds, args.iterations))
+    print(f"dataset {data.name}, batch {args.batch_size}; Play at max speed in {args.rounds} interleaved rounds "
+          f"of {args.iterations} iterations; iterations per wall second | per CPU second: median [quartiles] best")
+    base = {k: median(v) for k, v in rates["without"].items()}
+    for key, words in GRAPH_CONFIGS.items():
+        cols = []
+        for kind in ("wall", "cpu"):
+            v = rates[key][kind]
+            q1, _, q3 = quantiles(v, n=4)
+            cols.append(f"{median(v):5.0f} [{q1:.0f}-{q3:.0f}] {max(v):.0f} {median(v) / base[kind] - 1:+6.1%}")
+        print(f"  {key:8s} {cols[0]} | {cols[1]}   {words}")
+    print(hidden_listener_cost(data, args.batch_size))
+
+
+def hidden_listener_cost(data, batch_size: int, calls: int = 200_000) -> str:
+    """What a closed panel adds per iteration, measured directly: its listener on five phase events (and the
+    math line's, on a running loop as in a kernel, where its throttle holds redraws back to 10 a second)."""
+    import timeit
+
+    from softmax_widgets import Event, Phase, Trainer
+    from softmax_widgets.graph_view import GraphPanel, MathLine
+
+    async def measure() -> tuple[float, float, float]:
+        t = Trainer(data, batch_size=batch_size)
+        panel, math_line = GraphPanel(t), MathLine(t)  # the panel hidden until set_visible(True)
+        events = [Event("phase", p, "") for p in Phase]
+        step = min(timeit.repeat(t.train_step, number=50, repeat=3)) / 50
+        per_event = min(timeit.repeat(lambda: [panel._on_change(t, e) for e in events], number=calls // 5,
+                                      repeat=3)) / calls
+        math_line.refresh()
+        math_line._draw()  # the next events arrive within the interval: held back
+        held = min(timeit.repeat(lambda: [math_line._on_change(t, e) for e in events], number=calls // 5,
+                                 repeat=3)) / calls
+        panel.close()
+        math_line.close()
+        return step, per_event, held
+
+    step, per_event, held = asyncio.run(measure())
+    return (f"closed graph panel: {per_event * 1e9:.0f} ns per event, {5 * per_event * 1e6:.2f} µs per iteration "
+            f"(5 events) = {5 * per_event / step:.3%} of a train_step ({step * 1e3:.2f} ms); the math line "
+            f"between its redraws: {held * 1e9:.0f} ns per event")
+
+
+if __name__ == "__main__" and "--graph-panel" in sys.argv:
+    graph_panel_main()
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -17,6 +18,8 @@ SMOOTH = 50  # iterations in the running mean
 STRIP = 8  # images shown from the current batch
 RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9e9e9e"
 LEVELS = 127  # colour levels each side of 0 sent for a heatmap
+FEW = 20  # a curve with fewer points shows them as markers
+SHRINK = 4  # a colour limit shrinks when the values fall below 1/SHRINK of it (hysteresis)
 
 
 def _levels(values: np.ndarray, m: float) -> np.ndarray:
@@ -73,20 +76,44 @@ class _Series:
         return ((self.cumsum[idx + 1] - self.cumsum[lo]) / (idx + 1 - lo)).astype(np.float32)
 
 
-def _fig(marks, title="", width="120px", height="135px", margin=(18, 2, 2, 2), axes=(), **kw) -> Figure:
+def _fig(marks, title="", width="96px", height="114px", margin=(18, 2, 2, 2), axes=(), **kw) -> Figure:
     top, bottom, left, right = margin
+    # a white plot area: what the page shows is what an exported PNG/SVG shows, on any background
     return Figure(marks=list(marks), axes=list(axes), title=title, animation_duration=0, display_toolbar=False,
                   fig_margin=dict(top=top, bottom=bottom, left=left, right=right), padding_y=0.0,
-                  title_style={"font-size": "11px"}, layout=Layout(width=width, height=height, margin="0"),
-                  min_aspect_ratio=0.2, max_aspect_ratio=5, **kw)
+                  title_style={"font-size": "12px"}, layout=Layout(width=width, height=height, margin="0",
+                                                                   flex="none"),
+                  background_style={"fill": "white"}, min_aspect_ratio=0.2, max_aspect_ratio=5, **kw)
 
 
-def _row(label: str, figures) -> VBox:
-    return VBox([HTML(f"<b>{label}</b>"), HBox(list(figures), layout=Layout(flex_flow="row wrap"))])
+def _grid(figures, per_row: int = 5) -> VBox:
+    """Rows of `per_row` figures: the same grid at every page width (a wrapping row would reflow)."""
+    rows = [HBox(list(figures[i:i + per_row]), layout=Layout(flex_flow="row nowrap"))
+            for i in range(0, len(figures), per_row)]
+    return VBox(rows)
+
+
+def _legend(items) -> str:
+    """A legend in HTML beside the figure, never over the curves: [(colour, label, dashed)]."""
+    spans = "".join(f"<span style='margin-left:12px;white-space:nowrap'><span style='display:inline-block;width:18px;"
+                    f"vertical-align:middle;border-top:3px {'dashed' if dashed else 'solid'} {color}'></span> "
+                    f"{html.escape(label)}</span>" for color, label, dashed in items)
+    return spans
+
+
+def colour_bar(m: float, low: str, mid: str, high: str, what: str) -> str:
+    """The colour scale as a small gradient with its limits: −m … +m."""
+    return (f"<span style='white-space:nowrap;font-size:12px'>{html.escape(what)} −{m:g} <span style='display:"
+            f"inline-block;width:90px;height:10px;vertical-align:middle;border:1px solid #999;background:"
+            f"linear-gradient(to right,{low},{mid},{high})'></span> +{m:g}</span>")
+
+
+W_COLOURS = ("#2166ac", "#f7f7f7", "#b2182b")  # RdBu reversed, as the W maps: blue −, white 0, red +
+G_COLOURS = ("#b35806", "#f7f7f7", "#542788")  # PuOr, as the W.grad maps: orange −, purple +
 
 
 class Plots:
-    """Loss, accuracy, W and W.grad heatmaps, bias and the current batch; `update()` moves them."""
+    """Loss, accuracy and W on one screen; W.grad, bias and the current batch as panes for the tabs below."""
 
     def __init__(self, data: Dataset, w_range: float | None = None):
         self.classes, self.shape = list(data.classes), tuple(data.image_shape)
@@ -94,26 +121,33 @@ class Plots:
         k = len(self.classes)
         self.fixed_w_range = w_range
         self._loss, self._acc = _Series(), _Series()
-        # ---- curves ----
-        xs, ys = LinearScale(), LinearScale(min=0.0)
-        self.loss_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32), scales={"x": xs, "y": ys},
-                               colors=["#9ecae1", "#08519c"], labels=["per batch", f"mean of {SMOOTH}"],
-                               display_legend=True, stroke_width=1.5)
-        self.loss_fig = _fig([self.loss_line], "loss per iteration", "440px", "260px", (30, 40, 50, 10),
-                             [Axis(scale=xs, label="iteration"), Axis(scale=ys, side="left",
-                                                                      label="loss", tick_format=".2f")],
-                             legend_location="top-right")
-        xa, ya = LinearScale(), LinearScale(min=0.0, max=1.0)
+        # ---- curves: integer iteration axes from 0 to at least 10 (no "1 … 1" with one point) ----
+        self.loss_x, ys = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0)
+        self.loss_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
+                               scales={"x": self.loss_x, "y": ys}, colors=["#7fb2dc", "#08519c"],
+                               labels=["per batch", f"mean of {SMOOTH}"], stroke_width=1.5, marker="circle",
+                               marker_size=12)
+        self.loss_fig = _fig([self.loss_line], "", "330px", "212px", (8, 34, 46, 12),
+                             [Axis(scale=self.loss_x, label="iteration", tick_format="d"),
+                              Axis(scale=ys, side="left", label="loss", tick_format="~g")])
+        self.acc_x, ya = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0, max=1.0)
         self.train_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
-                                scales={"x": xa, "y": ya}, colors=["#fdd0a2", "#d94801"],
-                                labels=["train (batch)", f"train (mean of {SMOOTH})"], display_legend=True)
-        self.test_line = Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": xa, "y": ya},
-                               colors=["#238b45"], labels=["test (per epoch)"], marker="circle", marker_size=40,
-                               display_legend=True, stroke_width=2)
-        self.acc_fig = _fig([self.train_line, self.test_line], "accuracy", "440px", "260px", (30, 40, 50, 10),
-                            [Axis(scale=xa, label="iteration"), Axis(scale=ya, side="left",
-                                                                     label="accuracy", tick_format=".0%")],
-                            legend_location="bottom-right")
+                                scales={"x": self.acc_x, "y": ya}, colors=["#f5b27a", "#d94801"],
+                                labels=["train (batch)", f"train (mean of {SMOOTH})"], marker="circle",
+                                marker_size=12)
+        self.test_line = Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
+                               scales={"x": self.acc_x, "y": ya}, colors=["#238b45"], labels=["test (per epoch)"],
+                               marker="circle", marker_size=40, stroke_width=2)
+        self.acc_fig = _fig([self.train_line, self.test_line], "", "330px", "170px", (8, 34, 46, 12),
+                            [Axis(scale=self.acc_x, label="iteration", tick_format="d"),
+                             Axis(scale=ya, side="left", label="accuracy", tick_format=".0%",
+                                  tick_values=np.linspace(0, 1, 5))])
+        self.loss_legend = HTML("<div style='font-size:12px;line-height:18px'><b>loss</b> per iteration"
+                                + _legend([("#7fb2dc", "per batch", False), ("#08519c", f"mean of {SMOOTH}",
+                                                                                  False)]) + "</div>")
+        self.acc_legend = HTML("<div style='font-size:12px;line-height:18px'><b>accuracy</b>"
+                               + _legend([("#f5b27a", "train", False), ("#d94801", "mean", False),
+                                          ("#238b45", "test (epoch)", False)]) + "</div>")
         # ---- weights: one fixed, symmetric, diverging scale shared by all ten (0 is white) ----
         px, py = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
         # The heatmaps carry int8 levels of ±m (see _levels), so every colour scale is fixed: only m changes, and
@@ -132,15 +166,17 @@ class Plots:
         self.reset_scales()
         self.w_figs = [_fig([m], name) for m, name in zip(self.w_maps, self.classes, strict=True)]
         self.g_figs = [_fig([m], name) for m, name in zip(self.g_maps, self.classes, strict=True)]
-        self.w_note, self.g_note = HTML(), HTML()
-        # ---- bias ----
-        self.b_scale = LinearScale(min=-1.0, max=1.0)
-        bx = OrdinalScale()
-        self.bias_bars = Bars(x=self.classes, y=np.zeros(k, np.float32), scales={"x": bx, "y": self.b_scale},
-                              colors=["#6a51a3"])
-        self.bias_fig = _fig([self.bias_bars], "b (bias)", "330px", "200px", (25, 60, 45, 5),
-                             [Axis(scale=bx, tick_rotate=-45, tick_style={"font-size": "9px"}),
-                              Axis(scale=self.b_scale, side="left", tick_format=".2f")])
+        self.w_note = HTML(layout=Layout(height="22px", overflow="hidden"))
+        self.g_note = HTML(layout=Layout(height="22px", overflow="hidden"))
+        # ---- bias: horizontal bars, so every class name fits on its own line ----
+        self.b_scale = LinearScale(min=-0.1, max=0.1)
+        by = OrdinalScale(reverse=True)
+        self.b_axis = Axis(scale=self.b_scale, tick_format="~g", tick_values=np.array([-0.1, -0.05, 0, 0.05, 0.1]),
+                           label="b")
+        self.bias_bars = Bars(x=self.classes, y=np.zeros(k, np.float32), scales={"x": by, "y": self.b_scale},
+                              colors=["#6a51a3"], orientation="horizontal", padding=0.25)
+        self.bias_fig = _fig([self.bias_bars], "b (bias), one bar per class", "420px", "300px", (26, 40, 90, 16),
+                             [Axis(scale=by, side="left"), self.b_axis])
         # ---- the current batch: image, true → predicted, probabilities ----
         pxs, pys = LinearScale(min=-0.5, max=k - 0.5), LinearScale(min=0.0, max=1.0)
         self.img_maps = [heatmap("Greys", 0, 255, np.uint8) for _ in range(STRIP)]
@@ -162,13 +198,23 @@ class Plots:
                           + [(f, "sw-weights") for f in self.w_figs] + [(f, "sw-grad") for f in self.g_figs]
                           + [(f, "sw-batch") for f in self.img_figs]):
             fig.add_class(name)
-        self.widget = VBox([
-            HBox([self.loss_fig, self.acc_fig]),
-            _row("W: one image per class (red +, blue −; one shared scale)", self.w_figs), self.w_note,
-            _row("W.grad after backward (purple +, orange −; sgd moves W against it)", self.g_figs), self.g_note,
-            HBox([_row("current batch: true → predicted (✗ = mistake), bars = softmax probabilities", strip),
-                  self.bias_fig]),
-        ])
+        self.w_box = VBox([self.w_note, _grid(self.w_figs)], layout=Layout(margin="0 0 0 8px"))
+        self.w_box.add_class("sw-w-maps")
+        self.w_note.add_class("sw-w-legend")
+        # on one screen: the curves on the left, the ten W maps and their colour scale on the right
+        for legend in (self.loss_legend, self.acc_legend):  # one line each, whatever the font
+            legend.layout.height, legend.layout.overflow, legend.layout.width = "20px", "hidden", "330px"
+        self.widget = HBox([VBox([self.loss_legend, self.loss_fig, self.acc_legend, self.acc_fig],
+                                 layout=Layout(flex="none", width="330px")), self.w_box],
+                           layout=Layout(flex_flow="row nowrap", align_items="flex-start"))
+        # behind the tabs below: what changes every phase, too fast to read during Play
+        self.panes = {
+            "W.grad": VBox([self.g_note, _grid(self.g_figs),
+                            HTML("<small>sgd moves W against W.grad: W −= lr · W.grad / batch size</small>")]),
+            "batch": VBox([HTML("<b>current batch</b>: true → predicted (✗ = mistake); bars = softmax "
+                                "probabilities, the true class green, a wrong guess red"), _grid(strip, 8)]),
+            "bias": VBox([self.bias_fig]),
+        }
 
     # ---- updates: each mark inside its own hold_sync, so its changes leave as one message ----
     def update(self, trainer, parts) -> None:
@@ -183,15 +229,22 @@ class Plots:
             self._batch(trainer)
 
     def _curves(self, h) -> None:
-        for series, line, src in ((self._loss, self.loss_line, h.loss), (self._acc, self.train_line, h.train_acc)):
+        for series, line, src, xs in ((self._loss, self.loss_line, h.loss, self.loss_x),
+                                      (self._acc, self.train_line, h.train_acc, self.acc_x)):
             n = series.sync(src)
             idx = decimate_indices(n)
             y = np.empty((2, len(idx)), np.float32)
             y[0] = series.values[idx]
             y[1] = series.running_mean(idx)
+            marker = "circle" if n < FEW else None  # a single point has no line: show the points themselves
             with line.hold_sync():
                 line.x = (idx + 1).astype(np.float32)  # iteration i is done after i sgd steps
                 line.y = y
+                if line.marker != marker:
+                    line.marker = marker
+            top = None if n >= 10 else 10.0  # at least 0..10: whole-number ticks from the first point
+            if xs.max != top:
+                xs.max = top
         if len(self.test_line.x) != len(h.test_acc) or len(h.test_acc) == 0:
             with self.test_line.hold_sync():
                 self.test_line.x = np.asarray(h.epoch_iteration, np.float32)
@@ -212,8 +265,11 @@ class Plots:
 
     def _weights(self, trainer) -> None:
         W = self._columns(trainer.W)
-        m = self._range(self.w_scale, W, shrink=False, fixed=self.fixed_w_range)
-        self.w_note.value = f"<small>W colour scale: −{m:g} (blue) … 0 (white) … +{m:g} (red)</small>"
+        m = self._range(self.w_scale, W, fixed=self.fixed_w_range)
+        note = (f"<div style='font-size:12px;line-height:20px;white-space:nowrap'><b>W</b>: one image per class "
+                f"(red votes for it) &nbsp;{colour_bar(m, *W_COLOURS, 'colour scale')}</div>")
+        if self.w_note.value != note:
+            self.w_note.value = note
         for mark, img in zip(self.w_maps, _levels(W, m), strict=True):
             with mark.hold_sync():
                 mark.color = img
@@ -222,17 +278,20 @@ class Plots:
         if top > self.b_scale.max or top < self.b_scale.max / 4:
             with self.b_scale.hold_sync():
                 self.b_scale.min, self.b_scale.max = -top, top
+            # five ticks at round values: never two the same label (".2f" printed 0.01, 0.01, 0.00, 0.00)
+            self.b_axis.tick_values = np.array([-top, -top / 2, 0.0, top / 2, top])
         with self.bias_bars.hold_sync():
             self.bias_bars.y = b
 
     def _grad(self, trainer) -> None:
         g = trainer.W.grad
         G = np.zeros((len(self.classes), *self.shape), np.float32) if g is None else self._columns(g)
-        m = self._range(self.g_scale, G, shrink=True)
+        m = self._range(self.g_scale, G)
         passes = getattr(trainer, "grad_passes", 1)
         state = (" · W.grad is None: no backward() yet" if g is None else " · zero (after zero_grad)" if passes == 0
                  else f" · the sum of {passes} backward passes (no zero_grad between)" if passes > 1 else "")
-        self.g_note.value = f"<small>W.grad colour scale: −{m:g} … +{m:g}{state}</small>"
+        self.g_note.value = (f"<div style='font-size:12px;line-height:20px;white-space:nowrap'><b>W.grad</b> after "
+                             f"backward &nbsp;{colour_bar(m, *G_COLOURS, 'colour scale')}{html.escape(state)}</div>")
         for mark, img in zip(self.g_maps, _levels(G, m), strict=True):
             with mark.hold_sync():
                 mark.color = img
@@ -241,16 +300,18 @@ class Plots:
         """Forget the colour limits (after reset()): the next update picks them from the new W."""
         self._m = {id(self.w_scale): 0.0, id(self.g_scale): 0.0}
 
-    def _range(self, scale: ColorScale, values: np.ndarray, shrink: bool, fixed: float | None = None) -> float:
-        """Move the shared limit only when a robust max leaves it: rare, so colours stay comparable."""
+    def _range(self, scale: ColorScale, values: np.ndarray, fixed: float | None = None) -> float:
+        """The colour limit follows a robust max of |values| both ways, with hysteresis: it grows as soon as the
+        values leave it, and shrinks only when they fall below a quarter of it, so Play does not flicker and an
+        undone blow-up does not leave the maps blank (the limit stays within 4× of the values)."""
         m = self._m[id(scale)]
         if fixed:
-            want = fixed
+            want = robust = fixed
         else:
             finite = np.abs(values[np.isfinite(values)])
             robust = float(np.quantile(finite, 0.995)) if finite.size else 0.0
             want = nice_ceil(robust) if robust > 0 else 0.01
-        if fixed or want > m or (shrink and want < m / 4):
+        if fixed or m <= 0 or robust > m or robust < m / SHRINK:
             m = self._m[id(scale)] = want
         return m
 

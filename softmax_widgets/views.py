@@ -1,8 +1,10 @@
-"""The dashboard's tabs below the live plots: confusion matrix ↔ mistakes, kept runs side by side, export.
+"""The dashboard's row of tabs below the live plots: W.grad, the batch, the bias, the autograd graph, the
+confusion matrix ↔ mistakes, kept runs side by side, export.
 
-Nothing here runs per phase: one Trainer listener wakes only on epoch, reset and undo events (a set lookup
-otherwise), and a refresh is throttled so a fast Play on the 8x8 digits (an epoch every few ms) does not flood
-the browser.
+Only the open tab is in the page: a figure drawn inside a hidden tab measures a 0-pixel box, and a hidden pane
+costs the browser nothing. Nothing here runs per phase: one Trainer listener wakes only on epoch, reset and undo
+events (a set lookup otherwise), and a refresh is throttled so a fast Play on the 8x8 digits (an epoch every few
+ms) does not flood the browser.
 """
 
 from __future__ import annotations
@@ -14,20 +16,53 @@ import time
 
 import numpy as np
 from bqplot import Axis, Bars, ColorScale, Figure, GridHeatMap, LinearScale, Lines, OrdinalScale
-from ipywidgets import HTML, Button, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox
+from bqplot.traits import array_from_json
+from ipywidgets import HTML, Box, Button, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox
+from traitlets import Any
 
 from . import evaluation, export
 from .plots import SMOOTH, decimate_indices
 from .runs import RunStore
+from .throttle import Throttle
 from .widgets import descendants
 
-__all__ = ["MAX_RUN_POINTS", "Views"]
+__all__ = ["EXPORTS", "MAX_RUN_POINTS", "TABS", "Views", "short_name"]
 
 EXAMPLES = 12  # test images shown for a clicked cell
 MAX_RUN_POINTS = 500  # points per compared curve
 WAKE = frozenset({"epoch", "reset", "undo"})  # events after which W differs from what the views show
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 LIVE = "#000000"
+EXPORTS = "exports"  # files go into this folder beside the notebook (the kernel's working directory)
+# the row of tabs, in order; "graph" holds graph_view.GraphPanel when that module is there
+TABS = ["W.grad", "batch", "bias", "graph", "evaluation", "compare runs", "export"]
+
+
+def short_name(name: str, limit: int = 9) -> str:
+    """A class name that fits under a rotated tick: "T-shirt/top" → "T-shirt", "Ankle boot" → "Boot"."""
+    name = name.split("/")[0].strip()
+    if len(name) <= limit:
+        return name
+    return name.split()[-1].capitalize() if " " in name else name[:limit - 1] + "."
+
+
+def _cells_from_json(value, obj=None):
+    """bqplot sends a selection as [[row, column], ...]: ints, never an object array (which cannot go back)."""
+    if value is None:
+        return None
+    ar = array_from_json(value) if isinstance(value, dict) else np.asarray(value, dtype=np.int64)
+    return np.asarray(ar, dtype=np.int64).reshape(-1, 2)
+
+
+def _cells_to_json(value, obj=None):
+    return None if value is None else np.asarray(value, dtype=np.int64).reshape(-1, 2).tolist()
+
+
+class ConfusionMatrix(GridHeatMap):
+    """GridHeatMap whose click selection round-trips: bqplot turns [[6, 0]] into a numpy object array and then
+    fails to send it back ("ValueError: Unsupported dtype object" in the kernel's log on every cell click)."""
+
+    selected = Any(None, allow_none=True).tag(sync=True, from_json=_cells_from_json, to_json=_cells_to_json)
 
 
 def _fig(marks, axes, title, width="460px", height="300px", margin=(30, 50, 60, 10), **kw) -> Figure:
@@ -73,22 +108,24 @@ class EvaluationPane:
                                       extrapolation="constant")
         # GridHeatMap, not the canvas HeatMap of the W maps: 100 SVG cells are cheap, redrawn once per epoch at
         # most, and only GridHeatMap has a click selection and a number printed in each cell
-        self.matrix = GridHeatMap(row=self.classes, column=self.classes, color=np.zeros((k, k), np.float32),
+        short = [short_name(c) for c in self.classes]
+        self.matrix = ConfusionMatrix(row=short, column=short, color=np.zeros((k, k), np.float32),
                                   scales={"row": rows, "column": cols, "color": self.color_scale},
                                   display_format=".0f", font_style={"font-size": "10px"},
                                   interactions={"click": "select"}, selected_style={"stroke": "#000",
                                                                                     "stroke-width": "3"})
         self.matrix_fig = _fig([self.matrix], [Axis(scale=cols, label="predicted", tick_rotate=-35),
                                                Axis(scale=rows, side="left",
-                                                    label="true class", label_offset="70px")],
-                               "confusion matrix of the test set", "500px", "470px",
-                               (30, 80, 100, 10))
-        bx, by = OrdinalScale(), LinearScale(min=0.0, max=1.0)
+                                                    label="true class", label_offset="62px")],
+                               "confusion matrix of the test set", "470px", "440px",
+                               (30, 75, 85, 10))
+        # horizontal bars: every class name fits on its own line, unrotated
+        bx, by = OrdinalScale(reverse=True), LinearScale(min=0.0, max=1.0)
         self.acc_bars = Bars(x=self.classes, y=np.zeros(k, np.float32), scales={"x": bx, "y": by},
-                             colors=["#3182bd"], label_display=True, label_display_format=".0%")
-        self.acc_fig = _fig([self.acc_bars], [Axis(scale=bx, tick_rotate=-35),
-                                              Axis(scale=by, side="left", tick_format=".0%")],
-                            "test accuracy per class", "460px", "320px", (30, 80, 50, 10))
+                             colors=["#3182bd"], orientation="horizontal", padding=0.25)
+        self.acc_fig = _fig([self.acc_bars], [Axis(scale=bx, side="left"),
+                                              Axis(scale=by, tick_format=".0%", tick_values=np.linspace(0, 1, 6))],
+                            "test accuracy per class", "380px", "320px", (30, 40, 90, 16))
         self.button = Button(description="evaluate now", tooltip="confusion matrix of the test set with W now")
         self.button.on_click(lambda _: self.refresh())
         self.note = HTML("<small>Recomputed after every epoch. Click a cell to see its test images.</small>")
@@ -168,10 +205,10 @@ class ComparePane:
         xa, ya = LinearScale(), LinearScale(min=0.0, max=1.0)
         self._scales = {"loss": {"x": xs, "y": ys}, "acc": {"x": xa, "y": ya}}
         self.lines: dict[object, tuple[Lines, Lines]] = {}  # run id (or "live") -> (loss, test accuracy)
-        self.loss_fig = _fig([], [Axis(scale=xs, label="iteration"),
+        self.loss_fig = _fig([], [Axis(scale=xs, label="iteration", tick_format="d"),
                                   Axis(scale=ys, side="left", label="loss", tick_format=".2f")],
                              f"loss (mean of {SMOOTH} iterations)")
-        self.acc_fig = _fig([], [Axis(scale=xa, label="iteration"),
+        self.acc_fig = _fig([], [Axis(scale=xa, label="iteration", tick_format="d"),
                                  Axis(scale=ya, side="left", label="test accuracy", tick_format=".0%")],
                             "test accuracy (per epoch)")
         self.label = Text(placeholder=self.default_label(), description="label",
@@ -283,7 +320,9 @@ class ExportPane:
 
     def __init__(self, trainer, figures: dict[str, Figure]):
         self.trainer, self.figures = trainer, figures
-        self.folder = Text(value=os.getcwd(), description="folder", layout=Layout(width="520px"))
+        # beside the notebook (the kernel's working directory), in a folder of their own; made on first write
+        self.folder = Text(value=os.path.join(os.getcwd(), EXPORTS), description="folder",
+                           layout=Layout(width="520px"))
         self.names = {"csv": "softmax_run.csv", "weights": "softmax_W.png", "state": "softmax_state.pt"}
         self.buttons = {"csv": Button(description="history CSV", tooltip="one row per iteration"),
                         "weights": Button(description="W as image grid PNG", layout=Layout(width="180px")),
@@ -303,8 +342,10 @@ class ExportPane:
 
     def write(self, key: str) -> str | None:
         """Write one file into the folder; the status line says where, or why not (never a traceback)."""
-        path = os.path.join(os.path.expanduser(self.folder.value.strip() or "."), self.names[key])
+        folder = os.path.expanduser(self.folder.value.strip() or ".")
+        path = os.path.join(folder, self.names[key])
         try:
+            os.makedirs(folder, exist_ok=True)
             if key == "csv":
                 export.history_to_csv(self.trainer, path)
                 what = f"{len(self.trainer.history.loss)} iterations"
@@ -350,36 +391,74 @@ def _figures(plots, extra: dict[str, Figure]) -> dict[str, Figure]:
 
 
 class Views:
-    """Evaluation, Compare runs and Export tabs of one Dashboard (`dashboard.trainer`, `dashboard.plots`)."""
+    """The row of tabs below the live plots of one Dashboard (`dashboard.trainer`, `dashboard.plots`).
 
-    def __init__(self, dashboard, min_interval: float = 1.0):
+    `on_pane(name)` is called with the open tab's name, so the dashboard pushes only what is on the page.
+    """
+
+    def __init__(self, dashboard, min_interval: float = 1.0, on_pane=None):
         self.trainer = dashboard.trainer
-        self.min_interval = min_interval  # seconds between refreshes caused by training (clicks: always)
-        self._loop = getattr(dashboard, "_loop", None)
-        self._last = -float("inf")
-        self._pending = self._scheduled = False
+        self.on_pane = on_pane
         self.runs = RunStore()
         self.evaluation = EvaluationPane(self.trainer)
         self.compare = ComparePane(self.trainer, self.runs)
         figures = {"confusion matrix": self.evaluation.matrix_fig, "accuracy per class": self.evaluation.acc_fig,
                    "compared loss": self.compare.loss_fig, "compared test accuracy": self.compare.acc_fig}
-        self.export = ExportPane(self.trainer, _figures(getattr(dashboard, "plots", None) or object(), figures))
-        self.widget = Tab(children=[self.evaluation.widget, self.compare.widget, self.export.widget],
-                          titles=["Evaluation", "Compare runs", "Export"])
+        plots = getattr(dashboard, "plots", None)
+        self.export = ExportPane(self.trainer, _figures(plots or object(), figures))
+        self.graph = None  # graph_view.GraphPanel, when that module is there
+        self.graph_slot = VBox([HTML("<small>The autograd graph of the loss appears here (graph_view).</small>")])
+        self.panes = {**(getattr(plots, "panes", None) or {}), "graph": self.graph_slot,
+                      "evaluation": self.evaluation.widget, "compare runs": self.compare.widget,
+                      "export": self.export.widget}
+        self.names = [n for n in TABS if n in self.panes]
+        # one empty box per tab; the open tab's pane is moved into its box (see _on_tab)
+        self.boxes = [Box() for _ in self.names]
+        self.widget = Tab(children=self.boxes, titles=self.names)
         self.widget.add_class("sw-views")
         # stable names for CSS and the browser tests
         for widget, name in ((self.evaluation.matrix_fig, "sw-confusion"), (self.evaluation.title, "sw-cell-title"),
                              (self.evaluation.tiles_box, "sw-cell-images"), (self.compare.loss_fig, "sw-compare-loss"),
-                             (self.compare.legend, "sw-compare-legend")):
+                             (self.compare.legend, "sw-compare-legend"), (self.export.status, "sw-export-status")):
             widget.add_class(name)
+        self.refresher = Throttle(self.refresh, min_interval, getattr(dashboard, "_loop", None))
         self.widget.observe(self._on_tab, "selected_index")
         self.runs.on_change(self.compare.refresh_runs)
         self.trainer.on_change(self._on_change)
         self.refresh()
+        self._on_tab({"old": None, "new": self.widget.selected_index})
+
+    @property
+    def min_interval(self) -> float:
+        """Seconds between refreshes caused by training (clicks: always)."""
+        return self.refresher.interval
+
+    @min_interval.setter
+    def min_interval(self, seconds: float) -> None:
+        self.refresher.interval = seconds
+
+    @property
+    def shown(self) -> str | None:
+        """The open tab's name (None when none is)."""
+        i = self.widget.selected_index
+        return None if i is None else self.names[i]
+
+    def select(self, name: str) -> None:
+        """Open a tab by its name."""
+        self.widget.selected_index = self.names.index(name)
+
+    def mount_graph(self, panel) -> None:
+        """Put graph_view.GraphPanel into the graph tab; it computes only while that tab is open."""
+        self.graph = panel
+        for placeholder in self.graph_slot.children:
+            for w in descendants(placeholder):
+                w.close()
+        self.graph_slot.children = [panel.widget]
+        panel.set_visible(self.shown == "graph")
 
     def refresh(self) -> None:
         """Everything that follows W: the confusion matrix, the bars, the live curves."""
-        self._last, self._pending = time.perf_counter(), False
+        self.refresher.last, self.refresher.pending = time.perf_counter(), False
         self.evaluation.refresh()
         self.compare.refresh_live()
 
@@ -388,36 +467,36 @@ class Views:
             if event.kind == "settings":  # a slider moved: the live run's label and the default label follow
                 self.compare.refresh_live()
             return
-        if time.perf_counter() - self._last >= self.min_interval:
-            self.refresh()
-            return
-        self._pending = True  # too soon after the last one: once more when the interval is over
-        loop = self._loop
-        if not self._scheduled and loop is not None and not loop.is_closed():
-            self._scheduled = True
-            loop.call_soon_threadsafe(loop.call_later, self.min_interval, self._deferred)
+        self.refresher()
 
     def _on_tab(self, change) -> None:
-        if change["new"] == 1:  # Compare runs opened: the live curves as they are now, not as at the last epoch
-            self.compare.refresh_live()
-            self.compare.show_figures()
-
-    def _deferred(self) -> None:
-        self._scheduled = False
-        if self._pending:
-            self.refresh()
+        old, new = change["old"], change["new"]
+        if old is not None and old != new and old < len(self.boxes):
+            self.boxes[old].children = ()
+        if new is None:
+            name = None
+        else:
+            name = self.names[new]
+            self.boxes[new].children = (self.panes[name],)
+            if name == "compare runs":  # the live curves as they are now, not as at the last epoch
+                self.compare.refresh_live()
+                self.compare.show_figures()
+        if self.graph is not None:
+            self.graph.set_visible(name == "graph")
+        if self.on_pane is not None:
+            self.on_pane(name)
 
     def flush(self) -> None:
         """Refresh now if an event was held back by the interval (the end of Play, tests)."""
-        if self._pending:
-            self.refresh()
+        self.refresher.flush()
 
     def close(self) -> None:
         self.trainer.on_change(self._on_change, remove=True)
         self.runs.on_change(self.compare.refresh_runs, remove=True)
+        if self.graph is not None:
+            self.graph.close()
         lines = [m for pair in self.compare.lines.values() for m in pair]
-        seen: set = set()  # the Compare figures are not in self.widget until their tab was opened
-        for w in [*descendants(self.widget, seen), *descendants(self.compare.loss_fig, seen),
-                  *descendants(self.compare.acc_fig, seen), *lines]:
+        seen: set = set()  # a pane is in self.widget only while its tab is open
+        for w in [*descendants(self.widget, seen), *(w for p in self.panes.values() for w in descendants(p, seen)),
+                  *descendants(self.compare.loss_fig, seen), *descendants(self.compare.acc_fig, seen), *lines]:
             w.close()
-

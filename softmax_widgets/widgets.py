@@ -1,4 +1,8 @@
-"""The dashboard's controls: one button per phase, Play/Pause, sliders and the status line."""
+"""The dashboard's controls: one button per phase, Play/Pause, sliders and the fixed-height status line.
+
+Sized for a 1280×720 projector in JupyterLab's default layout (about 860 px of output width): three rows of
+controls, a status area whose height never changes, then the plots. Nothing above the plots changes height.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from ipywidgets import (
     HTML,
     BoundedIntText,
     Button,
-    FloatLogSlider,
     HBox,
     IntText,
     Label,
@@ -21,12 +24,23 @@ from ipywidgets import (
 
 from .phases import Phase
 
-__all__ = ["CODE", "KEYS_HELP", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS", "UNDO", "Controls", "descendants"]
+__all__ = ["CODE", "KEYS", "KEYS_HELP", "LR_STOPS", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS", "UNDO", "Controls",
+           "descendants"]
 
-PLAY, PAUSE = "▶ Play", "⏸ Pause"  # text, not only icons: offline Voila cannot fetch Font Awesome
+# text, not only icons: offline Voila cannot fetch Font Awesome; ‖ is in every font (⏸ is not: an empty box)
+PLAY, PAUSE = "▶ Play", "‖ Pause"
 UNDO = "↶ undo"
+# the keyboard, one table: what the help line says and what the key does come from the same row
+KEY_TABLE = [  # (keys as KeyboardEvent.key, label in the help, action, words in the help)
+    (("ArrowRight", "s", "S"), "→ or s", "step", "step"),
+    ((" ",), "Space", "play", "play/pause"),
+    (("u", "U"), "u", "undo", "undo"),
+    (("r", "R"), "r", "reset", "reset"),
+]
+KEYS = {key: action for keys, _, action, _ in KEY_TABLE for key in keys}
 # ipyevents watches keys while the mouse is over the plots (it takes every key there, so not over the text boxes)
-KEYS_HELP = "keys: → or s step · Space play/pause · u undo · r reset (with the mouse over the plots)"
+KEYS_HELP = "keys: " + " · ".join(f"{label} {words}" for _, label, _, words in KEY_TABLE) + \
+    " (with the mouse over the plots)"
 SOFTMAXES = [("lesson's", "lesson"), ("stable", "stable")]  # the toggle's (label, value)
 # what each phase runs, in the lesson's own code
 CODE = {
@@ -36,73 +50,102 @@ CODE = {
     Phase.BACKWARD: "l.backward()   # fills W.grad, b.grad",
     Phase.SGD: "sgd([W, b], lr, batch_size)   # p.data -= lr * p.grad / batch_size",
 }
-# iterations per second; at the slow end Play walks phase by phase so each button lights in turn
-SPEEDS = {"1": 1.0, "2": 2.0, "5": 5.0, "20": 20.0, "100": 100.0, "max": None}
+# iterations per second; at the slow end Play walks phase by phase so each button lights in turn. The default is
+# slow enough to watch W change; "max" is one drag to the right
+SPEEDS = {"1": 1.0, "2": 2.0, "5": 5.0, "10": 10.0, "20": 20.0, "50": 50.0, "100": 100.0, "max": None}
+DEFAULT_SPEED = "20"
+# the learning rate's stops: 1, 2, 5 in every decade, so the readout is always a number one can say aloud
+LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
+ROW_H = "34px"  # one row of buttons: rows keep their height, so nothing below them moves
+STATUS_H = "60px"  # three lines of status; longer text wraps and scrolls inside, a divergence folds its details
+LINE_H = "30px"  # under the status: the line of code that ran, or the ways out of a divergence
 
 
 def _button(description: str, tooltip: str, width: str = "auto") -> Button:
     # flex "none": in a crowded row the text beside it wraps, the button never shrinks to "Re..."
-    return Button(description=description, tooltip=tooltip, layout=Layout(width=width, flex="none"))
+    return Button(description=description, tooltip=tooltip,
+                  layout=Layout(width=width, flex="none", padding="0 8px", margin="2px 3px"))
+
+
+def _row(children, **kw) -> HBox:
+    return HBox(children, layout=Layout(height=ROW_H, flex_flow="row nowrap", align_items="center",
+                                        overflow="hidden", **kw))
+
+
+def _lr_options(extra: float | None = None) -> list[tuple[str, float]]:
+    values = sorted(set(LR_STOPS) | ({extra} if extra is not None else set()))
+    return [(f"{v:g}", v) for v in values]
 
 
 class Controls:
     """The widgets a student touches; the Dashboard wires them to a Trainer."""
 
-    def __init__(self, lr: float, batch_size: int, seed: int, speed: str = "max"):
+    def __init__(self, lr: float, batch_size: int, seed: int, speed: str = DEFAULT_SPEED):
         self.buttons: dict[str, Button] = {p.value: _button(p.value, CODE[p]) for p in Phase}
         self.buttons["step"] = _button("Step", "run the next phase (the highlighted one)")
         self.buttons["iteration"] = _button("Iteration", "finish this batch: the phases up to sgd")
-        self.buttons["epoch"] = _button("Run epoch", "train to the end of this epoch, then test (pausable)")
-        self.buttons["play"] = _button(PLAY, "train until paused, at the chosen speed", "90px")
+        self.buttons["epoch"] = _button("Run epoch", "train to the end of this epoch at full speed, then test")
+        self.buttons["play"] = _button(PLAY, "train until paused, at the chosen speed", "84px")
         self.buttons["reset"] = _button("Reset", "back to the initial W and b with this seed")
         self.buttons["new_seed"] = _button("New seed", "draw a new seed and reset")
         self.buttons["undo"] = _button(UNDO, "take back the last phase: trainer.undo() (W, batch, history exactly)")
-        # the ways out of a divergence, shown only after one
+        # the ways out of a divergence, shown only after one (in the code line's place: nothing moves)
         self.buttons["way_stable"] = _button("use stable softmax", "trainer.use_stable_softmax(): subtract each "
                                              "row's max before exp, so exp never overflows")
         self.buttons["way_lr"] = _button("lr × 0.1", "divide the learning rate by 10")
         self.buttons["way_undo"] = _button("↶ back to before the last sgd", "trainer.undo(iterations=...): take "
                                            "back this half-done iteration and the sgd step that pushed W too far")
-        self.lr = FloatLogSlider(value=lr, base=10, min=-5, max=2, step=0.1, description="lr",
-                                 readout_format=".3g", continuous_update=False, layout=Layout(width="260px"))
-        self.batch_size = IntText(value=batch_size, description="batch", layout=Layout(width="150px"))
-        self.speed = SelectionSlider(options=list(SPEEDS), value=speed, description="iter/s",
-                                     continuous_update=False, layout=Layout(width="230px"))
+        slider = {"continuous_update": False, "style": {"description_width": "28px"}}
+        # 1-2-5 stops on a log scale: a ~150 px track holds seven decades with a readable readout
+        self.lr = SelectionSlider(options=_lr_options(lr), value=lr, description="lr",
+                                  layout=Layout(width="270px", flex="none"), **slider)
+        self.batch_size = IntText(value=batch_size, description="batch", style={"description_width": "40px"},
+                                  layout=Layout(width="118px", flex="none"))
+        self.speed = SelectionSlider(options=list(SPEEDS), value=speed, description="it/s",
+                                     layout=Layout(width="250px", flex="none"), **slider)
         self.seed = BoundedIntText(value=seed, min=0, max=2**32 - 1, description="seed",
-                                   layout=Layout(width="170px"))
+                                   style={"description_width": "36px"}, layout=Layout(width="140px", flex="none"))
         self.softmax = ToggleButtons(options=SOFTMAXES, value="lesson",
                                      tooltips=["the lesson's: exp(X) / sum (overflows above ~88)",
                                                "subtract each row's max first: never overflows"],
                                      style={"button_width": "auto"}, layout=Layout(width="auto", flex="none"))
         self.note = HTML()  # e.g. "Fashion-MNIST not found: showing digits"
-        self.status_html = HTML(layout=Layout(min_height="24px"))
-        self.counter = HTML(layout=Layout(margin="0 0 0 12px", flex="1 1 auto"))
-        self.code = HTML()
+        self.status_html = HTML(layout=Layout(height=STATUS_H, overflow="auto", margin="0", width="100%"))
+        self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 auto", overflow="hidden"))
+        self.code = HTML(layout=Layout(overflow="hidden", flex="0 1 auto"))
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
+        self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
-        arrow = lambda: Label("→")  # noqa: E731  a fresh label each time: one widget has one place
+        arrow = lambda: Label("→", layout=Layout(width="12px", flex="none", margin="0"))  # noqa: E731  one place each
         phases = [self.buttons[p.value] for p in Phase]
         row1 = [phases[0]]
         for b in phases[1:]:
             row1 += [arrow(), b]
         b = self.buttons
-        # the buttons and boxes; the Dashboard puts `readout` (status, ways out, code, keys) beside the plots
         self.widget = VBox([
             self.note,
-            HBox(row1),
-            HBox([b["step"], b["iteration"], b["epoch"], b["play"], b["undo"], self.speed, self.lr, self.batch_size]),
-            HBox([b["reset"], self.seed, b["new_seed"], Label("softmax", layout=Layout(margin="0 4px 0 12px")),
-                  self.softmax, self.counter],
-                 layout=Layout(align_items="center")),
-        ])
-        self.way_out = HBox([Label("ways out:"), b["way_stable"], b["way_lr"], b["way_undo"]],
-                            layout=Layout(display="none", align_items="center"))
-        self.readout = VBox([self.status_html, self.way_out, self.code, self.help])
+            _row([*row1, Label("", layout=Layout(width="10px", flex="none")), b["step"], b["iteration"],
+                  b["epoch"]]),
+            _row([b["play"], b["undo"], self.speed, self.lr, self.batch_size]),
+            _row([b["reset"], self.seed, b["new_seed"], Label("softmax", layout=Layout(margin="0 4px 0 8px",
+                                                                                    flex="none")),
+                  self.softmax, self.counter]),
+        ], layout=Layout(overflow="hidden"))
+        self.way_out = HBox([Label("ways out:", layout=Layout(flex="none")), b["way_stable"], b["way_lr"],
+                             b["way_undo"]], layout=Layout(display="none", align_items="center", height=LINE_H,
+                                                           overflow="hidden"))
+        self.code_line = HBox([self.code, self.math], layout=Layout(height=LINE_H, align_items="center",
+                                                                    overflow="hidden"))
+        # the Dashboard puts `readout` (status, then code or ways out) between the controls and the plots
+        self.readout = VBox([self.status_html, self.code_line, self.way_out],
+                            layout=Layout(height=f"calc({STATUS_H} + {LINE_H} + 4px)", overflow="hidden",
+                                          margin="2px 0"))
         # stable names for CSS and the browser tests
         for widget, name in ((self.widget, "sw-buttons"), (self.status_html, "sw-status"), (self.counter, "sw-counter"),
                              (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
-                             (self.code, "sw-code")):
+                             (self.code, "sw-code"), (self.lr, "sw-lr"), (self.speed, "sw-speed"),
+                             (self.readout, "sw-readout")):
             widget.add_class(name)
 
     def highlight(self, phase: Phase) -> None:
@@ -116,21 +159,24 @@ class Controls:
         b = self.buttons["play"]
         b.description, b.button_style = (PAUSE, "warning") if playing else (PLAY, "success")
 
-    def show_status(self, text: str, level: str = "info", extra: str = "") -> None:
-        """The status line: plain words; errors in red (never a traceback)."""
+    def show_status(self, text: str, level: str = "info", extra: str = "", details: str = "") -> None:
+        """The status line: plain words, errors in red (never a traceback); `details` folds behind a toggle."""
         self.status_text, self.status_level = text, level
         weight = "bold" if level == "error" else "normal"
-        body = html.escape(text) + (f"<br><span style='color:{COLORS['warning']}'>{html.escape(extra)}</span>"
+        body = html.escape(text) + (f" <span style='color:{COLORS['warning']}'>{html.escape(extra)}</span>"
                                     if extra else "")
-        value = f"<div style='color:{COLORS[level]};font-weight:{weight}'>{body}</div>"
+        fold = (f"<details style='color:#444;font-size:12px'><summary style='cursor:pointer'>details</summary>"
+                f"{html.escape(details)}</details>" if details else "")
+        value = (f"<div style='color:{COLORS[level]};font-weight:{weight};line-height:20px'>{body}</div>{fold}")
         if self.status_html.value != value:
             self.status_html.value = value
 
     def show_way_out(self, visible: bool, stable_offered: bool = True, lr: float = 0.0) -> None:
-        """The one-click ways out of a divergence: shown only while the last thing that happened was one."""
+        """The one-click ways out of a divergence, in the code line's place while the last event was one."""
         display = None if visible else "none"
         if self.way_out.layout.display != display:
             self.way_out.layout.display = display
+            self.code_line.layout.display = "none" if visible else None
         if visible:
             stable = None if stable_offered else "none"
             if self.buttons["way_stable"].layout.display != stable:
@@ -144,13 +190,21 @@ class Controls:
         if self.softmax.value != value:
             self.softmax.value = value
 
+    def show_lr(self, lr: float) -> None:
+        """Move the slider to the Trainer's lr; a value between the stops (set from code) becomes a stop."""
+        if lr not in {v for _, v in self.lr.options}:
+            self.lr.options = _lr_options(lr)
+        if self.lr.value != lr:
+            self.lr.value = lr
+
     def show_code(self, phase: Phase | None) -> None:
-        value = "" if phase is None else f"<code style='font-size:12px'>{html.escape(CODE[phase])}</code>"
+        value = ("" if phase is None else
+                 f"<code style='font-size:12px;white-space:nowrap'>{html.escape(CODE[phase])}</code>")
         if self.code.value != value:
             self.code.value = value
 
     def show_counter(self, text: str) -> None:
-        value = f"<b>{html.escape(text)}</b>"
+        value = f"<b style='white-space:nowrap'>{html.escape(text)}</b>"
         if self.counter.value != value:
             self.counter.value = value
 
@@ -158,6 +212,11 @@ class Controls:
     def rate(self) -> float | None:
         """Iterations per second the speed slider asks for; None = as fast as the CPU goes."""
         return SPEEDS[self.speed.value]
+
+
+def _slot() -> HBox:
+    """An empty place in a row that a later panel fills (graph_view.MathLine)."""
+    return HBox(layout=Layout(margin="0 0 0 12px", overflow="hidden", flex="1 1 auto"))
 
 
 def descendants(widget: Widget, seen: set | None = None):

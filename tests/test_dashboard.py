@@ -59,7 +59,10 @@ def same_trainer(a, b) -> bool:
 
 
 def view(d: Dashboard) -> dict:
-    """What the browser holds for each mark, as plain numbers."""
+    """What the browser holds for each mark, as plain numbers (after opening the tabs that hold W.grad and the
+    batch: a closed tab's heatmaps are pushed when it opens)."""
+    for name in ("batch", "W.grad"):
+        d.views.select(name)
     p = d.plots
     return {
         "loss": (p.loss_line.x.copy(), p.loss_line.y.copy()),
@@ -197,6 +200,7 @@ def test_heatmaps_share_one_symmetric_scale_titled_by_class(dash, digits):
 
 
 def test_batch_strip_marks_mistakes(dash):
+    dash.views.select("batch")  # the strip is drawn while its tab is open
     for name in ["next_batch", "forward"]:
         dash.buttons[name].click()
     t, p = dash.trainer, dash.plots
@@ -306,7 +310,7 @@ def test_a_student_who_only_clicks_play_completes_the_lesson(fashion):
         d.play()
         await wait_until(lambda: d.trainer.epoch >= 5, timeout=600)
         d.pause()
-        await wait_until(lambda: d._task is None or d._task.done())
+        await wait_until(lambda: d.player.task is None or d.player.task.done())
         acc = d.trainer.history.test_acc[4]
         assert 0.80 <= acc <= 0.85, acc
         assert changed(start, view(d)) >= {"loss", "acc", "W", "b", "grad", "batch", "probs"}

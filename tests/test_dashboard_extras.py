@@ -105,7 +105,7 @@ def test_undo_during_play_pauses_first(digits):
         n = d.trainer.iteration  # Play runs whole iterations: this click lands after an sgd
         d.buttons["undo"].click()
         assert not d.is_playing and d.trainer.iteration == n - 1 and d.status.startswith("undo: back to before sgd")
-        await wait_until(lambda: d._task.done())
+        await wait_until(lambda: d.player.task.done())
         assert d.trainer.iteration == n - 1, "Play went on after undo"
         assert d.buttons["play"].description.endswith("Play")
         d.close()
@@ -128,7 +128,7 @@ def test_a_keyboard_interrupt_inside_play_pauses_with_the_message(digits, monkey
 
         monkeypatch.setattr(d.trainer, "train_step", interrupted_once)
         d.play()
-        await wait_until(lambda: len(calls) >= 5 and d._task.done())
+        await wait_until(lambda: len(calls) >= 5 and d.player.task.done())
         assert not d.is_playing and d.buttons["play"].description.endswith("Play")
         assert "kernel interrupt" in d.status and d.trainer.iteration == 4
         monkeypatch.undo()
@@ -146,8 +146,10 @@ def test_lr_50_with_the_lesson_softmax_explains_and_offers_ways_out(dash):
     c.lr.value = 50  # the slider reaches 50 (and the Trainer takes it)
     assert t.lr == 50
     stopped = diverge(dash)
-    assert "exp() of anything above ~88 overflows" in dash.status and "Ways out" in dash.status
+    assert "exp()" in dash.status and "overflow" in dash.status and "Ways out" in dash.status
     assert "color:#c00000" in c.status_html.value and "Traceback" not in c.status_html.value
+    # read aloud: the cause and the ways out; the rows and images of the batch wait behind "details"
+    assert "rows" not in dash.status and "<details" in c.status_html.value and "rows" in c.status_html.value
     assert visible(c.way_out) and visible(dash.buttons["way_stable"])
     assert dash.buttons["way_lr"].description == "lr × 0.1 → 5"
     # the curves hold only finite numbers: the diverged iteration was never recorded
@@ -161,7 +163,7 @@ def test_play_stops_on_divergence_and_shows_the_ways_out(digits):
         d = Dashboard(Trainer(digits, lr=50, batch_size=64))
         d.play()
         await wait_until(lambda: not d.is_playing)
-        assert d.controls.status_level == "error" and "overflows" in d.status and visible(d.controls.way_out)
+        assert d.controls.status_level == "error" and "overflow" in d.status and visible(d.controls.way_out)
         assert np.isfinite(d.plots.loss_line.y).all()
         d.close()
 
@@ -282,7 +284,7 @@ def test_space_plays_and_pauses(digits):
         assert d.is_playing
         press(d, " ", code="Space")
         assert not d.is_playing
-        await wait_until(lambda: d._task.done())
+        await wait_until(lambda: d.player.task.done())
         n = d.trainer.iteration
         press(d, "u")  # undo while paused: one phase back
         assert d.trainer.iteration == n - 1
@@ -302,7 +304,8 @@ def test_keys_area_holds_no_text_box(dash):
         seen.add(id(w))
         assert not hasattr(w, "continuous_update") and type(w).__name__ not in ("Text", "IntText", "Textarea"), w
         stack += [v for v in getattr(w, "children", ())] + [m for m in getattr(w, "marks", ())]
-    assert {id(dash.controls.status_html), id(dash.plots.loss_fig), id(dash.controls.help)} <= seen
+    assert {id(dash.controls.status_html), id(dash.plots.loss_fig), *map(id, dash.plots.w_figs)} <= seen
+    assert dash.controls.help in dash.children  # the keys' help line sits below the tabs
     assert KEYS_HELP in dash.controls.help.value and set(KEYS.values()) == {"step", "play", "undo", "reset"}
 
 
@@ -393,3 +396,47 @@ def test_keys_by_comm_messages_in_a_real_kernel():
         key(kc, ev, "Escape")  # not a dashboard key: said in words
         settle(kc, "'does nothing here' in dash.controls.status_html.value")
         assert value(kc, "shown") == [], "a traceback or logged error reached the output area"
+
+
+def test_the_w_colour_scale_follows_w_down_after_an_undone_blow_up(dash):
+    """One Iteration at lr 100 blows W up; undo takes it back, and the maps must not stay blank on a ±127 scale."""
+    t, p = dash.trainer, dash.plots
+    for _ in range(3):
+        dash.buttons["iteration"].click()
+    dash.controls.lr.value = 100
+    dash.buttons["iteration"].click()
+    assert p.w_range >= 1.0, p.w_range  # W took a huge step: the scale followed it up
+    dash.buttons["undo"].click()  # back to before that sgd
+    assert t.next_phase is Phase.SGD and float(t.W.abs().max()) < 1
+    dash.controls.lr.value = 0.1
+    dash.buttons["iteration"].click()
+    top = float(t.W.abs().max())
+    assert top <= p.w_range <= 4 * top, (p.w_range, top)
+    assert np.abs(np.stack([m.color for m in p.w_maps])).max() >= 40  # the strongest weights are coloured
+
+
+def test_colour_scale_hysteresis_keeps_play_steady(dash):
+    """Small ups and downs of |W| during Play do not move the scale: it shrinks only below a quarter."""
+    p = dash.plots
+    dash.run_for(20)
+    m = p.w_range
+    values = [m * f for f in (0.9, 0.5, 0.3, 0.26)]
+    for v in values:
+        assert p._range(p.w_scale, np.array([v], np.float32)) == m
+    assert p._range(p.w_scale, np.array([m * 0.2], np.float32)) < m
+
+
+def test_the_tab_below_follows_the_clicked_phase(dash):
+    """next_batch and forward move the batch strip, zero_grad and backward W.grad: a click opens that tab, unless
+    the student opened another one (evaluation, compare...) on purpose."""
+    views = dash.views
+    assert views.shown == "W.grad"
+    dash.buttons["next_batch"].click()
+    assert views.shown == "batch" and dash.plots.img_figs[0].title != "—"  # drawn as the tab opened
+    dash.buttons["forward"].click()
+    assert views.shown == "batch"
+    dash.buttons["zero_grad"].click()
+    assert views.shown == "W.grad"
+    views.select("evaluation")
+    dash.buttons["backward"].click()
+    assert views.shown == "evaluation"

@@ -48,7 +48,7 @@ def test_play_and_pause_by_comm_messages(kernel):
     click(kernel, ids["play"])
     time.sleep(1.5)
     playing = probe(kernel)  # an execute_request answered while Play runs: the kernel is not blocked
-    assert playing["playing"] and playing["iteration"] > 0 and playing["label"] == "⏸ Pause"
+    assert playing["playing"] and playing["iteration"] > 0 and playing["label"] == "‖ Pause"
     time.sleep(0.5)
     assert probe(kernel)["iteration"] > playing["iteration"]  # still moving
 

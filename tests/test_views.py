@@ -35,8 +35,15 @@ def fresh(dash):
 
 
 def test_tabs_are_mounted_below_the_plots(dash):
-    assert dash.children[-1] is dash.views.widget
-    assert list(dash.views.widget.titles) == ["Evaluation", "Compare runs", "Export"]
+    assert dash.children[2] is dash.views.widget
+    assert list(dash.views.widget.titles) == ["W.grad", "batch", "bias", "graph", "evaluation", "compare runs",
+                                              "export"]
+    # only the open tab holds its pane: a hidden bqplot figure measures 0 px (negative-size SVG errors)
+    tabs = dash.views.widget
+    assert [len(box.children) for box in tabs.children] == [1, 0, 0, 0, 0, 0, 0]
+    dash.views.select("evaluation")
+    assert [len(box.children) for box in tabs.children] == [0, 0, 0, 0, 1, 0, 0]
+    assert tabs.children[4].children[0] is dash.views.evaluation.widget
 
 
 def test_confusion_matrix_and_bars_follow_each_epoch(fresh):
@@ -147,11 +154,11 @@ def test_keep_two_runs_compare_and_remove_one(fresh):
 
 def test_opening_the_compare_tab_draws_the_live_run_up_to_now(fresh):
     t, cmp = fresh.trainer, fresh.views.compare
-    fresh.views.widget.selected_index = 0
+    fresh.views.select("evaluation")
     for _ in range(3):
         t.train_step()  # no epoch yet: the live curve waits
     assert len(cmp.lines["live"][0].x) == 0
-    fresh.views.widget.selected_index = 1
+    fresh.views.select("compare runs")
     assert list(cmp.lines["live"][0].x) == [1, 2, 3]
     assert list(cmp.figures.children) == [cmp.loss_fig, cmp.acc_fig]  # on the page once the tab is open
 
@@ -160,11 +167,11 @@ def test_compare_figures_join_the_page_when_their_tab_opens(digits):
     """A bqplot Figure drawn in a hidden tab measures 0 px and logs negative-size SVG errors in the browser."""
     d = Dashboard(Trainer(digits))
     cmp = d.views.compare
-    assert d.views.widget.selected_index == 0 and cmp.figures.children == ()
-    d.views.widget.selected_index = 1
+    assert d.views.shown == "W.grad" and cmp.figures.children == ()
+    d.views.select("compare runs")
     assert list(cmp.figures.children) == [cmp.loss_fig, cmp.acc_fig]
-    d.views.widget.selected_index = 2
-    d.views.widget.selected_index = 1
+    d.views.select("export")
+    d.views.select("compare runs")
     assert list(cmp.figures.children) == [cmp.loss_fig, cmp.acc_fig]
     d.close()
 
@@ -273,3 +280,32 @@ def test_epochs_in_quick_succession_refresh_once_the_interval_is_over(digits):
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def test_a_confusion_cell_click_as_the_browser_sends_it_raises_nothing(fresh, caplog):
+    """The browser sends `selected` as JSON [[row, column]]; bqplot's own trait made it an object array that could
+    not be sent back ("ValueError: Unsupported dtype object" in the kernel's log on every click)."""
+    t, ev = fresh.trainer, fresh.views.evaluation
+    t.run_epoch()
+    ev.matrix.set_state({"selected": [[6, 0]]})
+    assert ev.matrix.selected.tolist() == [[6, 0]] and ev.cell == (6, 0)
+    names = t.data.classes
+    assert f"{names[6]} taken for {names[0]}" in ev.title.value
+    # the same through the widget's comm, as the kernel receives it from JupyterLab
+    msg = {"content": {"comm_id": ev.matrix.comm.comm_id,
+                       "data": {"method": "update", "state": {"selected": [[3, 5]]}, "buffer_paths": []}},
+           "buffers": [], "metadata": {}}
+    with caplog.at_level("ERROR"):
+        ev.matrix.comm.handle_msg(msg)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert ev.cell == (3, 5) and f"{names[3]} taken for {names[5]}" in ev.title.value
+    ev.matrix.set_state({"selected": None})  # a click beside the cells clears it: nothing to show, no error
+    assert ev.cell == (3, 5)
+
+
+def test_class_names_fit_under_the_matrix(fashion):
+    from softmax_widgets.views import short_name
+
+    short = [short_name(c) for c in fashion.classes]
+    assert max(map(len, short)) <= 9 and len(set(short)) == len(short), short
+    assert short[0] == "T-shirt" and short[-1] == "Boot"

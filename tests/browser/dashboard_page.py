@@ -8,7 +8,7 @@ import time
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 PHASES = ["next_batch", "forward", "zero_grad", "backward", "sgd"]
-PLAY, PAUSE, UNDO = "▶ Play", "⏸ Pause", "↶ undo"
+PLAY, PAUSE, UNDO = "▶ Play", "‖ Pause", "↶ undo"
 
 # Page-side helpers, installed once per page. Buttons are found by what a student reads (their labels); the
 # status line, counter, loss figure and W heatmaps by the stable sw-* CSS classes the dashboard gives them;
@@ -26,7 +26,8 @@ JS_HELPERS = r"""
     keysArea() { const d = sw.dashboard(); return d && d.querySelector('.sw-keys'); },
     // the HTML widget's content element: it holds the styled text (its colour says error or not)
     status() { const d = sw.dashboard(); return d && d.querySelector('.sw-status .widget-html-content'); },
-    statusText() { return text(sw.status()); },
+    // the sentence a student reads; a divergence's rows and images wait in a closed <details> after it
+    statusText() { const s = sw.status(); return text(s && (s.firstElementChild || s)); },
     counter() { const d = sw.dashboard(); return d && d.querySelector('.sw-counter .widget-html-content'); },
     iteration() {
       const m = /iteration (\d+)/.exec(text(sw.counter()));
@@ -57,7 +58,7 @@ JS_HELPERS = r"""
     },
     state() {
       const s = sw.status();
-      return {status: text(s), color: s ? getComputedStyle(s.firstElementChild || s).color : '',
+      return {status: sw.statusText(), color: s ? getComputedStyle(s.firstElementChild || s).color : '',
               iteration: sw.iteration(), counter: text(sw.counter()), lossPoints: sw.lossPoints(),
               w0: sw.wImage(0).length + ':' + hash(sw.wImage(0)), heatmaps: sw.heatmaps().length};
     },
@@ -132,7 +133,7 @@ class DashboardPage:
         return self.page.evaluate("() => window.__sw.iteration()")
 
     def play_then_pause(self, until_iteration: int, timeout_s: float, settle_limit_s: float = 30) -> dict:
-        """▶ Play until the page shows `until_iteration` (or `timeout_s` passed), ⏸ Pause, then time in the page
+        """▶ Play until the page shows `until_iteration` (or `timeout_s` passed), ‖ Pause, then time in the page
         how long the counter kept moving. A busy machine shows fewer iterations in the time: not a failure.
 
         Play and Pause are clicked from page script so the page clock stamps them; Playwright's own click first
@@ -178,3 +179,101 @@ def screenshot(page, path, locator_js: str = "() => window.__sw.dashboard()") ->
 
 def words(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
+
+
+# The one-screen rule: with the dashboard's top at the top of the notebook, these must be visible at once
+LAYOUT = r"""
+(phases) => {
+  const dash = document.querySelector('.sw-dashboard');
+  // the notebook's own scroll box (Lab) or the page (Voila): the first ancestor that scrolls
+  let box = dash.parentElement;
+  while (box && box !== document.body) {
+    const s = getComputedStyle(box);
+    if (/(auto|scroll)/.test(s.overflowY) && box.scrollHeight > box.clientHeight) break;
+    box = box.parentElement;
+  }
+  const area = (box && box !== document.body) ? box.getBoundingClientRect()
+                                             : {top: 0, left: 0, bottom: innerHeight, right: innerWidth};
+  const text = (el) => (el.textContent || '').replace(/\s+/g, ' ').trim();
+  const buttons = Array.from(dash.querySelectorAll('button'));
+  const rect = (el) => { const r = el.getBoundingClientRect();
+                         return {top: r.top, left: r.left, bottom: r.bottom, right: r.right, width: r.width}; };
+  const items = {};
+  for (const p of phases) items[p] = buttons.find(b => text(b) === p);
+  items.play = buttons.find(b => /Play|Pause/.test(text(b)));
+  items.lr = dash.querySelector('.sw-lr'); items.speed = dash.querySelector('.sw-speed');
+  items.status = dash.querySelector('.sw-status'); items.loss = dash.querySelector('.sw-loss');
+  dash.querySelectorAll('.sw-weights').forEach((w, i) => { items['W' + i] = w; });
+  const out = {area: {top: area.top, left: area.left, bottom: area.bottom, right: area.right}, items: {},
+               hidden: [], tracks: {}};
+  for (const [k, el] of Object.entries(items)) {
+    if (!el) { out.hidden.push(k + ' (missing)'); continue; }
+    const r = rect(el);
+    out.items[k] = r;
+    if (r.top < area.top - 1 || r.bottom > area.bottom + 1 || r.left < area.left - 1 || r.right > area.right + 1
+        || r.width === 0) out.hidden.push(k);
+  }
+  for (const k of ['lr', 'speed']) {
+    const t = items[k] && (items[k].querySelector('.noUi-target') || items[k].querySelector('.slider'));
+    out.tracks[k] = t ? t.getBoundingClientRect().width : 0;
+  }
+  return out;
+}
+"""
+
+SCROLL_TO_TOP = "() => window.__sw.dashboard().scrollIntoView({block: 'start'})"
+LOSS_TOP = "() => window.__sw.dashboard().querySelector('.sw-loss').getBoundingClientRect().top" \
+           " - window.__sw.dashboard().getBoundingClientRect().top"
+
+
+def layout(page) -> dict:
+    """Scroll the dashboard's top to the top of the notebook; what of the one-screen set is out of view."""
+    page.evaluate(SCROLL_TO_TOP)
+    page.wait_for_timeout(300)
+    return page.evaluate(LAYOUT, PHASES)
+
+
+def loss_offset(page) -> float:
+    """The loss figure's top, in px below the dashboard's top: it must not move during a session."""
+    return page.evaluate(LOSS_TOP)
+
+
+# the kernel's iopub stream, as JupyterLab receives it: every error and stderr message is written down
+LISTEN_IOPUB = r"""
+() => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  window.__iopub = [];
+  kernel.iopubMessage.connect((_, msg) => {
+    const t = msg.header.msg_type;
+    if (t === 'error' || (t === 'stream' && msg.content.name === 'stderr'))
+      window.__iopub.push(t + ': ' + String(msg.content.text || (msg.content.ename + ': ' + msg.content.evalue))
+                          .slice(0, 400));
+  });
+}
+"""
+
+
+def listen_iopub(page) -> None:
+    page.evaluate(LISTEN_IOPUB)
+
+
+def iopub_errors(page) -> list[str]:
+    return page.evaluate("() => window.__iopub || []")
+
+
+def drag_slider(page, css_class: str, to_right: bool = True) -> str:
+    """Drag a slider's knob past one end of its track (one drag, as a student would); returns its readout."""
+    handle = page.locator(f".{css_class} .noUi-handle").first
+    track = page.locator(f".{css_class} .noUi-target").first
+    hb, tb = handle.bounding_box(), track.bounding_box()
+    y = hb["y"] + hb["height"] / 2
+    page.mouse.move(hb["x"] + hb["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(tb["x"] + (tb["width"] + 30 if to_right else -30), y, steps=6)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    return page.inner_text(f".{css_class} .widget-readout").strip()
+
+
+def open_tab(page, name: str) -> None:
+    page.locator(".sw-views .lm-TabBar-tab", has_text=name).first.click(timeout=30_000)

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from dashboard_page import PHASES, UNDO, DashboardPage, screenshot
+from dashboard_page import (
+    PHASES,
+    UNDO,
+    DashboardPage,
+    drag_slider,
+    iopub_errors,
+    layout,
+    listen_iopub,
+    loss_offset,
+    open_tab,
+    screenshot,
+)
 from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
@@ -11,10 +22,38 @@ pytestmark = pytest.mark.timeout(900)
 NOTEBOOK = "02_dashboard.ipynb"
 PLAY_ITERATIONS = 3 * 235  # three epochs of Fashion-MNIST at batch 256: W starts to look like clothing
 PLAY_TIMEOUT_S = 180  # a machine busy with other work shows fewer iterations in that time; still a pass
+MIN_TRACK_PX = 120  # a slider track a student can drag
+MAX_MOVE_PX = 10  # how far the loss figure may move during a session (status text, warnings, ways out)
+TABS = ["W.grad", "batch", "bias", "graph", "evaluation", "compare runs", "export"]
 
 
-def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
+class Screen:
+    """The one-screen rule, checked again and again during a session: the phase buttons, Play, lr and speed, the
+    status line, the loss figure and all ten W maps in view with the dashboard's top at the notebook's top."""
+
+    def __init__(self, page, name: str, artifacts):
+        self.page, self.name, self.artifacts = page, name, artifacts
+        self.offsets: list[tuple[str, float]] = []
+
+    def check(self, when: str, shot: bool = False) -> dict:
+        found = layout(self.page)
+        self.offsets.append((when, loss_offset(self.page)))
+        if shot:
+            self.page.screenshot(path=str(self.artifacts / f"{self.name}-{when}.png"))
+        assert not found["hidden"], f"{self.name} {when}: out of view {found['hidden']} in {found['area']}"
+        for k, width in found["tracks"].items():
+            assert width >= MIN_TRACK_PX, f"{self.name} {when}: the {k} slider track is {width:.0f} px wide"
+        return found
+
+    def moved(self) -> float:
+        values = [v for _, v in self.offsets]
+        return max(values) - min(values)
+
+
+def exercise(dash: DashboardPage, page, artifacts, name: str, screen: Screen | None = None) -> dict:
     """The lesson's five clicks, a mistake, undo, keys, then Play and Pause; asserts what the student would see."""
+    check = screen.check if screen else (lambda *a, **k: None)
+    check("start", shot=True)
     start = dash.state()
     assert start["heatmaps"] >= 20, start  # ten W maps and ten W.grad maps at least
     assert "press next_batch" in start["status"], start
@@ -32,10 +71,12 @@ def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
     dash.wait_for("(n) => window.__sw.lossPoints() === n", 30, start["lossPoints"] + 1)
     dash.wait_for("(w) => window.__sw.state().w0 !== w", 30, start["w0"])
 
+    check("phases")
     # a mistake: sgd again on a batch it already used -> the teaching message, in red, nothing changed
     state = dash.click_and_wait_status("sgd", state["status"])
     assert "next_batch()" in state["status"] and "rgb(192, 0, 0)" in state["color"], state
     assert state["iteration"] == start["iteration"] + 1
+    check("mistake")
 
     # ↶ undo takes back the sgd (the refused click left nothing to undo): the loss point goes, the counter too
     state = dash.click_and_wait_status(UNDO, state["status"])
@@ -48,11 +89,14 @@ def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
     # the keyboard (ipyevents, while the mouse is over the plots): s steps, u undoes
     state = dash.press_key("s", state["status"])
     assert state["status"].startswith("next_batch"), f"the s key did not step: {state}"
-    assert "(batch 2 of" in state["counter"], state
+    assert "batch 2/" in state["counter"], state
     state = dash.press_key("u", state["status"])
     assert state["status"].startswith("undo: back to before next_batch"), state
-    assert "(batch 1 of" in state["counter"], state
+    assert "batch 1/" in state["counter"], state
 
+    # Play starts slow enough to watch; "max" is one drag to the right
+    assert page.inner_text(".sw-speed .widget-readout").strip() == "20"
+    assert drag_slider(page, "sw-speed") == "max"
     # Play until a few epochs are done, then Pause: the counter must stop
     target = state["iteration"] + PLAY_ITERATIONS
     play = dash.play_then_pause(target, timeout_s=PLAY_TIMEOUT_S)
@@ -64,13 +108,51 @@ def exercise(dash: DashboardPage, page, artifacts, name: str) -> dict:
     assert dash.button("▶ Play").is_visible(), "after Pause the button must offer Play again"
     end = dash.state()
     assert end["lossPoints"] > 100, end
+    check("after-play", shot=True)
     screenshot(page, artifacts / f"{name}-after.png")
     return {"phases": seen, "play": play, "end": end}
 
 
-def exercise_tabs(dash: DashboardPage, page, artifacts) -> dict:
-    """After training: click a confusion-matrix cell and see its test images; keep the run and compare it."""
+def blow_up(dash: DashboardPage, page, screen: Screen) -> dict:
+    """lr dragged to 100: one Iteration blows W up; the cause in one sentence, the ways out in place of the code
+    line (nothing moves); back to before the last sgd, lr × 0.1 twice; W's colour scale follows W back down."""
+    state = dash.state()
+    assert drag_slider(page, "sw-lr") == "100"
+    dash.wait_for("() => window.__sw.statusText().startsWith('learning rate set to 100')")
+    state = dash.state()
+    for _ in range(6):
+        state = dash.click_and_wait_status("Iteration", state["status"])
+        if "rgb(192, 0, 0)" in state["color"]:
+            break
+    way_out = "() => { const r = document.querySelector('.sw-way-out'); return !!(r && r.offsetParent); }"
+    scale = "() => document.querySelector('.sw-w-legend').textContent"
+    blown = page.evaluate(scale)
+    if "rgb(192, 0, 0)" in state["color"]:  # diverged: the ways out
+        dash.wait_for(way_out)
+        screen.check("diverged", shot=True)
+        assert "Ways out" in state["status"] and "rows" not in state["status"], state
+        state = dash.click_and_wait_status("↶ back to before the last sgd", state["status"])
+    else:  # W jumped but stayed finite: plain undo
+        screen.check("blown", shot=True)
+        state = dash.click_and_wait_status(UNDO, state["status"])
+    assert drag_slider(page, "sw-lr", to_right=False) != "100"
+    page.wait_for_timeout(500)
+    state = dash.state()
+    state = dash.click_and_wait_status("Iteration", state["status"])
+    dash.wait_for(f"() => document.querySelector('.sw-w-legend').textContent !== {blown!r}")
+    after = page.evaluate(scale)
+    screen.check("undone", shot=True)
+    return {"blown": blown, "after": after}
+
+
+def exercise_tabs(dash: DashboardPage, page, artifacts, exports=None) -> dict:
+    """After training: every tab; click a confusion-matrix cell and see its test images; keep the run and compare
+    it; press every export button."""
     page.locator(".sw-views").scroll_into_view_if_needed()
+    for name in TABS:
+        open_tab(page, name)
+        page.wait_for_timeout(400)
+    open_tab(page, "evaluation")
     # Evaluation is the open tab; its matrix was recomputed after each epoch. Row 6 (Shirt), column 0 (T-shirt):
     # bqplot draws the cells row by row, and a corner click misses the number printed in the middle
     cell = page.locator(".sw-confusion rect.heatmapcell").nth(6 * 10 + 0)
@@ -83,18 +165,35 @@ def exercise_tabs(dash: DashboardPage, page, artifacts) -> dict:
     title = page.inner_text(".sw-cell-title")
 
     # Compare runs: opening the tab draws its figures; keep this run, and its curve joins the live one
-    page.get_by_text("Compare runs", exact=True).click(timeout=30_000)
+    open_tab(page, "compare runs")
     dash.wait_for("() => document.querySelectorAll('.sw-compare-loss path.line').length >= 1")
     dash.click("keep this run")
     dash.wait_for("() => document.querySelectorAll('.sw-compare-loss path.line').length >= 2")
+    dash.wait_for("() => (document.querySelector('.sw-compare-legend').textContent.match(/batch 256/g) || [])"
+                  ".length === 2")
     legend = page.inner_text(".sw-compare-legend")
-    assert "lr 0.1, batch 256" in legend and "live" in legend, legend
+    assert legend.count("batch 256") == 2 and "live: lr" in legend, legend  # the kept run and the live one
     path = page.evaluate("() => document.querySelector('.sw-compare-loss path.line').getAttribute('d') || ''")
     assert path.count("L") >= 10 and "NaN" not in path, path[:200]
     screenshot(page, artifacts / "lab-compare.png", "() => document.querySelector('.sw-views')")
     bad = [line for line in page.console if "negative value" in line]
     assert not bad, f"bqplot drew a figure in a 0-pixel box: {bad[:2]}"
-    return {"cell": title, "images": shown}
+    files = []
+    if exports is not None:  # every export button: three files beside the notebook, two browser downloads
+        open_tab(page, "export")
+        for label in ("history CSV", "W as image grid PNG", "state file"):
+            before = page.inner_text(".sw-export-status")
+            dash.click(label)
+            dash.wait_for("(b) => document.querySelector('.sw-export-status').textContent !== b", 30, before)
+            assert "wrote" in page.inner_text(".sw-export-status"), page.inner_text(".sw-export-status")
+        files = sorted(p.name for p in exports.iterdir())
+        assert files == ["softmax_W.png", "softmax_run.csv", "softmax_state.pt"], files
+        for label in ("PNG (download)", "SVG (download)"):
+            with page.expect_download(timeout=30_000) as download:
+                dash.click(label)
+            assert download.value.suggested_filename.startswith("softmax_loss"), download.value.suggested_filename
+        screenshot(page, artifacts / "lab-export.png", "() => document.querySelector('.sw-views')")
+    return {"cell": title, "images": shown, "exports": files}
 
 
 def check_network(page) -> None:
@@ -106,7 +205,9 @@ def test_lab_notebook_end_to_end(lab, lab_root, browser_page, artifacts):
     if not (lab_root / NOTEBOOK).exists():
         pytest.fail(f"examples/{NOTEBOOK} is missing: `softmax-widgets lab` copies it, and this test opens it")
     page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 768})  # a student's laptop; Lab's default layout
     open_in_lab(page, lab, NOTEBOOK)
+    listen_iopub(page)
     run_all_cells(page)
     dash = DashboardPage(page)
     try:
@@ -115,15 +216,30 @@ def test_lab_notebook_end_to_end(lab, lab_root, browser_page, artifacts):
         page.screenshot(path=str(artifacts / "lab-not-rendered.png"))
         raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; errors: {lab_error_outputs(page)}; "
                              f"server log:\n{lab.tail()}") from None
-    result = exercise(dash, page, artifacts, "lab")
-    result["tabs"] = exercise_tabs(dash, page, artifacts)
+    screen = Screen(page, "lab-1366x768", artifacts)
+    result = exercise(dash, page, artifacts, "lab", screen)
+    page.set_viewport_size({"width": 1280, "height": 720})  # the projector, with a trained W
+    page.wait_for_timeout(1000)
+    Screen(page, "lab-1280x720", artifacts).check("after-play", shot=True)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.wait_for_timeout(1000)
+    result["blow_up"] = blow_up(dash, page, screen)
+    assert screen.moved() <= MAX_MOVE_PX, f"the loss figure moved during the session: {screen.offsets}"
+    result["tabs"] = exercise_tabs(dash, page, artifacts, lab_root / "exports")
+    # a classroom projector: the same page at 1280×720
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.wait_for_timeout(1000)
+    Screen(page, "lab-1280x720", artifacts).check("end", shot=True)
+    errors = iopub_errors(page)
+    assert not errors, f"the kernel wrote errors during the session: {errors[:3]}"
     assert not lab_error_outputs(page), lab_error_outputs(page)
     check_network(page)
-    print(f"lab: {result}")
+    print(f"lab: {result}; loss figure offsets {screen.offsets}")
 
 
 def test_voila_app_end_to_end(voila, browser_page, artifacts):
     page = browser_page
+    page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)  # Voila runs the notebook before the page loads
     dash = DashboardPage(page)
     try:
@@ -132,7 +248,7 @@ def test_voila_app_end_to_end(voila, browser_page, artifacts):
         page.screenshot(path=str(artifacts / "voila-not-rendered.png"))
         raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; server log:\n{voila.tail()}") from None
     assert "Traceback" not in page.inner_text("body")
-    result = exercise(dash, page, artifacts, "voila")
+    result = exercise(dash, page, artifacts, "voila", Screen(page, "voila-1920x1080", artifacts))
     check_network(page)
     print(f"voila: {result}")
 
@@ -154,10 +270,14 @@ def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifact
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab_root / DIVERGE_NOTEBOOK)
     page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 720})  # a classroom projector; Lab's default layout
     open_in_lab(page, lab, DIVERGE_NOTEBOOK)
+    listen_iopub(page)
     run_all_cells(page)
     dash = DashboardPage(page)
     dash.wait_rendered(FIRST_RENDER_S)
+    screen = Screen(page, "lab-1280x720-divergence", artifacts)
+    screen.check("start")
     way_out = "() => { const r = document.querySelector('.sw-way-out'); return !!(r && r.offsetParent); }"
     no_way_out = "() => { const r = document.querySelector('.sw-way-out'); return !(r && r.offsetParent); }"
     assert not page.evaluate(way_out), "the ways out show before any divergence"
@@ -166,8 +286,10 @@ def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifact
         state = dash.click_and_wait_status("Iteration", state["status"])
         if "rgb(192, 0, 0)" in state["color"]:
             break
-    assert "overflows" in state["status"] and "Ways out" in state["status"], state
+    assert "overflow" in state["status"] and "Ways out" in state["status"], state
+    assert "rows" not in state["status"], state  # the rows and images wait behind "details"
     dash.wait_for(way_out)
+    screen.check("diverged", shot=True)
     path = page.evaluate("() => document.querySelector('.sw-loss path.line').getAttribute('d') || ''")
     assert "NaN" not in path and state["lossPoints"] >= 1, path
     screenshot(page, artifacts / "lab-divergence.png")
@@ -177,5 +299,8 @@ def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifact
     stable = page.evaluate("() => Array.from(document.querySelectorAll('.sw-softmax button'))"
                            ".filter(b => b.classList.contains('mod-active')).map(b => b.textContent.trim())")
     assert stable == ["stable"], stable
+    screen.check("stable")
+    assert screen.moved() <= MAX_MOVE_PX, f"the loss figure moved: {screen.offsets}"
+    assert not iopub_errors(page), iopub_errors(page)
     assert not lab_error_outputs(page), lab_error_outputs(page)
     check_network(page)
