@@ -152,6 +152,9 @@ def exercise_tabs(dash: DashboardPage, page, artifacts, exports=None) -> dict:
     for name in TABS:
         open_tab(page, name)
         page.wait_for_timeout(400)
+        if name in ("bias", "W.grad", "batch"):
+            screenshot(page, artifacts / f"lab-tab-{name.replace('.', '')}.png",
+                       "() => document.querySelector('.sw-views')")
     open_tab(page, "evaluation")
     # Evaluation is the open tab; its matrix was recomputed after each epoch. Row 6 (Shirt), column 0 (T-shirt):
     # bqplot draws the cells row by row, and a corner click misses the number printed in the middle
@@ -163,6 +166,7 @@ def exercise_tabs(dash: DashboardPage, page, artifacts, exports=None) -> dict:
                           ".filter(i => i.offsetParent && i.naturalWidth > 0).length")
     assert shown >= 1, "clicking the Shirt → T-shirt cell showed no test images"
     title = page.inner_text(".sw-cell-title")
+    screenshot(page, artifacts / "lab-tab-evaluation.png", "() => document.querySelector('.sw-views')")
 
     # Compare runs: opening the tab draws its figures; keep this run, and its curve joins the live one
     open_tab(page, "compare runs")
@@ -191,7 +195,9 @@ def exercise_tabs(dash: DashboardPage, page, artifacts, exports=None) -> dict:
         for label in ("PNG (download)", "SVG (download)"):
             with page.expect_download(timeout=30_000) as download:
                 dash.click(label)
-            assert download.value.suggested_filename.startswith("softmax_loss"), download.value.suggested_filename
+            name = download.value.suggested_filename
+            assert name.startswith("softmax_loss"), name
+            download.value.save_as(artifacts / f"export-{name}")  # to look at: legible on white
         screenshot(page, artifacts / "lab-export.png", "() => document.querySelector('.sw-views')")
     return {"cell": title, "images": shown, "exports": files}
 
