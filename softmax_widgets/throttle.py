@@ -68,7 +68,8 @@ class Throttle:
 
     def _deferred(self) -> None:
         self.scheduled = False
-        self.flush()
+        if self.pending:
+            self()  # a call may have run since this was scheduled: then it waits out the rest of that interval
 
 
 class PushClock:
