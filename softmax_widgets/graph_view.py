@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import time
-import warnings
 from collections.abc import Callable
 
 from ipywidgets import HTML, HBox, Layout, Select, VBox
@@ -18,9 +16,10 @@ from ipywidgets import HTML, HBox, Layout, Select, VBox
 from . import model
 from .graph import LOSS, MODEL, PARAMETERS, Graph, GraphNode, autograd_graph, forward_status
 from .phases import Phase
+from .throttle import Throttle
 from .widgets import descendants
 
-__all__ = ["GraphPanel", "MathLine", "Throttle", "graph_svg", "math_text"]
+__all__ = ["GraphPanel", "MathLine", "graph_svg", "math_text"]
 
 WAKE = frozenset({"phase", "reset", "undo", "settings", "divergence"})  # events after which the picture differs
 FILL = {PARAMETERS: "#dbe9f6", MODEL: "#e3f2dc", LOSS: "#fde3cc"}
@@ -36,54 +35,14 @@ def _dims(shape) -> str:
     return "scalar" if len(shape) == 0 else "(" + "×".join(str(s) for s in shape) + ")"
 
 
-def _loop() -> asyncio.AbstractEventLoop | None:
+def _throttle(fn: Callable[[], None], interval: float) -> Throttle:
+    """At most one call per `interval` on the kernel's running loop (Play); with no running loop (a script, a
+    synchronous test) every call runs at once, since nothing would ever run the deferred one."""
     try:
-        return asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                return asyncio.get_event_loop()
-            except RuntimeError:
-                return None
-
-
-class Throttle:
-    """Call `fn` at most once per `interval` seconds while events pour in (Play); the last call always lands.
-
-    Without a running event loop (a script, a synchronous test) every call runs at once.
-    """
-
-    def __init__(self, fn: Callable[[], None], interval: float):
-        self.fn, self.interval = fn, interval
-        self._loop = _loop()
-        self._last = -float("inf")
-        self.pending = self._scheduled = False
-
-    def __call__(self) -> None:
-        wait = self._last + self.interval - time.perf_counter()
-        loop = self._loop
-        if wait <= 0 or loop is None or loop.is_closed() or not loop.is_running():
-            self.run()
-            return
-        self.pending = True
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon_threadsafe(loop.call_later, wait, self._deferred)
-
-    def run(self) -> None:
-        self._last, self.pending = time.perf_counter(), False
-        self.fn()
-
-    def flush(self) -> None:
-        """Run now if a call is held back (the end of Play, tests)."""
-        if self.pending:
-            self.run()
-
-    def _deferred(self) -> None:
-        self._scheduled = False
-        if self.pending:
-            self()  # an event may have run it meanwhile: then this waits for the rest of the interval again
+        return Throttle(fn, 0.0, None)
+    return Throttle(fn, interval, loop)
 
 
 # ---- the picture: a layered top-down layout, computed here ----
@@ -218,7 +177,7 @@ class GraphPanel:
             self.nodes, self.detail])])])
         self.widget.add_class("sw-graph")
         self._uid = f"swg{id(self):x}"
-        self._draw = Throttle(self.refresh, min_interval)
+        self._draw = _throttle(self.refresh, min_interval)
         self._choosing = False
         # the functions the current loss was built with: a swap shows only after the next forward()
         self._built_with = (trainer.softmax, trainer.loss_fn)
@@ -379,7 +338,7 @@ class MathLine:
         self.trainer = trainer
         self.widget = HTML(layout=Layout(height="24px", overflow="hidden"))
         self.widget.add_class("sw-math")
-        self._draw = Throttle(self.refresh, min_interval)
+        self._draw = _throttle(self.refresh, min_interval)
         trainer.on_change(self._on_change)
         self.refresh()
 
