@@ -313,3 +313,35 @@ def test_any_order_of_calls_keeps_the_panel_right(caplog):
         PanelMachine.TestCase().runTest()
     failed = [r.getMessage() for r in caplog.records if "listener" in r.getMessage()]
     assert not failed, failed
+
+
+def test_the_dashboard_mounts_the_panel_as_its_graph_tab_and_the_math_line(digits, monkeypatch):
+    from softmax_widgets.app import Dashboard
+
+    calls = []
+    real = gv.autograd_graph
+    monkeypatch.setattr(gv, "autograd_graph", lambda t, *fns: calls.append(1) or real(t, *fns))
+    t = Trainer(digits, batch_size=32, seed=0)
+    before = t.listener_count
+    dash = Dashboard(t)
+    panel, math_line = dash.graph, dash.math
+    assert isinstance(panel, GraphPanel) and isinstance(math_line, MathLine)
+    assert dash.views.shown != "graph" and not panel.visible
+    for label in ("next_batch", "forward"):
+        dash.buttons[label].click()
+    assert calls == []  # the tab is closed: nothing walked the graph
+    assert "(32×64)(64×10) + (10) → (32×10)" in html.unescape(math_line.widget.value)
+    dash.views.select("graph")
+    assert panel.visible and len(calls) == 1 and len(svg_names(panel)) == 10
+    for label in ("zero_grad", "backward"):
+        dash.buttons[label].click()
+    panel.flush()
+    assert "autograd has freed the tensors" in text(panel)
+    assert "∂loss/∂W = Xᵀ(Ŷ − Y): (64×32)(32×10) → (64×10)" in html.unescape(math_line.widget.value)
+    dash.views.select("evaluation")
+    assert not panel.visible
+    n = len(calls)
+    dash.buttons["sgd"].click()
+    assert len(calls) == n
+    dash.close()
+    assert t.listener_count == before  # the panel's and the math line's listeners went with the dashboard
