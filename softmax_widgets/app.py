@@ -80,6 +80,10 @@ class Dashboard(VBox):
                                    prevent_default_action=True, ignore_modifier_key_events=True)
         self._wire()
         trainer.on_change(self._on_change)
+        # the front end counts this widget's views (ipywidgets' _view_count: Lab, Notebook 7, Voila): when the
+        # last one goes (output cleared, cell re-run) a Play nobody can see, or pause, stops by itself
+        self._view_count = 0
+        self.observe(self._on_views, "_view_count")
         self.push()
 
     @classmethod
@@ -249,6 +253,13 @@ class Dashboard(VBox):
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
         c.batch_size.observe(lambda ch: self._setting("batch_size", ch["new"], c.batch_size), "value")
         c.set_playing(False)
+
+    def _on_views(self, change) -> None:
+        if change["old"] and not change["new"] and self.player.playing:
+            self.pause()
+            self._warning = ("Play paused: the dashboard is no longer on the page (its output was cleared or its "
+                             "cell run again). Show it again with `dash` in a cell, then press Play.")
+            self.clock.dirty |= CONTROLS
 
     def _on_pane(self, name: str | None) -> None:
         """A tab opened: its heatmaps join the pushes, and what they missed goes now."""

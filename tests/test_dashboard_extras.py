@@ -440,3 +440,15 @@ def test_the_tab_below_follows_the_clicked_phase(dash):
     views.select("evaluation")
     dash.buttons["backward"].click()
     assert views.shown == "evaluation"
+
+
+def test_a_stale_error_is_replaced_by_what_code_does_next(dash):
+    """Issue 13: after a refused click, the cells that drive the Trainer from code must show on the status line."""
+    for name in [*PHASES, "sgd"]:
+        dash.buttons[name].click()
+    assert dash.controls.status_level == "error" and "already applied" in dash.status
+    t = dash.trainer
+    t.next_batch(); t.forward(); t.backward(); t.sgd()  # noqa: E702  the notebook's cell, zero_grad skipped
+    dash.push()
+    assert dash.controls.status_level != "error", dash.status
+    assert "accumulated" in dash.controls.status_html.value or dash.status.startswith("sgd")

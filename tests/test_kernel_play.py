@@ -108,3 +108,30 @@ def test_dashboard_notebook_runs_in_a_kernel(monkeypatch):
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in code[1].outputs)
     assert "Trainer(" in text and "iteration 0" in text  # Run all leaves the lesson at its start
+
+
+def views(kc, model_id: str, count: int) -> None:
+    """What the front end sends when a view of the widget is displayed or removed (ipywidgets' _view_count)."""
+    kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
+        "method": "update", "state": {"_view_count": count}, "buffer_paths": []}}))
+
+
+def test_play_stops_when_the_last_view_goes(kernel):
+    """Issue 13: re-running the dashboard's cell (or clearing its output) during Play left an invisible run going."""
+    ids = setup(kernel)
+    dash_id = value(kernel, "dash.model_id")
+    views(kernel, dash_id, 1)  # displayed
+    click(kernel, ids["play"])
+    time.sleep(1.0)
+    assert probe(kernel)["playing"]
+    views(kernel, dash_id, 2)  # a second view (Create New View for Output): still shown
+    time.sleep(0.3)
+    assert probe(kernel)["playing"]
+    views(kernel, dash_id, 1)
+    views(kernel, dash_id, 0)  # the output cleared: no view left
+    gone = time.time()
+    time.sleep(1.0)
+    after = probe(kernel)
+    assert not after["playing"] and after["pause"] - gone < 1.0, after
+    assert "no longer on the page" in value(kernel, "dash.controls.status_html.value")
+    assert value(kernel, "dash._view_count") == 0

@@ -277,3 +277,18 @@ def drag_slider(page, css_class: str, to_right: bool = True) -> str:
 
 def open_tab(page, name: str) -> None:
     page.locator(".sw-views .lm-TabBar-tab", has_text=name).first.click(timeout=30_000)
+
+
+KERNEL_EXPR = r"""
+async (expr) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const reply = await kernel.requestExecute({code: '', silent: true, user_expressions: {v: expr}}).done;
+  const v = reply.content.user_expressions.v;
+  return v.status === 'ok' ? v.data['text/plain'] : 'error: ' + v.evalue;
+}
+"""
+
+
+def kernel_value(page, expr: str) -> str:
+    """repr of `expr` in the notebook's kernel, asked from the page (JupyterLab)."""
+    return page.evaluate(KERNEL_EXPR, expr)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from dashboard_page import (
     PHASES,
+    SCROLL_TO_TOP,
     UNDO,
     DashboardPage,
     drag_slider,
     iopub_errors,
+    kernel_value,
     layout,
     listen_iopub,
     loss_offset,
@@ -236,6 +238,14 @@ def test_lab_notebook_end_to_end(lab, lab_root, browser_page, artifacts):
     page.set_viewport_size({"width": 1280, "height": 720})
     page.wait_for_timeout(1000)
     Screen(page, "lab-1280x720", artifacts).check("end", shot=True)
+    # Play, then clear the cell's output: a dashboard with no view left pauses itself (issue 13)
+    page.evaluate(SCROLL_TO_TOP)
+    dash.click("▶ Play")
+    dash.wait_for("() => !!window.__sw.button('‖ Pause')")
+    assert kernel_value(page, "dash.is_playing") == "True"
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.wait_for_timeout(1000)
+    assert kernel_value(page, "dash.is_playing") == "False", "Play went on after the dashboard's output was cleared"
     errors = iopub_errors(page)
     assert not errors, f"the kernel wrote errors during the session: {errors[:3]}"
     assert not lab_error_outputs(page), lab_error_outputs(page)
