@@ -9,6 +9,7 @@ from .checks import CheckResult, check_cross_entropy, check_net, check_sgd, chec
 from .data import Dataset, DatasetUnavailableError, load_dataset
 from .evaluation import cell_examples, confusion_matrix, evaluate_test_set, per_class_accuracy
 from .export import history_to_csv, save_weight_grid, weight_grid_image
+from .graph import autograd_graph
 from .history import EpochResult, History
 from .phases import (
     Batch,
@@ -44,6 +45,7 @@ __all__ = [
     "RunStore",
     "Trainer",
     "TrainerError",
+    "autograd_graph",
     "cell_examples",
     "check_cross_entropy",
     "check_net",

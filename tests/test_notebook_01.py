@@ -58,6 +58,10 @@ def test_notebook_01_executes_and_teaches(tmp_path, monkeypatch, data):
     assert "W after 20 iterations" in text and "W after 3 epochs" in text
     assert "PhaseError: sgd() needs gradients" in text
     assert "autograd equals Xᵀ(P − Y): True" in text
+    # the graph after forward (its node names) and after backward (freed, so a second backward is refused)
+    for node in ("AccumulateGrad", "AddmmBackward0", "ExpBackward0", "DivBackward0", "LogBackward0", "SumBackward0"):
+        assert node in text
+    assert "saved tensors freed: True" in text and "PhaseError: backward() already ran on this forward pass" in text
     assert "accumulated over 2 backward passes" in text
     assert text.count("epoch ") >= 3
     if data == "real":

@@ -69,6 +69,15 @@ B = len(t.y)
 print(f"loss (summed): {t.loss.item():.2f} = {t.loss.item() / B:.3f} per image")
 print(f"a model that guesses 1/10 for every class would score -log(0.1) = {-torch.tensor(0.1).log().item():.3f}")
 print(f"{t.correct} of {B} predictions correct")"""),
+    new_markdown_cell("""## The graph `forward()` just built
+
+Autograd recorded every operation of the forward pass. `autograd_graph(t)` walks it back from the loss through
+`grad_fn.next_functions`: PyTorch's name for each node, the shape it made, its part of the lesson and the line of
+code that created it. Only `W` and `b` are leaves (`AccumulateGrad`); `X` and `y` need no gradient, so they are
+not in the graph. `DivBackward0` made `y_hat`; the nodes below it compute the loss."""),
+    new_code_cell("""from softmax_widgets.graph import autograd_graph
+
+print(autograd_graph(t))"""),
     new_markdown_cell("""## What if you call `sgd()` now?
 
 There are no gradients of this batch yet. The Trainer refuses and tells you what to call next; nothing changed."""),
@@ -89,6 +98,18 @@ print(f"after backward: |W.grad| = {t.W.grad.norm().item():.3f}, |b.grad| = {t.b
 Y = torch.nn.functional.one_hot(t.y, data.num_classes).float()
 by_hand = t.X.T @ (t.y_hat.detach() - Y)
 print("autograd equals Xᵀ(P − Y):", torch.allclose(t.W.grad, by_hand, atol=1e-4))"""),
+    new_markdown_cell("""## After `backward()`: the graph is used up
+
+`backward()` walked the graph from the loss up to `W` and `b`, then freed the tensors its nodes had saved for it.
+The structure is still there to look at, but a second `backward()` would need those tensors: the Trainer refuses
+it until the next `forward()` builds a new graph."""),
+    new_code_cell("""g = autograd_graph(t)
+print("saved tensors freed:", g.freed)
+print(f"on the leaves: ‖W.grad‖ = {g.labelled('W').grad_norm:.3f}, ‖b.grad‖ = {g.labelled('b').grad_norm:.3f}")
+try:
+    t.backward()
+except PhaseError as err:
+    print("PhaseError:", err)"""),
     new_markdown_cell("""## 5. `sgd()`: one step downhill
 
 `W -= lr * W.grad / batch_size` (and `b` likewise). That finishes iteration 1."""),
