@@ -69,15 +69,18 @@ class Dashboard(VBox):
         self.keys_area.add_class("sw-keys")
         # the row of tabs (W.grad, batch, bias, graph, evaluation, compare, export); outside the keys area: its
         # text boxes need the keys
-        self.views = Views(self, on_pane=self._on_pane)
         self.graph = self.math = None
-        self._mount_graph()
+        self._make_graph()
+        self.views = Views(self, on_pane=self._on_pane, graph=self.graph)
         super().__init__(children=[self.controls.widget, self.keys_area, self.views.widget, self.controls.help],
                          **kwargs)
         self.add_class("sw-dashboard")
         # prevent_default_action: Space must not scroll the page, → must not move the notebook's cursor
         self.key_events = DomEvent(source=self.keys_area, watched_events=["keydown"],
                                    prevent_default_action=True, ignore_modifier_key_events=True)
+        # and over the row of buttons (no text box there): after a click on Step the mouse rests on it
+        self.button_keys = DomEvent(source=self.controls.button_row, watched_events=["keydown"],
+                                    prevent_default_action=True, ignore_modifier_key_events=True)
         self._wire()
         trainer.on_change(self._on_change)
         # the front end counts this widget's views (ipywidgets' _view_count: Lab, Notebook 7, Voila): when the
@@ -149,8 +152,8 @@ class Dashboard(VBox):
         elif action == "reset":
             self._act(lambda: self._reset(self.trainer.seed))
         else:
-            self._warning = (f"The key {key!r} does nothing here: {KEYS_HELP}. Over the plots every key goes to "
-                             "the dashboard; move the mouse away to type or run cells.")
+            self._warning = (f"The key {key!r} does nothing here: {KEYS_HELP}. Over the buttons and plots every key "
+                             "goes to the dashboard; move the mouse away to type or run cells.")
             self.clock.dirty |= CONTROLS
             self.push()  # like a click: whatever code in a cell left pending goes too
             return False
@@ -179,9 +182,9 @@ class Dashboard(VBox):
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             trainer.on_change(self._on_change, remove=True)
-        keys = getattr(self, "key_events", None)
-        if keys is not None:  # it points at the keys area; nothing points back at it
-            keys.close()
+        for keys in (getattr(self, "key_events", None), getattr(self, "button_keys", None)):
+            if keys is not None:  # it points at its area; nothing points back at it
+                keys.close()
         if getattr(self, "math", None) is not None:
             self.math.close()
         views = getattr(self, "views", None)
@@ -217,7 +220,7 @@ class Dashboard(VBox):
             self._show_error(err)
 
     # ---- wiring ----
-    def _mount_graph(self) -> None:
+    def _make_graph(self) -> None:
         """The autograd graph tab and the formula line, when graph_view.py is there (it is optional)."""
         try:
             from . import graph_view
@@ -228,7 +231,6 @@ class Dashboard(VBox):
             return
         try:
             self.graph = graph_view.GraphPanel(self.trainer)
-            self.views.mount_graph(self.graph)
             self.math = graph_view.MathLine(self.trainer)
             self.controls.math.children = [self.math.widget]
         except Exception:  # an unfinished panel must not take the dashboard down
@@ -250,6 +252,7 @@ class Dashboard(VBox):
         c.buttons["way_undo"].on_click(lambda _: self._act(self._undo_blowup))
         c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
         self.key_events.on_dom_event(self._on_dom_event)
+        self.button_keys.on_dom_event(self._on_dom_event)
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
         c.batch_size.observe(lambda ch: self._setting("batch_size", ch["new"], c.batch_size), "value")
         c.set_playing(False)

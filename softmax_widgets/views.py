@@ -396,7 +396,7 @@ class Views:
     `on_pane(name)` is called with the open tab's name, so the dashboard pushes only what is on the page.
     """
 
-    def __init__(self, dashboard, min_interval: float = 1.0, on_pane=None):
+    def __init__(self, dashboard, min_interval: float = 1.0, on_pane=None, graph=None):
         self.trainer = dashboard.trainer
         self.on_pane = on_pane
         self.runs = RunStore()
@@ -406,8 +406,9 @@ class Views:
                    "compared loss": self.compare.loss_fig, "compared test accuracy": self.compare.acc_fig}
         plots = getattr(dashboard, "plots", None)
         self.export = ExportPane(self.trainer, _figures(plots or object(), figures))
-        self.graph = None  # graph_view.GraphPanel, when that module is there
-        self.graph_slot = VBox([HTML("<small>The autograd graph of the loss appears here (graph_view).</small>")])
+        self.graph = graph  # graph_view.GraphPanel, when that module is there
+        self.graph_slot = VBox([graph.widget] if graph is not None else
+                               [HTML("<small>The autograd graph of the loss appears here (graph_view).</small>")])
         self.panes = {**(getattr(plots, "panes", None) or {}), "graph": self.graph_slot,
                       "evaluation": self.evaluation.widget, "compare runs": self.compare.widget,
                       "export": self.export.widget}
@@ -426,7 +427,7 @@ class Views:
         self.runs.on_change(self.compare.refresh_runs)
         self.trainer.on_change(self._on_change)
         self.refresh()
-        self._on_tab({"old": None, "new": self.widget.selected_index})
+        self._on_tab({"old": None, "new": self.widget.selected_index})  # and the graph panel hears it is hidden
 
     @property
     def min_interval(self) -> float:

@@ -38,9 +38,10 @@ KEY_TABLE = [  # (keys as KeyboardEvent.key, label in the help, action, words in
     (("r", "R"), "r", "reset", "reset"),
 ]
 KEYS = {key: action for keys, _, action, _ in KEY_TABLE for key in keys}
-# ipyevents watches keys while the mouse is over the plots (it takes every key there, so not over the text boxes)
+# ipyevents watches keys while the mouse is over the buttons or the plots (it takes every key there, so not over
+# the text boxes and sliders)
 KEYS_HELP = "keys: " + " · ".join(f"{label} {words}" for _, label, _, words in KEY_TABLE) + \
-    " (with the mouse over the plots)"
+    " (with the mouse over the buttons or the plots)"
 SOFTMAXES = [("lesson's", "lesson"), ("stable", "stable")]  # the toggle's (label, value)
 # what each phase runs, in the lesson's own code
 CODE = {
@@ -86,7 +87,7 @@ class Controls:
         self.buttons["step"] = _button("Step", "run the next phase (the highlighted one)")
         self.buttons["iteration"] = _button("Iteration", "finish this batch: the phases up to sgd")
         self.buttons["epoch"] = _button("Run epoch", "train to the end of this epoch at full speed, then test")
-        self.buttons["play"] = _button(PLAY, "train until paused, at the chosen speed", "84px")
+        self.buttons["play"] = _button(PLAY, "train until paused, at the chosen speed", "82px")
         self.buttons["reset"] = _button("Reset", "back to the initial W and b with this seed")
         self.buttons["new_seed"] = _button("New seed", "draw a new seed and reset")
         self.buttons["undo"] = _button(UNDO, "take back the last phase: trainer.undo() (W, batch, history exactly)")
@@ -99,11 +100,11 @@ class Controls:
         slider = {"continuous_update": False, "style": {"description_width": "28px"}}
         # 1-2-5 stops on a log scale: a ~150 px track holds seven decades with a readable readout
         self.lr = SelectionSlider(options=_lr_options(lr), value=lr, description="lr",
-                                  layout=Layout(width="270px", flex="none"), **slider)
+                                  layout=Layout(width="320px", flex="none"), **slider)
         self.batch_size = IntText(value=batch_size, description="batch", style={"description_width": "40px"},
                                   layout=Layout(width="118px", flex="none"))
         self.speed = SelectionSlider(options=list(SPEEDS), value=speed, description="it/s",
-                                     layout=Layout(width="250px", flex="none"), **slider)
+                                     layout=Layout(width="300px", flex="none"), **slider)
         self.seed = BoundedIntText(value=seed, min=0, max=2**32 - 1, description="seed",
                                    style={"description_width": "36px"}, layout=Layout(width="140px", flex="none"))
         self.softmax = ToggleButtons(options=SOFTMAXES, value="lesson",
@@ -123,11 +124,13 @@ class Controls:
         for b in phases[1:]:
             row1 += [arrow(), b]
         b = self.buttons
+        # the buttons only (no text box): the keys act while the mouse rests here too, as after a click on Step
+        self.button_row = _row([*row1, Label("", layout=Layout(width="8px", flex="none")), b["step"],
+                                b["iteration"], b["epoch"], b["play"], b["undo"]])
         self.widget = VBox([
             self.note,
-            _row([*row1, Label("", layout=Layout(width="10px", flex="none")), b["step"], b["iteration"],
-                  b["epoch"]]),
-            _row([b["play"], b["undo"], self.speed, self.lr, self.batch_size]),
+            self.button_row,
+            _row([self.speed, self.lr, self.batch_size]),
             _row([b["reset"], self.seed, b["new_seed"], Label("softmax", layout=Layout(margin="0 4px 0 8px",
                                                                                     flex="none")),
                   self.softmax, self.counter]),

@@ -452,3 +452,15 @@ def test_a_stale_error_is_replaced_by_what_code_does_next(dash):
     dash.push()
     assert dash.controls.status_level != "error", dash.status
     assert "accumulated" in dash.controls.status_html.value or dash.status.startswith("sgd")
+
+
+def test_keys_act_over_the_row_of_buttons_too(dash):
+    """After a click on Step the mouse rests on the buttons: ipyevents listens there too (no text box in that row)."""
+    assert not any(type(w).__name__ in ("Text", "IntText", "BoundedIntText", "Textarea")
+                   for w in dash.controls.button_row.children)
+    content = {"altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False, "type": "keydown",
+               "key": "s", "repeat": False, "event": "keydown"}
+    comm = dash.button_keys.comm
+    comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": content}},
+                     "buffers": [], "metadata": {}})
+    assert dash.status.startswith("next_batch")

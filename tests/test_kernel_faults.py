@@ -100,11 +100,11 @@ def test_dashboard_usable_after_an_interrupt_during_play(kernel):
 
 
 def test_interrupt_of_a_long_cell_keeps_the_trainer_consistent(kernel):
-    """KeyboardInterrupt in t.fit(100) lands somewhere inside a phase: the Trainer must still add up."""
+    """KeyboardInterrupt in t.fit(2000) lands somewhere inside a phase: the Trainer must still add up."""
     km, kc = kernel
     ids = make(kc, "d3")
     for delay in (0.3, 0.7, 1.1):  # three different points inside the loop
-        msg_id = busy_with(kc, "d3.trainer.fit(100)")
+        msg_id = busy_with(kc, "d3.trainer.fit(2000)")
         time.sleep(delay)  # on a loaded machine the request itself can take longer than `delay` to start
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=60)

@@ -121,10 +121,11 @@ class DashboardPage:
                       timeout_s, before)
         return self.state()
 
-    def press_key(self, key: str, before: str, timeout_s: float = 30) -> dict:
-        """Hover over the dashboard's plots (ipyevents listens while the mouse is there), press `key`, then wait
-        until the status line's text differs from `before`; returns the new state."""
-        self.page.locator(".sw-dashboard .sw-keys").first.hover(timeout=30_000)
+    def press_key(self, key: str, before: str, timeout_s: float = 30, over: str | None = None) -> dict:
+        """Hover over the dashboard's plots (or the button labelled `over`; ipyevents listens while the mouse is
+        there), press `key`, then wait until the status line's text differs from `before`; returns the new state."""
+        target = self.button(over) if over else self.page.locator(".sw-dashboard .sw-keys").first
+        target.hover(timeout=30_000)
         self.page.keyboard.press(key)
         self.wait_for("(before) => window.__sw.statusText() !== before", timeout_s, before)
         return self.state()

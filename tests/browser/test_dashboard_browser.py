@@ -95,6 +95,11 @@ def exercise(dash: DashboardPage, page, artifacts, name: str, screen: Screen | N
     state = dash.press_key("u", state["status"])
     assert state["status"].startswith("undo: back to before next_batch"), state
     assert "batch 1/" in state["counter"], state
+    # with the mouse resting on a button, as after a click on Step: the keys act there too
+    state = dash.press_key("s", state["status"], over="Step")
+    assert state["status"].startswith("next_batch"), f"the s key over Step did not step: {state}"
+    state = dash.press_key("u", state["status"], over="Iteration")
+    assert state["status"].startswith("undo: back to before next_batch"), state
 
     # Play starts slow enough to watch; "max" is one drag to the right
     assert page.inner_text(".sw-speed .widget-readout").strip() == "20"
