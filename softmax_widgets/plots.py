@@ -11,10 +11,11 @@ from ipywidgets import HTML, HBox, Layout, VBox
 
 from .data import Dataset
 
-__all__ = ["MAX_POINTS", "Plots", "decimate_indices", "nice_ceil"]
+__all__ = ["MAX_POINTS", "Plots", "debias", "decimate_indices", "nice_ceil", "smoothed"]
 
 MAX_POINTS = 300  # most points per curve sent (a 440 px plot shows no more); each push costs bytes
-SMOOTH = 50  # iterations in the running mean
+SMOOTH = 50  # iterations the smoothed curve averages over (an exponential moving average of about that span)
+BETA = 1 - 2 / (SMOOTH + 1)  # the EMA whose centre of mass matches a 50-point window
 STRIP = 8  # images shown from the current batch
 RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9e9e9e"
 LEVELS = 127  # colour levels each side of 0 sent for a heatmap
@@ -48,32 +49,50 @@ def nice_ceil(x: float) -> float:
     return 10.0 ** (e + 1)
 
 
+def smoothed(values: np.ndarray, start: float = 0.0) -> np.ndarray:
+    """An exponential moving average of `values`, continuing from `start` (not yet divided by 1 − β^i: see
+    `debias`): smooth from the first point on, with no kink where a 50-point window would fill."""
+    out = np.empty(len(values), np.float64)
+    m = start
+    for i, x in enumerate(values.tolist()):  # a few hundred new points per push: a Python loop is fine here
+        m = BETA * m + (1 - BETA) * x
+        out[i] = m
+    return out
+
+
+def debias(raw: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The average of the points so far, weighted towards the last ~SMOOTH (as Adam corrects its moments)."""
+    return (raw / (1 - BETA ** (idx + 1))).astype(np.float32)
+
+
 class _Series:
     """A history list mirrored into a growing float32 buffer, so a push never converts the whole list."""
 
     def __init__(self):
         self.source, self.n = None, 0
         self.values = np.empty(1024, np.float32)
-        self.cumsum = np.zeros(1025, np.float64)  # running means in O(points), not O(history)
+        self.ema = np.zeros(1024, np.float64)  # the smoothed curve, kept up to date in O(new points)
 
     def sync(self, source: list) -> int:
-        if source is not self.source or len(source) < self.n:  # a reset gives a new History
+        n = self.n
+        # a reset gives a new History; an undo shortens it (and the next iteration may refill the same length)
+        if source is not self.source or len(source) < n or (n and np.float32(source[n - 1]) != self.values[n - 1]):
             self.source, self.n = source, 0
         new = len(source) - self.n
         if new > 0:
             if len(source) > len(self.values):
                 cap = max(2 * len(self.values), len(source))
                 self.values = np.resize(self.values, cap)
-                self.cumsum = np.resize(self.cumsum, cap + 1)
+                self.ema = np.resize(self.ema, cap)
             chunk = np.asarray(source[self.n:], np.float64)
             self.values[self.n:len(source)] = chunk
-            self.cumsum[self.n + 1:len(source) + 1] = self.cumsum[self.n] + np.cumsum(chunk)
+            self.ema[self.n:len(source)] = smoothed(chunk, self.ema[self.n - 1] if self.n else 0.0)
             self.n = len(source)
         return self.n
 
-    def running_mean(self, idx: np.ndarray, window: int = SMOOTH) -> np.ndarray:
-        lo = np.maximum(idx + 1 - window, 0)
-        return ((self.cumsum[idx + 1] - self.cumsum[lo]) / (idx + 1 - lo)).astype(np.float32)
+    def running_mean(self, idx: np.ndarray) -> np.ndarray:
+        """The smoothed curve at `idx` (iterations − 1)."""
+        return debias(self.ema[idx], idx)
 
 
 def _fig(marks, title="", width="96px", height="114px", margin=(18, 2, 2, 2), axes=(), **kw) -> Figure:
@@ -125,7 +144,7 @@ class Plots:
         self.loss_x, ys = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0)
         self.loss_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
                                scales={"x": self.loss_x, "y": ys}, colors=["#7fb2dc", "#08519c"],
-                               labels=["per batch", f"mean of {SMOOTH}"], stroke_width=1.5, marker="circle",
+                               labels=["per batch", f"mean of ~{SMOOTH}"], stroke_width=1.5, marker="circle",
                                marker_size=12)
         self.loss_fig = _fig([self.loss_line], "", "330px", "212px", (8, 34, 46, 12),
                              [Axis(scale=self.loss_x, label="iteration", tick_format="d"),
@@ -133,7 +152,7 @@ class Plots:
         self.acc_x, ya = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0, max=1.0)
         self.train_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
                                 scales={"x": self.acc_x, "y": ya}, colors=["#f5b27a", "#d94801"],
-                                labels=["train (batch)", f"train (mean of {SMOOTH})"], marker="circle",
+                                labels=["train (batch)", f"train (mean of ~{SMOOTH})"], marker="circle",
                                 marker_size=12)
         self.test_line = Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
                                scales={"x": self.acc_x, "y": ya}, colors=["#238b45"], labels=["test (per epoch)"],
@@ -143,7 +162,7 @@ class Plots:
                              Axis(scale=ya, side="left", label="accuracy", tick_format=".0%",
                                   tick_values=np.linspace(0, 1, 5))])
         self.loss_legend = HTML("<div style='font-size:12px;line-height:18px'><b>loss</b> per iteration"
-                                + _legend([("#7fb2dc", "per batch", False), ("#08519c", f"mean of {SMOOTH}",
+                                + _legend([("#7fb2dc", "per batch", False), ("#08519c", f"mean of ~{SMOOTH}",
                                                                                   False)]) + "</div>")
         self.acc_legend = HTML("<div style='font-size:12px;line-height:18px'><b>accuracy</b>"
                                + _legend([("#f5b27a", "train", False), ("#d94801", "mean", False),

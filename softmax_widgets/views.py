@@ -21,7 +21,7 @@ from ipywidgets import HTML, Box, Button, HBox, Image, Layout, SelectMultiple, T
 from traitlets import Any
 
 from . import evaluation, export
-from .plots import SMOOTH, decimate_indices
+from .plots import SMOOTH, debias, decimate_indices, smoothed
 from .runs import RunStore
 from .throttle import Throttle
 from .widgets import descendants
@@ -207,7 +207,7 @@ class ComparePane:
         self.lines: dict[object, tuple[Lines, Lines]] = {}  # run id (or "live") -> (loss, test accuracy)
         self.loss_fig = _fig([], [Axis(scale=xs, label="iteration", tick_format="d"),
                                   Axis(scale=ys, side="left", label="loss", tick_format=".2f")],
-                             f"loss (mean of {SMOOTH} iterations)")
+                             f"loss (mean of ~{SMOOTH} iterations)")
         self.acc_fig = _fig([], [Axis(scale=xa, label="iteration", tick_format="d"),
                                  Axis(scale=ya, side="left", label="test accuracy", tick_format=".0%")],
                             "test accuracy (per epoch)")
@@ -261,10 +261,8 @@ class ComparePane:
     def _curves(self, history) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         loss = np.asarray(history.loss, np.float64)
         idx = decimate_indices(len(loss), MAX_RUN_POINTS)
-        csum = np.concatenate([[0.0], np.cumsum(loss)])
-        lo = np.maximum(idx + 1 - SMOOTH, 0)
-        mean = (csum[idx + 1] - csum[lo]) / np.maximum(idx + 1 - lo, 1)
-        return ((idx + 1).astype(np.float32), mean.astype(np.float32),
+        mean = debias(smoothed(loss)[idx], idx) if len(loss) else np.zeros(0, np.float32)
+        return ((idx + 1).astype(np.float32), mean,
                 np.asarray(history.epoch_iteration, np.float32), np.asarray(history.test_acc, np.float32))
 
     def _set(self, key, label: str, color: str, history, dashed: bool = False) -> None:

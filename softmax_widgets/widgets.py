@@ -207,7 +207,8 @@ class Controls:
             self.code.value = value
 
     def show_counter(self, text: str) -> None:
-        value = f"<b style='white-space:nowrap'>{html.escape(text)}</b>"
+        # two short lines fit the fixed row when the row is narrow (a projector): it wraps, nothing moves
+        value = f"<div style='font-size:12px;line-height:14px;font-weight:bold'>{html.escape(text)}</div>"
         if self.counter.value != value:
             self.counter.value = value
 

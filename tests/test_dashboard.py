@@ -334,3 +334,19 @@ def test_divergence_stops_play_and_says_the_way_out(digits):
         d.close()
 
     asyncio.run(main())
+
+
+def test_the_smoothed_curve_has_no_kink_where_a_window_would_fill(dash):
+    """Issue 13: a 50-point running mean turns a corner at iteration 50 (its slope jumps from 1/2 to 1 on a
+    ramp); the debiased moving average bends smoothly, from the first point on."""
+    from softmax_widgets.plots import debias, smoothed
+
+    ramp = np.arange(200, dtype=np.float64)
+    curve = debias(smoothed(ramp), np.arange(200)).astype(np.float64)
+    bend = np.abs(np.diff(curve, 2))
+    assert bend.max() < 0.05, bend.argmax()
+    assert curve[0] == 0 and 170 < curve[-1] < 175  # lags ~25 iterations, like a 50-point window
+    dash.run_for(5)
+    line = dash.plots.loss_line
+    np.testing.assert_allclose(line.y[1], debias(smoothed(np.array(dash.trainer.history.loss)), np.arange(5)),
+                               rtol=1e-5)
