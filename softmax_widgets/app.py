@@ -9,7 +9,7 @@ import logging
 import random
 
 from ipyevents import Event as DomEvent
-from ipywidgets import VBox
+from ipywidgets import Button, Layout, VBox
 
 from . import model
 from .data import DatasetUnavailableError, load_dataset
@@ -72,6 +72,11 @@ class Dashboard(VBox):
         self.graph = self.math = None
         self._make_graph()
         self.views = Views(self, on_pane=self._on_pane, graph=self.graph)
+        # keep this run, beside the live plots: its loss stays on the loss figure, dashed
+        self.keep = Button(description="keep run", button_style="info", layout=Layout(width="auto"),
+                           tooltip="freeze this run's curves (the compare runs tab shows test accuracy too)")
+        self.plots.keep_slot.children = [self.keep]
+        self.views.runs.on_change(self._on_runs)
         super().__init__(children=[self.controls.widget, self.keys_area, self.views.widget, self.controls.help],
                          **kwargs)
         self.add_class("sw-dashboard")
@@ -188,6 +193,10 @@ class Dashboard(VBox):
         if getattr(self, "math", None) is not None:
             self.math.close()
         views = getattr(self, "views", None)
+        if views is not None:
+            views.runs.on_change(self._on_runs, remove=True)
+            for line in self.plots.run_lines.values():  # kept runs' lines (the figure's marks change)
+                line.close()
         if views is not None:  # its Trainer and RunStore listeners, the panes of closed tabs, removed runs
             views.close()
         if getattr(self, "comm", None) is not None:
@@ -250,12 +259,24 @@ class Dashboard(VBox):
         c.buttons["way_stable"].on_click(lambda _: self._act(self.trainer.use_stable_softmax))
         c.buttons["way_lr"].on_click(lambda _: self._act(lambda: setattr(self.trainer, "lr", self.trainer.lr / 10)))
         c.buttons["way_undo"].on_click(lambda _: self._act(self._undo_blowup))
+        self.keep.on_click(lambda _: self._guard(self._keep_run))
         c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
         self.key_events.on_dom_event(self._on_dom_event)
         self.button_keys.on_dom_event(self._on_dom_event)
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
         c.batch_size.observe(lambda ch: self._setting("batch_size", ch["new"], c.batch_size), "value")
         c.set_playing(False)
+
+    def _keep_run(self) -> None:
+        """The keep button beside the plots: the same as the compare runs tab's, said on the status line."""
+        run = self.views.compare.keep_run()
+        self._warning = (f"kept {run.label}: its loss stays on the loss plot, dashed; the compare runs tab has its "
+                         "test accuracy" if run is not None else
+                         "Nothing to keep yet: this run has no iteration. Train first (Step, Run epoch or Play).")
+        self.push(CONTROLS)
+
+    def _on_runs(self, store) -> None:
+        self.plots.show_runs(list(store))
 
     def _on_views(self, change) -> None:
         if change["old"] and not change["new"] and self.player.playing:

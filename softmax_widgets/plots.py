@@ -127,6 +127,7 @@ def colour_bar(m: float, low: str, mid: str, high: str, what: str) -> str:
             f"linear-gradient(to right,{low},{mid},{high})'></span> +{m:g}</span>")
 
 
+RUN_COLOURS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 W_COLOURS = ("#2166ac", "#f7f7f7", "#b2182b")  # RdBu reversed, as the W maps: blue −, white 0, red +
 G_COLOURS = ("#b35806", "#f7f7f7", "#542788")  # PuOr, as the W.grad maps: orange −, purple +
 
@@ -217,7 +218,13 @@ class Plots:
                           + [(f, "sw-weights") for f in self.w_figs] + [(f, "sw-grad") for f in self.g_figs]
                           + [(f, "sw-batch") for f in self.img_figs]):
             fig.add_class(name)
-        self.w_box = VBox([self.w_note, _grid(self.w_figs)], layout=Layout(margin="0 0 0 8px"))
+        # kept runs beside the live one: their smoothed loss dashed on the loss figure, named under the W maps
+        self.run_lines: dict[int, Lines] = {}
+        self.keep_slot = HBox(layout=Layout(margin="6px 0 0 0", align_items="center"))  # the Dashboard's button
+        self.runs_legend = HTML(layout=Layout(max_height="64px", overflow="auto"))
+        self.runs_legend.add_class("sw-runs-legend")
+        self.w_box = VBox([self.w_note, _grid(self.w_figs), self.keep_slot, self.runs_legend],
+                          layout=Layout(margin="0 0 0 8px"))
         self.w_box.add_class("sw-w-maps")
         self.w_note.add_class("sw-w-legend")
         # on one screen: the curves on the left, the ten W maps and their colour scale on the right
@@ -225,7 +232,8 @@ class Plots:
             legend.layout.height, legend.layout.overflow, legend.layout.width = "20px", "hidden", "330px"
         self.widget = HBox([VBox([self.loss_legend, self.loss_fig, self.acc_legend, self.acc_fig],
                                  layout=Layout(flex="none", width="330px")), self.w_box],
-                           layout=Layout(flex_flow="row nowrap", align_items="flex-start"))
+                           # side by side from ~850 px; on a phone the W maps go below the curves
+                           layout=Layout(flex_flow="row wrap", align_items="flex-start"))
         # behind the tabs below: what changes every phase, too fast to read during Play
         self.panes = {
             "W.grad": VBox([self.g_note, _grid(self.g_figs),
@@ -234,6 +242,27 @@ class Plots:
                                 "probabilities, the true class green, a wrong guess red"), _grid(strip, 8)]),
             "bias": VBox([self.bias_fig]),
         }
+
+    def show_runs(self, runs) -> None:
+        """Kept runs (runs.Run) on the loss figure, dashed, each in its colour; the live run's line on top."""
+        wanted = {r.id: (i, r) for i, r in enumerate(runs)}
+        for key in [k for k in self.run_lines if k not in wanted]:
+            self.run_lines.pop(key).close()
+        items = []
+        for key, (i, run) in wanted.items():
+            color = RUN_COLOURS[i % len(RUN_COLOURS)]
+            if key not in self.run_lines:  # a kept run is frozen: its curve is computed once
+                loss = np.asarray(run.history.loss, np.float64)
+                idx = decimate_indices(len(loss))
+                y = debias(smoothed(loss)[idx], idx) if len(loss) else np.zeros(0, np.float32)
+                self.run_lines[key] = Lines(x=(idx + 1).astype(np.float32), y=y, scales=self.loss_line.scales,
+                                            colors=[color], line_style="dashed", stroke_width=2)
+            items.append((color, run.label, True))
+        marks = [*self.run_lines.values(), self.loss_line]
+        if list(self.loss_fig.marks) != marks:
+            self.loss_fig.marks = marks
+        self.runs_legend.value = ("" if not items else "<div style='font-size:12px;line-height:18px'>kept, mean "
+                                  f"loss:{_legend(items)}</div>")
 
     # ---- updates: each mark inside its own hold_sync, so its changes leave as one message ----
     def update(self, trainer, parts) -> None:

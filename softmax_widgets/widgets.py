@@ -70,8 +70,9 @@ def _button(description: str, tooltip: str, width: str = "auto") -> Button:
 
 
 def _row(children, **kw) -> HBox:
+    # a fixed height; on a phone-width page the row scrolls sideways instead of wrapping over what follows
     return HBox(children, layout=Layout(height=ROW_H, flex_flow="row nowrap", align_items="center",
-                                        overflow="hidden", **kw))
+                                        overflow="auto hidden", **kw))
 
 
 def _lr_options(extra: float | None = None) -> list[tuple[str, float]]:

@@ -464,3 +464,17 @@ def test_keys_act_over_the_row_of_buttons_too(dash):
     comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": content}},
                      "buffers": [], "metadata": {}})
     assert dash.status.startswith("next_batch")
+
+
+def test_keep_this_run_beside_the_live_plots(dash):
+    """Issue 13: a kept run's loss stays on the live loss figure (dashed) and is named under the W maps."""
+    dash.keep.click()
+    assert dash.controls.status_level != "error" and "Nothing to keep yet" in dash.controls.status_html.value
+    dash.run_for(30)
+    dash.keep.click()
+    assert "kept lr 0.1, batch 64" in dash.controls.status_html.value
+    lines = list(dash.plots.run_lines.values())
+    assert len(lines) == 1 and lines[0].line_style == "dashed" and dash.plots.loss_fig.marks[-1] is dash.plots.loss_line
+    assert len(lines[0].x) == 30 and "lr 0.1, batch 64" in dash.plots.runs_legend.value
+    dash.views.runs.clear()
+    assert not dash.plots.run_lines and list(dash.plots.loss_fig.marks) == [dash.plots.loss_line]
