@@ -67,12 +67,12 @@ def _ways(t: Trainer, operation: str, custom: str | None) -> tuple[tuple[str, ..
     ways = []
     if custom:
         ways.append("lesson_function")
-    if t.softmax is not model.stable_softmax and operation in ("softmax_exp_overflow", "softmax_backward_overflow"):
-        ways.append("stable_softmax")
+    if len(getattr(t, "snapshots", ())):
+        ways.append("undo")  # first: a lower lr or another softmax does not shrink a W that already grew
     if t.iteration > 0 or operation == "sgd_step_overflow":  # before any sgd step the lr moved nothing
         ways.append("lower_lr")
-    if len(getattr(t, "snapshots", ())):
-        ways.append("undo")
+    if t.softmax is not model.stable_softmax and operation in ("softmax_exp_overflow", "softmax_backward_overflow"):
+        ways.append("stable_softmax")
     ways.append("reset")
     name, lesson = custom or "softmax", {"softmax": "softmax", "loss_fn": "cross_entropy",
                                          "optimizer": "sgd"}.get(custom or "softmax")
@@ -81,10 +81,11 @@ def _ways(t: Trainer, operation: str, custom: str | None) -> tuple[tuple[str, ..
 
 
 def _cause_of_large_weights(t: Trainer) -> str:
-    """Why W or b got so large: the lr only if an sgd step has run; else they were set from code."""
-    if t.iteration > 0:
-        return f"the learning rate (lr {t.lr:g}) is probably too large for this data"
+    """Why W or b got so large: sgd steps with too large an lr, if any has run; else they were set from code."""
     big = max(float(t.W.detach().abs().max()), float(t.b.detach().abs().max()))
+    if t.iteration > 0:
+        return (f"W grew that large (largest |W| or |b|: {big:.3g}) through sgd steps with a learning rate too large "
+                f"for this data (lr is now {t.lr:g}), and a lower lr alone keeps that W: undo() the large steps first")
     return (f"no sgd step has run yet, so the learning rate is not the cause: W or b were set to large values "
             f"(largest |W| or |b|: {big:.3g})")
 

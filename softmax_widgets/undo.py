@@ -88,8 +88,15 @@ class SnapshotRing:
 
     @property
     def iterations(self) -> int:
-        """Whole iterations (next_batch snapshots) that undo(iterations=n) can still take back."""
-        return sum(1 for i in range(self._count) if self._slot(i).phase is Phase.NEXT_BATCH)
+        """Whole iterations (next_batch snapshots) of this run that undo(iterations=n) can still take back: back to
+        its start at most (a reset or a load before it is taken back by undo() alone)."""
+        n = 0
+        for back in range(1, self._count + 1):
+            slot = self._slot(self._count - back)
+            if slot.whole is not None:
+                break
+            n += slot.phase is Phase.NEXT_BATCH
+        return n
 
     @property
     def nbytes(self) -> int:
@@ -248,7 +255,10 @@ class SnapshotRing:
         """How many phases to pop to go back `n` iterations (to before the n-th newest next_batch)."""
         found = 0
         for back in range(1, self._count + 1):
-            if self._slot(self._count - back).phase is Phase.NEXT_BATCH:
+            slot = self._slot(self._count - back)
+            if slot.whole is not None:
+                return -1  # never across a reset or a load: "back to before the last sgd" stays in this run
+            if slot.phase is Phase.NEXT_BATCH:
                 found += 1
                 if found == n:
                     return back

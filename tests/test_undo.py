@@ -377,3 +377,21 @@ def test_an_aborted_zero_grad_gives_the_gradients_back(digits):
     assert t.W.grad is not g
     t.snapshots.abort(t)
     assert t.W.grad is g and torch.equal(g, values) and len(t.snapshots) == 5
+
+
+def test_undo_by_iterations_never_crosses_a_reset(digits):
+    """'back to before the last sgd' after a reset stays in the new run; only a plain undo() takes the reset back."""
+    t = Trainer(digits, batch_size=64, seed=0)
+    for _ in range(3):
+        t.train_step()
+    t.reset()
+    t.next_batch()
+    t.forward()
+    assert t.snapshots.iterations == 1
+    with pytest.raises(PhaseError, match="Nothing to undo"):
+        t.undo(iterations=2)
+    assert t.iteration == 0 and t.next_phase is Phase.ZERO_GRAD  # the refusal changed nothing
+    t.undo(iterations=1)
+    assert t.iteration == 0 and t.next_phase is Phase.NEXT_BATCH
+    t.undo()  # the reset itself
+    assert t.iteration == 3 and len(t.history.loss) == 3
