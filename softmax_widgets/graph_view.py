@@ -263,7 +263,7 @@ class GraphPanel:
             return (f"No graph yet. Call {first}: autograd records every operation of the forward pass here, "
                     "W and b at the top as leaves, softmax's steps down to ŷ = y_hat, then the loss.")
         n = len(g.nodes)
-        notes = "".join(f"<br><small>{html.escape(x)}</small>" for x in g.notes)
+        notes = "".join(f"<br><small>{_code(x)}</small>" for x in g.notes)
         if s == "live":
             return (f"forward() built this graph: {n} nodes for the {len(t.y)} images of this batch. Each node "
                     "keeps the tensors its gradient needs. backward() walks it from the loss up to W and b." + notes)
@@ -369,3 +369,9 @@ class MathLine:
     def close(self) -> None:
         self.trainer.on_change(self._on_change, remove=True)
         self.widget.close()
+
+
+def _code(text: str) -> str:
+    """Escaped text with its `code` spans as <code> (the notes are written for print() too)."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
