@@ -12,7 +12,7 @@ from ipyevents import Event as DomEvent
 from ipywidgets import Button, Layout, VBox
 
 from . import model
-from .data import DatasetUnavailableError, load_dataset
+from .data import load_or_offline
 from .phases import DivergenceError, Phase, TrainerError
 from .player import Player
 from .plots import Plots
@@ -32,9 +32,10 @@ FOLLOW = {Phase.NEXT_BATCH: "batch", Phase.FORWARD: "batch", Phase.ZERO_GRAD: "W
 
 def divergence_status(event) -> tuple[str, str]:
     """A divergence read aloud: the cause in one sentence, then the ways out; the rest (rows, images) folded."""
-    cause = ((event.detail or {}).get("what") or "a number turned NaN or inf").strip()
+    detail = event.detail or {}
+    cause = (detail.get("cause") or detail.get("what") or "a number turned NaN or inf").strip()
     if event.phase is not None and not cause.startswith(f"{event.phase}()"):
-        cause = f"{event.phase}() diverged: {cause}"
+        cause = f"{event.phase}(): {cause}"
     cause = cause if cause.endswith(".") else cause + "."
     ways = event.message.split("Ways out:", 1)
     return cause + (f" Ways out:{ways[1]}" if len(ways) == 2 else ""), event.message
@@ -96,15 +97,9 @@ class Dashboard(VBox):
 
     @classmethod
     def from_dataset(cls, name: str = "fashion-mnist", root=None, download: bool = True, **trainer_kwargs):
-        """A Dashboard on a fresh Trainer; offline without the files it falls back to the 8x8 digits."""
-        note = ""
-        try:
-            data = load_dataset(name, root=root, download=download)
-        except DatasetUnavailableError as err:
-            data = load_dataset("digits")
-            where = getattr(err, "folder", None) or "the data folder"
-            note = (f"Showing the offline 8×8 digits: {name} is not in {where} and could not be downloaded. "
-                    "Set $SOFTMAX_WIDGETS_DATA (or root=) to the folder that holds its raw/ files.")
+        """A Dashboard on a fresh Trainer; offline without the files it trains on the bundled Fashion-MNIST subset
+        (the same lesson, 6,000 images) and says so at the top."""
+        data, note = load_or_offline(name, root=root, download=download)
         return cls(Trainer(data, **trainer_kwargs), note=note)
 
     # ---- public API ----

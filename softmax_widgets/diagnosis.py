@@ -38,6 +38,25 @@ WAYS = {
 }
 
 
+# the cause in one plain sentence, for a status line read aloud (the full explanation is `what`)
+CAUSES = {
+    "logits_nonfinite": "The logits X W + b are NaN or inf: W or b left float32's range.",
+    "softmax_exp_overflow": "exp() overflowed: a logit of {top:.0f} is above 88.7, so softmax divided inf by inf.",
+    "softmax_nonfinite": "Your softmax returned NaN or inf.",
+    "softmax_negative": "Your softmax returned negative probabilities, and their log is NaN.",
+    "loss_nonfinite": "Your loss_fn returned NaN or inf.",
+    "cross_entropy_log_zero": "A true class got probability 0, and cross_entropy took log(0) = -inf.",
+    "nonfinite_output": "The probabilities turned NaN or inf.",
+    "backward_nonfinite": "backward() put NaN or inf into W.grad.",
+    "gradient_sum_overflow": "W.grad overflowed: the batch's gradients summed past float32's range.",
+    "cross_entropy_backward_overflow": "A true class got a probability so small that cross_entropy's slope -1/p "
+                                       "overflowed in backward().",
+    "softmax_backward_overflow": "softmax's slope overflowed in backward(): a logit of {top:.0f} is above 44.",
+    "optimizer_nonfinite": "Your optimizer put NaN or inf into W or b.",
+    "sgd_step_overflow": "The step lr · W.grad / B overflowed float32 at lr {lr:g}.",
+}
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     """What produced the NaN/inf (`operation`), where (`rows` of the batch, `images` in the training set),
@@ -51,6 +70,7 @@ class Diagnosis:
     where: str  # which rows (empty when no row is at fault)
     ways_out: tuple[str, ...]
     ways_text: str  # "Ways out: ..."
+    cause: str = ""  # the cause in one plain sentence (CAUSES)
 
     @property
     def message(self) -> str:
@@ -58,8 +78,8 @@ class Diagnosis:
         return f"{self.what}{where} Nothing recorded so far is lost. {self.ways_text}"
 
     def detail(self) -> dict:
-        return {"operation": self.operation, "what": self.what, "rows": list(self.rows), "images": list(self.images),
-                "ways_out": list(self.ways_out)}
+        return {"operation": self.operation, "cause": self.cause, "what": self.what, "rows": list(self.rows),
+                "images": list(self.images), "ways_out": list(self.ways_out)}
 
 
 def _ways(t: Trainer, operation: str, custom: str | None) -> tuple[tuple[str, ...], str]:
@@ -91,7 +111,7 @@ def _cause_of_large_weights(t: Trainer) -> str:
 
 
 def _make(t: Trainer, phase: Phase, operation: str, mask: torch.Tensor | None, what: str,
-          custom: str | None = None) -> Diagnosis:
+          custom: str | None = None, top: float = math.nan) -> Diagnosis:
     rows = () if mask is None else tuple(int(i) for i in mask.nonzero().flatten())
     idx = t.batch_indices
     images = tuple(int(idx[r]) for r in rows) if idx is not None else ()
@@ -105,7 +125,8 @@ def _make(t: Trainer, phase: Phase, operation: str, mask: torch.Tensor | None, w
         where = (f"It came from {len(rows)} of the batch's {len(mask)} rows: rows {shown} (training images "
                  f"{img}; all of them in err.rows and err.images).")
     ways, text = _ways(t, operation, custom)
-    return Diagnosis(phase, operation, what, rows, images, where, ways, text)
+    cause = CAUSES.get(operation, what).format(top=top, lr=t.lr)
+    return Diagnosis(phase, operation, what, rows, images, where, ways, text, cause)
 
 
 def _safe(diagnose):
@@ -118,7 +139,7 @@ def _safe(diagnose):
             phase = {"diagnose_forward": Phase.FORWARD, "diagnose_backward": Phase.BACKWARD}.get(
                 diagnose.__name__, Phase.SGD)
             return Diagnosis(phase, "unknown", f"{phase}() produced NaN or inf.", (), (), "", ("reset",),
-                             "Ways out: reset().")
+                             "Ways out: reset().", f"{phase}() produced NaN or inf.")
     return run
 
 
@@ -144,7 +165,7 @@ def diagnose_forward(t: Trainer) -> Diagnosis:
         return _make(t, Phase.FORWARD, "softmax_exp_overflow", bad_prob & (logits.amax(dim=1) > EXP_LIMIT),
                      lead + f"exp() overflowed: the largest logit is {top:.0f}, exp() of anything above "
                      f"{EXP_LIMIT:.1f} overflows float32 to inf, and softmax then divides inf by inf (NaN){yours}; "
-                     f"{_cause_of_large_weights(t)}.")
+                     f"{_cause_of_large_weights(t)}.", top=top)
     if _custom(t.softmax, "softmax") and t.softmax is not model.stable_softmax:
         if bool(bad_prob.any()):
             return _make(t, Phase.FORWARD, "softmax_nonfinite", bad_prob, lead + "your softmax returned NaN or inf "
@@ -199,7 +220,7 @@ def diagnose_backward(t: Trainer) -> Diagnosis:
         # exp(o) / s: the quotient's derivative divides by s², which is inf once the logits pass ~44
         return _make(t, Phase.BACKWARD, "softmax_backward_overflow", bad, lead + "the derivative of softmax "
                      f"overflowed: it divides by the squared row sum of exp(), which is inf once a logit passes "
-                     f"{EXP_LIMIT / 2:.0f} (the largest is {top:.0f}).")
+                     f"{EXP_LIMIT / 2:.0f} (the largest is {top:.0f}).", top=top)
     custom = "softmax" if _custom(t.softmax, "stable_softmax") else ("loss_fn" if _custom(
         t.loss_fn, "cross_entropy") else None)
     return _make(t, Phase.BACKWARD, "backward_nonfinite", bad, lead + "the gradient of the loss was NaN or inf.",

@@ -237,10 +237,11 @@ def test_close_unsubscribes_and_closes_the_widgets(digits):
     assert t.listener_count == n and d.plots.w_maps[0].comm is None and d.buttons["play"].comm is None
 
 
-def test_from_dataset_falls_back_to_digits_with_a_note(tmp_path):
+def test_from_dataset_falls_back_to_the_bundled_fashion_subset_with_a_note(tmp_path):
     d = Dashboard.from_dataset("fashion-mnist", root=tmp_path, download=False, batch_size=64)
-    assert d.trainer.data.name == "digits" and d.trainer.batch_size == 64
-    assert "digits" in d.controls.note.value and "fashion-mnist" in d.controls.note.value
+    assert d.trainer.data.name == "fashion-mnist-small" and d.trainer.batch_size == 64
+    note = d.controls.note.value
+    assert "bundled offline subset" in note and "SOFTMAX_WIDGETS_DATA" in note and "root=" in note
     d.close()
 
 
