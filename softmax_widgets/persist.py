@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 
@@ -93,17 +93,19 @@ def save(t: Trainer, path: str | os.PathLike) -> None:
     torch.save(state_dict(t), path)
 
 
-def read(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a state file; weights_only: a state file cannot run code when it is opened."""
+def read(path: str | os.PathLike | BinaryIO, name: str | None = None) -> dict[str, Any]:
+    """Load a state file (a path, or an open binary file such as an upload's bytes in io.BytesIO, named by
+    `name`); weights_only: a state file cannot run code when it is opened."""
+    name = name or (os.fspath(path) if isinstance(path, str | os.PathLike) else "the uploaded file")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{os.fspath(path)} is not a readable softmax_widgets state file (truncated, corrupt, or "
+        raise ValueError(f"{name} is not a readable softmax_widgets state file (truncated, corrupt, or "
                          f"not made by Trainer.save): {first}. Save the run again with trainer.save(path).") from err
-    return upgrade(sd, source=os.fspath(path))
+    return upgrade(sd, source=name)
 
 
 def upgrade(sd: Any, source: str = "this state") -> dict[str, Any]:
