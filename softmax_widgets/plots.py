@@ -11,7 +11,7 @@ from ipywidgets import HTML, HBox, Layout, VBox
 
 from .data import Dataset
 
-__all__ = ["MAX_POINTS", "Plots", "debias", "decimate_indices", "nice_ceil", "smoothed"]
+__all__ = ["MAX_POINTS", "Plots", "debias", "decimate_indices", "iteration_ticks", "nice_ceil", "smoothed"]
 
 MAX_POINTS = 300  # most points per curve sent (a 440 px plot shows no more); each push costs bytes
 SMOOTH = 50  # iterations the smoothed curve averages over (an exponential moving average of about that span)
@@ -20,6 +20,7 @@ STRIP = 8  # images shown from the current batch
 RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9e9e9e"
 LEVELS = 127  # colour levels each side of 0 sent for a heatmap
 FEW = 20  # a curve with fewer points shows them as markers
+CURVE_PX = 330 - 46 - 12  # the curves' plotting width: figure width less the left and right margins
 SHRINK = 4  # a colour limit shrinks when the values fall below 1/SHRINK of it (hysteresis)
 
 
@@ -47,6 +48,27 @@ def nice_ceil(x: float) -> float:
         if m * 10.0 ** e >= x * (1 - 1e-9):
             return m * 10.0 ** e
     return 10.0 ** (e + 1)
+
+
+DIGIT_PX, TICK_GAP_PX = 7.5, 18  # a digit of a 12 px tick label is at most ~7 px wide; the room left between two
+
+
+def iteration_ticks(hi: float, width_px: float, lo: float = 0.0) -> np.ndarray:
+    """Whole-number ticks from lo to hi, spaced 1, 2 or 5 × 10^k apart: as many as `width_px` holds without two
+    labels touching (bqplot's own choice ran "80100120140..." together near 300 iterations)."""
+    hi = max(float(hi), lo + 1.0)
+    label_px = DIGIT_PX * len(str(int(hi))) + TICK_GAP_PX
+    most = max(2, int(width_px // label_px))
+    step = max(1, round(nice_ceil((hi - lo) / most)))
+    first = math.ceil(lo / step) * step
+    return np.arange(first, hi + 1e-9, step, dtype=np.float64)
+
+
+def set_ticks(axis: Axis, ticks: np.ndarray) -> None:
+    """Send the tick values only when they change (a push per new tick, not per step)."""
+    old = axis.tick_values
+    if old is None or len(old) != len(ticks) or not np.array_equal(np.asarray(old, np.float64), ticks):
+        axis.tick_values = ticks
 
 
 def smoothed(values: np.ndarray, start: float = 0.0) -> np.ndarray:
@@ -147,8 +169,10 @@ class Plots:
                                scales={"x": self.loss_x, "y": ys}, colors=["#7fb2dc", "#08519c"],
                                labels=["per batch", f"mean of ~{SMOOTH}"], stroke_width=1.5, marker="circle",
                                marker_size=12)
+        self.loss_xaxis = Axis(scale=self.loss_x, label="iteration", tick_format="d",
+                               tick_values=iteration_ticks(10, CURVE_PX))
         self.loss_fig = _fig([self.loss_line], "", "330px", "212px", (8, 34, 46, 12),
-                             [Axis(scale=self.loss_x, label="iteration", tick_format="d"),
+                             [self.loss_xaxis,
                               Axis(scale=ys, side="left", label="loss", tick_format="~g")])
         self.acc_x, ya = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0, max=1.0)
         self.train_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
@@ -158,8 +182,10 @@ class Plots:
         self.test_line = Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
                                scales={"x": self.acc_x, "y": ya}, colors=["#238b45"], labels=["test (per epoch)"],
                                marker="circle", marker_size=40, stroke_width=2)
+        self.acc_xaxis = Axis(scale=self.acc_x, label="iteration", tick_format="d",
+                              tick_values=iteration_ticks(10, CURVE_PX))
         self.acc_fig = _fig([self.train_line, self.test_line], "", "330px", "170px", (8, 34, 46, 12),
-                            [Axis(scale=self.acc_x, label="iteration", tick_format="d"),
+                            [self.acc_xaxis,
                              Axis(scale=ya, side="left", label="accuracy", tick_format=".0%",
                                   tick_values=np.linspace(0, 1, 5))])
         self.loss_legend = HTML("<div style='font-size:12px;line-height:18px'><b>loss</b> per iteration"
@@ -210,9 +236,16 @@ class Plots:
         self.true_bars = [bars(RIGHT) for _ in range(STRIP)]
         self.wrong_bars = [bars(WRONG) for _ in range(STRIP)]
         self.img_figs = [_fig([m], "—", "105px", "120px", (18, 2, 2, 2)) for m in self.img_maps]
-        self.prob_figs = [_fig(m, "", "105px", "50px", (2, 2, 2, 2))
+        self.prob_figs = [_fig(m, "", "105px", "80px", (2, 2, 2, 2))
                           for m in zip(self.prob_bars, self.true_bars, self.wrong_bars, strict=True)]
-        strip = [VBox([f, p]) for f, p in zip(self.img_figs, self.prob_figs, strict=True)]
+        # the figure's title holds the true class only; what the model said goes below the bars in HTML, which
+        # wraps inside its column (one SVG title "✗ Shirt → Ankle boot" ran into its neighbour's)
+        self.captions = [HTML(layout=Layout(width="105px", height="32px", overflow="hidden", margin="0"))
+                         for _ in range(STRIP)]
+        for c in self.captions:
+            c.add_class("sw-batch-caption")
+        strip = [VBox([f, p, c], layout=Layout(width="105px", margin="0 4px 0 0"))
+                 for f, p, c in zip(self.img_figs, self.prob_figs, self.captions, strict=True)]
         # stable names for CSS and the browser tests (figure titles are for people and may change)
         for fig, name in ([(self.loss_fig, "sw-loss"), (self.acc_fig, "sw-acc"), (self.bias_fig, "sw-bias")]
                           + [(f, "sw-weights") for f in self.w_figs] + [(f, "sw-grad") for f in self.g_figs]
@@ -220,6 +253,7 @@ class Plots:
             fig.add_class(name)
         # kept runs beside the live one: their smoothed loss dashed on the loss figure, named under the W maps
         self.run_lines: dict[int, Lines] = {}
+        self._runs_top = 0  # the longest kept run (iterations): the loss figure's x axis reaches it too
         self.keep_slot = HBox(layout=Layout(margin="6px 0 0 0", align_items="center"))  # the Dashboard's button
         self.runs_legend = HTML(layout=Layout(max_height="64px", overflow="auto"))
         self.runs_legend.add_class("sw-runs-legend")
@@ -258,6 +292,8 @@ class Plots:
                 self.run_lines[key] = Lines(x=(idx + 1).astype(np.float32), y=y, scales=self.loss_line.scales,
                                             colors=[color], line_style="dashed", stroke_width=2)
             items.append((color, run.label, True))
+        self._runs_top = max((len(r.history.loss) for r in runs), default=0)
+        set_ticks(self.loss_xaxis, iteration_ticks(max(10, self._loss.n, self._runs_top), CURVE_PX))
         marks = [*self.run_lines.values(), self.loss_line]
         if list(self.loss_fig.marks) != marks:
             self.loss_fig.marks = marks
@@ -277,8 +313,10 @@ class Plots:
             self._batch(trainer)
 
     def _curves(self, h) -> None:
-        for series, line, src, xs in ((self._loss, self.loss_line, h.loss, self.loss_x),
-                                      (self._acc, self.train_line, h.train_acc, self.acc_x)):
+        for series, line, src, xs, axis, others in ((self._loss, self.loss_line, h.loss, self.loss_x,
+                                                     self.loss_xaxis, self._runs_top),
+                                                    (self._acc, self.train_line, h.train_acc, self.acc_x,
+                                                     self.acc_xaxis, 0)):
             n = series.sync(src)
             idx = decimate_indices(n)
             y = np.empty((2, len(idx)), np.float32)
@@ -293,6 +331,7 @@ class Plots:
             top = None if n >= 10 else 10.0  # at least 0..10: whole-number ticks from the first point
             if xs.max != top:
                 xs.max = top
+            set_ticks(axis, iteration_ticks(max(10, n, others), CURVE_PX))
         if len(self.test_line.x) != len(h.test_acc) or len(h.test_acc) == 0:
             with self.test_line.hold_sync():
                 self.test_line.x = np.asarray(h.epoch_iteration, np.float32)
@@ -378,20 +417,27 @@ class Plots:
                 self.img_maps[i].color = imgs[i]
             fig = self.img_figs[i]
             row, right, wrong = zero, zero.copy(), zero.copy()
+            said = ""
             if i >= n:
                 title, style = "—", "#000"
             else:
                 true = int(y[i])
                 if probs is None or not np.isfinite(probs[i]).all():
-                    title, style = f"{self.classes[true]} → ?", "#000"
+                    title, style = self.classes[true], "#000"
+                    said = "said: ? (no forward yet)" if probs is None else "said: ? (not finite)"
                 else:
                     row = probs[i]
                     pred = int(row.argmax())
                     right[true] = row[true]
                     if pred != true:
                         wrong[pred] = row[pred]
-                    title, style = ((f"✓ {self.classes[pred]}", RIGHT) if pred == true else
-                                    (f"✗ {self.classes[true]} → {self.classes[pred]}", WRONG))
+                    title, style = (f"{'✓' if pred == true else '✗'} {self.classes[true]}",
+                                    RIGHT if pred == true else WRONG)
+                    said = f"said: {self.classes[pred]} {row[pred]:.0%}"
+            caption = (f"<div style='font-size:11px;line-height:14px;white-space:normal;overflow-wrap:anywhere;"
+                       f"color:{style}' title='{html.escape(said, quote=True)}'>{html.escape(said)}</div>")
+            if self.captions[i].value != caption:
+                self.captions[i].value = caption
             with fig.hold_sync():
                 fig.title, fig.title_style = title, {"font-size": "11px", "fill": style}
             for mark, values in ((self.prob_bars[i], row), (self.true_bars[i], right), (self.wrong_bars[i], wrong)):

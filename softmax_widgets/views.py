@@ -9,6 +9,7 @@ so a fast Play on the 8x8 digits (an epoch every few ms) does not flood the brow
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import os
@@ -17,19 +18,20 @@ import time
 import numpy as np
 from bqplot import Axis, Bars, ColorScale, Figure, GridHeatMap, LinearScale, Lines, OrdinalScale
 from bqplot.traits import array_from_json
-from ipywidgets import HTML, Box, Button, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox
+from ipywidgets import HTML, Box, Button, FileUpload, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox
 from traitlets import Any
 
-from . import evaluation, export
-from .plots import SMOOTH, debias, decimate_indices, smoothed
+from . import evaluation, export, persist
+from .plots import SMOOTH, debias, decimate_indices, iteration_ticks, set_ticks, smoothed
 from .runs import RunStore
 from .throttle import Throttle
 from .widgets import descendants
 
-__all__ = ["EXPORTS", "MAX_RUN_POINTS", "TABS", "Views", "short_name"]
+__all__ = ["EXPORTS", "MAX_RUN_POINTS", "TABS", "Views", "describe", "short_name", "when"]
 
 EXAMPLES = 12  # test images shown for a clicked cell
 MAX_RUN_POINTS = 500  # points per compared curve
+COMPARE_PX = 460 - 60 - 10  # a compare figure's plotting width (its width less the left and right margins)
 WAKE = frozenset({"epoch", "reset", "undo"})  # events after which W differs from what the views show
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 LIVE = "#000000"
@@ -80,6 +82,25 @@ def _png(pixels: np.ndarray, shape: tuple[int, int], side: int = 56) -> bytes:
     buf = io.BytesIO()
     img.resize((side, side), PILImage.NEAREST).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def when(history, iteration: int) -> str:
+    """Where `iteration` stands, numbered as the counter numbers epochs: "after epoch 1 (iteration 235)" at an
+    epoch's end, "in epoch 2, at iteration 300" during one (the counter says "epoch 1" while the first runs)."""
+    ends = list(history.epoch_iteration)
+    done = sum(1 for it in ends if it <= iteration)
+    if done and ends[done - 1] == iteration:
+        return f"after epoch {done} (iteration {iteration})"
+    return f"in epoch {done + 1}, at iteration {iteration}"
+
+
+def describe(run) -> str:
+    """A kept run in words, truthful about where it stopped: "after epoch 1" or "paused in epoch 2"."""
+    where = when(run.history, run.iteration)
+    if where.startswith("in "):
+        where = "paused " + where
+    last = f", loss {run.history.loss[-1]:.4f}" if run.history.loss else ""
+    return f"{run.label} ({where}{last})"
 
 
 def _ok(text: str) -> str:
@@ -151,8 +172,8 @@ class EvaluationPane:
             self.matrix.color = m.astype(np.float32)
         with self.acc_bars.hold_sync():
             self.acc_bars.y = np.nan_to_num(ev.per_class_accuracy.numpy()).astype(np.float32)
-        self.note.value = (f"<small>test accuracy {ev.accuracy:.1%} at iteration {ev.iteration} "
-                           f"(epoch {self.trainer.epoch}). Click a cell to see its test images.</small>")
+        self.note.value = (f"<small>test accuracy {ev.accuracy:.1%} {when(self.trainer.history, ev.iteration)}. "
+                           "Click a cell to see its test images.</small>")
         if self.cell is not None:
             self.show_cell(*self.cell)
 
@@ -205,17 +226,22 @@ class ComparePane:
         xa, ya = LinearScale(), LinearScale(min=0.0, max=1.0)
         self._scales = {"loss": {"x": xs, "y": ys}, "acc": {"x": xa, "y": ya}}
         self.lines: dict[object, tuple[Lines, Lines]] = {}  # run id (or "live") -> (loss, test accuracy)
-        self.loss_fig = _fig([], [Axis(scale=xs, label="iteration", tick_format="d"),
-                                  Axis(scale=ys, side="left", label="loss", tick_format=".2f")],
+        # both x axes run from 0 to the longest run, with whole-number ticks that fit (one epoch's single test
+        # point made bqplot print "235" 17 times over a zero-width domain)
+        self.x_axes = [Axis(scale=xs, label="iteration", tick_format="d"),
+                       Axis(scale=xa, label="iteration", tick_format="d")]
+        self.loss_fig = _fig([], [self.x_axes[0], Axis(scale=ys, side="left", label="loss", tick_format=".2f")],
                              f"loss (mean of ~{SMOOTH} iterations)")
-        self.acc_fig = _fig([], [Axis(scale=xa, label="iteration", tick_format="d"),
-                                 Axis(scale=ya, side="left", label="test accuracy", tick_format=".0%")],
+        self.acc_fig = _fig([], [self.x_axes[1], Axis(scale=ya, side="left", label="test accuracy",
+                                                      tick_format=".0%")],
                             "test accuracy (per epoch)")
         self.label = Text(placeholder=self.default_label(), description="label",
                           layout=Layout(width="260px"))
         self.keep = Button(description="keep this run", button_style="info",
                            tooltip="freeze this run's curves and settings to compare with the next one")
         self.kept = SelectMultiple(options=[], rows=4, description="kept", layout=Layout(width="420px"))
+        # the list box cuts a long entry: every kept run in full below it, wrapping (and as the list's tooltip)
+        self.kept_text = HTML(layout=Layout(max_width="900px"))
         self.remove = Button(description="remove selected")
         self.status = HTML("<small>Typical use: train at lr 0.1, keep; reset with lr 0.01, train, keep; "
                            "compare.</small>")
@@ -227,8 +253,8 @@ class ComparePane:
         # one legend above both figures, in HTML: bqplot's in-plot legend box is ~2x wider than its text and
         # covered the curves and the y axis whatever corner it was given
         self.legend = HTML()
-        self.widget = VBox([HBox([self.label, self.keep]), HBox([self.kept, self.remove]), self.status,
-                            self.legend, self.figures])
+        self.widget = VBox([HBox([self.label, self.keep]), HBox([self.kept, self.remove]), self.kept_text,
+                            self.status, self.legend, self.figures])
         self.refresh_live()
 
     def show_figures(self) -> None:
@@ -243,9 +269,13 @@ class ComparePane:
             self.status.value = _bad("nothing to keep yet: this run has no iteration. Train first (Step, Run "
                                      "epoch or Play), then keep it.")
             return None
-        run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label())
+        h = self.trainer.history
+        # "finished" when the run stands at the end of an epoch (its test accuracy is in), else "paused"
+        ended = bool(h.epoch_iteration) and h.epoch_iteration[-1] == self.trainer.iteration
+        run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label(),
+                            status="finished" if ended else "paused")
         self.label.value = ""
-        self.status.value = _ok(f"kept {run}")
+        self.status.value = _ok(f"kept {describe(run)}")
         self.refresh_live()  # the live run drawn up to now, beside its kept copy
         return run
 
@@ -287,7 +317,11 @@ class ComparePane:
         for i, run in enumerate(self.runs):
             if run.id not in self.lines:
                 self._set(run.id, run.label, PALETTE[i % len(PALETTE)], run.history)
-        self.kept.options = [(str(r), r.id) for r in self.runs]
+        self.kept.options = [(describe(r), r.id) for r in self.runs]
+        full = [describe(r) for r in self.runs]
+        self.kept.tooltip = "\n".join(full) or None
+        self.kept_text.value = "".join(f"<div style='font-size:12px;line-height:16px;white-space:normal;"
+                                       f"overflow-wrap:anywhere'>{html.escape(text)}</div>" for text in full)
         self._mount()
 
     def refresh_live(self) -> None:
@@ -307,17 +341,45 @@ class ComparePane:
                          f"width:26px;vertical-align:middle;border-top:{border}'></span> "
                          f"{html.escape(line.labels[0])}</span>")
         self.legend.value = f"<div style='font-size:12px'>{''.join(items)}</div>"
+        self._x_range()
+
+    def _x_range(self) -> None:
+        """Both figures from iteration 0 to the longest run drawn (at least 10), ticks chosen to fit."""
+        hi = max([10.0] + [float(m.x[-1]) for pair in self.lines.values() for m in pair if len(m.x)])
+        for axis in self.x_axes:
+            if axis.scale.min != 0.0 or axis.scale.max != hi:
+                with axis.scale.hold_sync():
+                    axis.scale.min, axis.scale.max = 0.0, hi
+            set_ticks(axis, iteration_ticks(hi, COMPARE_PX))
 
     def labels(self) -> list[str]:
         """The legend, in drawing order (kept runs, then the live one)."""
         return [m.labels[0] for m in self.loss_fig.marks]
 
 
-class ExportPane:
-    """Buttons that write the run's files into a folder, or ask the browser to download a figure."""
+def in_voila() -> bool:
+    """True in a kernel Voila started: its files land in a temporary folder on the server, lost when it stops."""
+    return (os.environ.get("SERVER_SOFTWARE", "").startswith("voila")
+            or any(k in os.environ for k in ("VOILA_PREHEAT", "VOILA_BASE_URL", "VOILA_KERNEL_ID")))
 
-    def __init__(self, trainer, figures: dict[str, Figure]):
+
+MIME = {"csv": "text/csv", "weights": "image/png", "state": "application/octet-stream"}
+# Clicks the link once, in this page, within two minutes of being sent: a page reloaded with this widget's saved
+# state, or a second view of it, downloads nothing. The <img> fails to load at once; its onerror is the only
+# way an ipywidgets HTML value runs a line of script (innerHTML never runs <script>).
+AUTO_CLICK = ("<img src='data:,' style='display:none' onerror=\"const a=this.previousElementSibling,"
+              "w=window.__swDownloads=window.__swDownloads||{};if(!w['{token}']&&Date.now()<{until}){w['{token}']=1;"
+              "a.click();}\">")
+
+
+class ExportPane:
+    """Buttons that make the run's files (CSV, W as PNG, the state file) and figures, and an upload that loads a
+    state file into the running Trainer. In JupyterLab a file goes into the folder shown; in Voila (whose folder
+    is a temporary one on the server) it reaches the browser as a download."""
+
+    def __init__(self, trainer, figures: dict[str, Figure], browser_download: bool | None = None):
         self.trainer, self.figures = trainer, figures
+        self.browser_download = in_voila() if browser_download is None else browser_download
         # beside the notebook (the kernel's working directory), in a folder of their own; made on first write
         self.folder = Text(value=os.path.join(os.getcwd(), EXPORTS), description="folder",
                            layout=Layout(width="520px"))
@@ -332,37 +394,94 @@ class ExportPane:
         self.png, self.svg = Button(description="PNG (download)"), Button(description="SVG (download)")
         self.png.on_click(lambda _: self.download("png"))
         self.svg.on_click(lambda _: self.download("svg"))
+        self.upload = FileUpload(accept=".pt", multiple=False, description="load state file (.pt)",
+                                 layout=Layout(width="220px"))
+        self.upload.observe(self._on_upload, "value")
         self.status = HTML()
-        self.widget = VBox([self.folder, HBox(list(self.buttons.values())),
-                            HTML("<small>Figures are drawn by the browser: PNG/SVG arrive as a download from the "
-                                 "page (your browser's download folder), not in the folder above.</small>"),
-                            HBox([self.figure, VBox([self.png, self.svg])]), self.status])
+        self.link = HTML()  # the browser download: a link made from the file's bytes, clicked once when it comes
+        self.link.add_class("sw-export-link")
+        self._downloads = 0
+        where = ("Files arrive as downloads in your browser's download folder." if self.browser_download else
+                 "Files go into the folder above (on the machine that runs the kernel).")
+        self.widget = VBox([HBox([self.folder]) if not self.browser_download else HBox(),
+                            HBox(list(self.buttons.values())), HTML(f"<small>{where} Figures are drawn by the "
+                                                                   "browser: PNG/SVG always arrive as a download "
+                                                                   "from the page.</small>"),
+                            HBox([self.figure, VBox([self.png, self.svg])]),
+                            HBox([self.upload, HTML("<small>continues the uploaded run here; ↶ undo takes the load "
+                                                    "back</small>")]),
+                            self.status, self.link])
+
+    def _bytes(self, key: str) -> tuple[bytes, str]:
+        if key == "csv":
+            return export.history_to_csv(self.trainer).encode(), f"{len(self.trainer.history.loss)} iterations"
+        if key == "weights":
+            buf = io.BytesIO()
+            export.weight_grid_image(self.trainer).save(buf, format="PNG")
+            return buf.getvalue(), "W's columns as images"
+        buf = io.BytesIO()
+        self.trainer.save(buf)
+        return buf.getvalue(), f"iteration {self.trainer.iteration}"
 
     def write(self, key: str) -> str | None:
-        """Write one file into the folder; the status line says where, or why not (never a traceback)."""
+        """Make one file: into the folder (JupyterLab) or as a browser download (Voila). The status line says
+        where, or why not (never a traceback). Returns the path written, or the name downloaded."""
+        name = self.names[key]
+        try:
+            data, what = self._bytes(key)
+        except Exception as err:  # not a file problem: still words, not a traceback
+            self.status.value = _bad(f"could not export {name}: {type(err).__name__}: {err}")
+            return None
+        if self.browser_download:
+            self.offer(name, data, MIME[key])
+            self.status.value = _ok(f"sent {name} to your browser ({len(data):,} bytes, {what}): look in its "
+                                    "download folder" + ("; Trainer.load(path) continues from it"
+                                                         if key == "state" else ""))
+            return name
         folder = os.path.expanduser(self.folder.value.strip() or ".")
-        path = os.path.join(folder, self.names[key])
+        path = os.path.join(folder, name)
         try:
             os.makedirs(folder, exist_ok=True)
-            if key == "csv":
-                export.history_to_csv(self.trainer, path)
-                what = f"{len(self.trainer.history.loss)} iterations"
-            elif key == "weights":
-                export.save_weight_grid(self.trainer, path)
-                what = "W's columns as images"
-            else:
-                with open(path, "wb") as f:  # open() here: a refused folder is an OSError with a plain reason
-                    self.trainer.save(f)
-                what = f"iteration {self.trainer.iteration}; Trainer.load('{path}') continues from it"
+            with open(path, "wb") as f:  # open() here: a refused folder is an OSError with a plain reason
+                f.write(data)
         except OSError as err:
             self.status.value = _bad(f"could not write {path}: {err.strerror or err}. Type a folder you can write "
                                      "to in the box above and press the button again.")
             return None
-        except Exception as err:  # not a file problem: still words, not a traceback
-            self.status.value = _bad(f"could not export {self.names[key]}: {type(err).__name__}: {err}")
-            return None
-        self.status.value = _ok(f"wrote {os.path.abspath(path)} ({os.path.getsize(path):,} bytes, {what})")
+        if key == "state":
+            what += f"; Trainer.load('{path}') continues from it"
+        self.status.value = _ok(f"wrote {os.path.abspath(path)} ({len(data):,} bytes, {what})")
         return path
+
+    def offer(self, name: str, data: bytes, mime: str) -> None:
+        """A browser download of `data`: a data: link, clicked once by the page as it arrives."""
+        self._downloads += 1
+        token = f"{id(self)}-{self._downloads}"
+        url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        safe = html.escape(name, quote=True)
+        self.link.value = (f"<a href='{url}' download='{safe}' style='font-size:12px'>download {safe} again "
+                           f"({len(data):,} bytes)</a>"
+                           + AUTO_CLICK.replace("{token}", token).replace("{until}",
+                                                                          str(int((time.time() + 120) * 1000))))
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if not files:
+            return
+        f = files[0]
+        self.load(bytes(f["content"]), f["name"])
+        self.upload.value = ()  # the same file may be chosen again after an undo
+
+    def load(self, data: bytes, name: str) -> bool:
+        """Load a state file's bytes into the running Trainer; a bad file changes nothing and says why in red."""
+        try:
+            state = persist.read(io.BytesIO(data), name=name)
+            self.trainer.load_state_dict(state, source=name)
+        except ValueError as err:
+            self.status.value = _bad(str(err))
+            return False
+        self.status.value = _ok(f"loaded {name}: {self.trainer.where()}. ↶ undo takes the load back.")
+        return True
 
     def download(self, fmt: str) -> list[str]:
         names = []

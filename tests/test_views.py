@@ -14,7 +14,8 @@ import torch
 
 from softmax_widgets import Trainer, evaluation
 from softmax_widgets.app import Dashboard
-from softmax_widgets.views import MAX_RUN_POINTS
+from softmax_widgets.views import MAX_RUN_POINTS, describe
+from softmax_widgets.widgets import descendants
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -150,7 +151,7 @@ def test_keep_two_runs_compare_and_remove_one(fresh):
     cmp.kept.value = (runs[0].id,)
     cmp.remove.click()
     assert cmp.labels() == ["slow", "live: lr 0.5, batch 256"] and len(fresh.views.runs) == 1
-    assert [label for label, _ in cmp.kept.options] == [str(runs[1])]
+    assert [label for label, _ in cmp.kept.options] == [describe(runs[1])]
     fresh.controls.lr.value = 0.1
 
 
@@ -311,3 +312,151 @@ def test_class_names_fit_under_the_matrix(fashion):
     short = [short_name(c) for c in fashion.classes]
     assert max(map(len, short)) <= 9 and len(set(short)) == len(short), short
     assert short[0] == "T-shirt" and short[-1] == "Boot"
+
+
+# ---- tick labels, kept-run names, epoch numbering, batch captions (the tester's report, items 7, 8, 9, 15) ----
+
+@pytest.mark.parametrize("n", [1, 9, 10, 11, 57, 99, 100, 235, 250, 280, 300, 999, 1000, 4700, 23_500, 470_000])
+def test_iteration_ticks_are_whole_numbers_that_never_touch(n):
+    from softmax_widgets.plots import CURVE_PX, DIGIT_PX, iteration_ticks
+    from softmax_widgets.views import COMPARE_PX
+
+    for width in (CURVE_PX, COMPARE_PX):
+        ticks = iteration_ticks(n, width)
+        assert len(ticks) >= 2 and ticks[0] == 0 and ticks[-1] <= max(n, 1)
+        assert np.all(ticks == np.round(ticks)) and len(set(ticks.tolist())) == len(ticks)
+        label = DIGIT_PX * len(str(int(ticks[-1])))  # the widest label's pixels
+        gap = width / max(n, 1) * (ticks[1] - ticks[0])  # pixels between two ticks
+        assert gap >= label + 8, f"{n} iterations in {width} px: ticks {ticks} leave {gap:.0f} px per label"
+
+
+def test_the_live_x_axes_follow_the_iterations_with_ticks_that_fit(fresh):
+    t, p = fresh.trainer, fresh.plots
+    for _ in range(300):
+        t.train_step()
+    fresh.push()
+    for axis in (p.loss_xaxis, p.acc_xaxis):
+        ticks = np.asarray(axis.tick_values)
+        assert ticks.tolist() == [0, 50, 100, 150, 200, 250, 300]  # 272 px: six gaps of 45 px for 3 digits
+
+
+def test_a_run_kept_after_an_epoch_says_so_and_its_name_is_whole(fresh):
+    t, cmp = fresh.trainer, fresh.views.compare
+    t.run_epoch()
+    end = t.iteration
+    cmp.label.value = "a very long label a teacher typed to say which learning rate and which batch this was"
+    cmp.keep.click()
+    run = list(fresh.views.runs)[-1]
+    assert run.status == "finished" and "after epoch 1" in describe(run) and "paused" not in describe(run)
+    assert f"after epoch 1 (iteration {end})" in cmp.status.value
+    assert html.escape(run.label) in cmp.kept_text.value and run.label in cmp.kept.tooltip  # never cut
+    t.train_step()
+    cmp.keep.click()
+    later = list(fresh.views.runs)[-1]
+    assert later.status == "paused" and f"paused in epoch 2, at iteration {end + 1}" in describe(later)
+    # one test point per run: the x axis still spans 0..the longest run, each tick label once
+    fresh.views.select("compare runs")
+    for axis in cmp.x_axes:
+        ticks = np.asarray(axis.tick_values)
+        assert axis.scale.min == 0 and axis.scale.max >= end + 1
+        assert len(set(ticks.tolist())) == len(ticks) >= 2 and np.all(ticks == np.round(ticks))
+
+
+def test_the_evaluation_tab_numbers_epochs_as_the_counter_does(fresh):
+    t, ev = fresh.trainer, fresh.views.evaluation
+    ev.refresh()
+    assert "in epoch 1, at iteration 0" in ev.note.value and "epoch 0" not in ev.note.value
+    t.run_epoch()
+    fresh.views.flush()
+    ev.refresh()
+    assert f"after epoch 1 (iteration {t.iteration})" in ev.note.value
+    t.train_step()
+    ev.refresh()
+    assert f"in epoch 2, at iteration {t.iteration}" in ev.note.value
+
+
+def test_batch_captions_say_what_the_model_said_below_each_image(fresh):
+    fresh.views.select("batch")
+    for name in ["next_batch", "forward"]:
+        fresh.buttons[name].click()
+    t, p = fresh.trainer, fresh.plots
+    pred = t.y_hat.argmax(1)
+    names = t.data.classes
+    for i, (fig, cap) in enumerate(zip(p.img_figs, p.captions, strict=True)):
+        assert fig.title.endswith(names[int(t.y[i])])  # the title: the true class only, short enough to fit
+        assert f"said: {html.escape(names[int(pred[i])])} " in cap.value and "white-space:normal" in cap.value
+    assert all(f.layout.height == "80px" for f in p.prob_figs)  # the bars: taller than the 50 px that hid them
+
+
+# ---- the export tab: a state file uploaded, browser downloads (issue 13, item 6) ----
+
+def _upload(ex, name: str, data: bytes) -> None:
+    """As the browser sends a chosen file: through the widget's from_json, as a comm message would."""
+    ex.upload.set_state({"value": [{"name": name, "type": "", "size": len(data), "content": memoryview(data),
+                                    "last_modified": 1_700_000_000_000}]})
+
+
+def test_an_uploaded_state_file_continues_the_run_and_undo_takes_it_back(fresh):
+    t, ex = fresh.trainer, fresh.views.export
+    for _ in range(7):
+        t.train_step()
+    buf = io.BytesIO()
+    t.save(buf)
+    saved_W = t.W.detach().clone()
+    for _ in range(5):
+        t.train_step()
+    before_W = t.W.detach().clone()
+    _upload(ex, "lesson.pt", buf.getvalue())
+    assert t.iteration == 7 and torch.equal(t.W, saved_W)
+    assert "loaded lesson.pt" in ex.status.value and "undo" in ex.status.value and "#2b6e2b" in ex.status.value
+    assert ex.upload.value == ()  # cleared: the same file can be chosen again
+    fresh.buttons["undo"].click()  # one step takes the load back
+    assert t.iteration == 12 and torch.equal(t.W, before_W)
+
+
+def test_a_bad_upload_is_said_in_red_and_changes_nothing(fresh):
+    t, ex = fresh.trainer, fresh.views.export
+    t.train_step()
+    W = t.W.detach().clone()
+    _upload(ex, "notes.pt", b"this is not a state file")
+    assert "#b00020" in ex.status.value and "notes.pt" in ex.status.value and "not a readable" in ex.status.value
+    assert t.iteration == 1 and torch.equal(t.W, W)
+
+
+def _downloaded(ex) -> tuple[str, bytes]:
+    import base64
+    import re
+
+    m = re.search(r"href='data:[^;]+;base64,([^']*)' download='([^']+)'", ex.link.value)
+    assert m, ex.link.value[:200]
+    return m.group(2), base64.b64decode(m.group(1))
+
+
+def test_in_voila_every_file_export_is_a_browser_download_with_the_right_bytes(fresh, tmp_path):
+    from softmax_widgets.views import ExportPane
+
+    t = fresh.trainer
+    for _ in range(5):
+        t.train_step()
+    ex = ExportPane(t, {}, browser_download=True)
+    ex.folder.value = str(tmp_path)
+    try:
+        ex.buttons["csv"].click()
+        name, data = _downloaded(ex)
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+        assert name == "softmax_run.csv" and len(rows) == 5 and float(rows[-1]["loss"]) == t.history.loss[-1]
+        assert "sent softmax_run.csv to your browser" in ex.status.value
+        ex.buttons["weights"].click()
+        name, data = _downloaded(ex)
+        assert name == "softmax_W.png" and data.startswith(PNG_SIGNATURE)
+        ex.buttons["state"].click()
+        name, data = _downloaded(ex)
+        sd = torch.load(io.BytesIO(data), weights_only=True)
+        assert name == "softmax_state.pt" and sd["iteration"] == 5
+        assert not list(tmp_path.iterdir())  # nothing left in the server's folder
+        first = ex.link.value
+        ex.buttons["state"].click()
+        assert ex.link.value != first  # a second click is a second download (a new token)
+    finally:
+        for w in descendants(ex.widget):
+            w.close()
