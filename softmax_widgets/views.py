@@ -31,6 +31,7 @@ __all__ = ["EXPORTS", "MAX_RUN_POINTS", "TABS", "Views", "describe", "short_name
 
 EXAMPLES = 12  # test images shown for a clicked cell
 MAX_RUN_POINTS = 500  # points per compared curve
+FITS_IN_LIST = 72  # characters of a kept run's description the 600 px list shows whole (13 px font)
 COMPARE_PX = 460 - 60 - 10  # a compare figure's plotting width (its width less the left and right margins)
 WAKE = frozenset({"epoch", "reset", "undo"})  # events after which W differs from what the views show
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
@@ -239,8 +240,9 @@ class ComparePane:
                           layout=Layout(width="260px"))
         self.keep = Button(description="keep this run", button_style="info",
                            tooltip="freeze this run's curves and settings to compare with the next one")
-        self.kept = SelectMultiple(options=[], rows=4, description="kept", layout=Layout(width="420px"))
-        # the list box cuts a long entry: every kept run in full below it, wrapping (and as the list's tooltip)
+        self.kept = SelectMultiple(options=[], rows=4, description="kept", layout=Layout(width="600px"))
+        # a list box cuts an entry longer than itself: such runs are written out in full below it, wrapping (and
+        # every run is in the list's tooltip)
         self.kept_text = HTML(layout=Layout(max_width="900px"))
         self.remove = Button(description="remove selected")
         self.status = HTML("<small>Typical use: train at lr 0.1, keep; reset with lr 0.01, train, keep; "
@@ -320,8 +322,10 @@ class ComparePane:
         self.kept.options = [(describe(r), r.id) for r in self.runs]
         full = [describe(r) for r in self.runs]
         self.kept.tooltip = "\n".join(full) or None
+        long = [text for text in full if len(text) > FITS_IN_LIST]
         self.kept_text.value = "".join(f"<div style='font-size:12px;line-height:16px;white-space:normal;"
-                                       f"overflow-wrap:anywhere'>{html.escape(text)}</div>" for text in full)
+                                       f"overflow-wrap:anywhere'>in full: {html.escape(text)}</div>"
+                                       for text in long)
         self._mount()
 
     def refresh_live(self) -> None:
@@ -397,6 +401,7 @@ class ExportPane:
         self.upload = FileUpload(accept=".pt", multiple=False, description="load state file (.pt)",
                                  layout=Layout(width="220px"))
         self.upload.observe(self._on_upload, "value")
+        self.upload.add_class("sw-upload")
         self.status = HTML()
         self.link = HTML()  # the browser download: a link made from the file's bytes, clicked once when it comes
         self.link.add_class("sw-export-link")

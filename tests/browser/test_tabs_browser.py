@@ -1,0 +1,101 @@
+"""The row of tabs in real Chromium, in the Voila app: every Export arrives as a browser download with the right
+bytes, a downloaded state file uploads back into the run, and a walk through every tab logs no SVG errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from dashboard_page import DashboardPage, open_tab, screenshot
+from harness import FIRST_RENDER_S
+
+pytestmark = pytest.mark.timeout(600)
+
+TABS = ["W.grad", "batch", "bias", "graph", "evaluation", "compare runs", "export"]
+SIZES = [(1366, 768), (1280, 720)]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+VIEWS = "() => document.querySelector('.sw-views')"
+
+
+def _download(page, label: str) -> tuple[str, bytes]:
+    """Click an Export button; the page must hand the browser a file (Playwright's download event)."""
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name=label, exact=True).click()
+    download = info.value
+    return download.suggested_filename, Path(download.path()).read_bytes()
+
+
+def _svg_errors(page) -> list[str]:
+    return [line for line in page.console if "negative value" in line or "NaN" in line]
+
+
+def _shots(page, artifacts, name: str) -> None:
+    for w, h in SIZES:
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(400)  # bqplot redraws on resize
+        screenshot(page, artifacts / f"tabs-voila-{w}x{h}-{name}.png", VIEWS)
+
+
+def test_voila_tabs_downloads_upload_and_a_clean_console(voila, browser_page, artifacts, tmp_path):
+    page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)
+    dash = DashboardPage(page)
+    dash.wait_rendered(FIRST_RENDER_S)
+    for name in TABS:  # every tab opened before any training: figures drawn in a hidden tab measured 0 px
+        open_tab(page, name)
+        page.wait_for_timeout(300)
+    dash.click("Run epoch")
+    dash.wait_for("() => window.__sw.iteration() >= 200", 180)
+    dash.wait_for("() => /epoch 2/.test(window.__sw.counter().textContent)", 180)
+    open_tab(page, "compare runs")
+    page.get_by_role("button", name="keep this run", exact=True).click()
+    page.locator(".sw-views", has_text="after epoch 1").first.wait_for(timeout=30_000)
+    for label in ["Iteration", "Iteration"]:
+        before = dash.iteration()
+        dash.click(label)
+        dash.wait_for("(n) => window.__sw.iteration() > n", 60, before)
+    done = dash.iteration()
+    for w, h in SIZES:  # the live curves' iteration ticks after an epoch and a bit
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(400)
+        screenshot(page, artifacts / f"tabs-voila-{w}x{h}-dashboard.png")
+    for name in ["compare runs", "evaluation", "batch"]:
+        open_tab(page, name)
+        _shots(page, artifacts, name.replace(" ", "-"))
+    page.set_viewport_size({"width": 1366, "height": 768})
+
+    open_tab(page, "export")
+    name, data = _download(page, "history CSV")
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    assert name == "softmax_run.csv" and len(rows) == done and int(rows[-1]["iteration"]) == done
+    assert [r["test_acc"] != "" for r in rows].count(True) == 1  # the one finished epoch's row
+    name, data = _download(page, "W as image grid PNG")
+    assert name == "softmax_W.png" and data.startswith(PNG_SIGNATURE)
+    name, data = _download(page, "state file")
+    state_path = tmp_path / name
+    state_path.write_bytes(data)
+    state = torch.load(state_path, weights_only=True)
+    assert name == "softmax_state.pt" and state["iteration"] == done and state["epoch"] == 1
+    name, data = _download(page, "PNG (download)")  # a figure: drawn by the browser, downloaded by bqplot
+    assert name.endswith(".png") and data.startswith(PNG_SIGNATURE)
+    _shots(page, artifacts, "export")
+    page.set_viewport_size({"width": 1366, "height": 768})
+
+    # the downloaded state file, uploaded after one more iteration: the run is back where it was saved
+    dash.click("Iteration")
+    dash.wait_for("(n) => window.__sw.iteration() > n", 60, done)
+    with page.expect_file_chooser(timeout=30_000) as chooser:  # as a student does: the button, then a file
+        page.locator(".sw-upload").first.click()
+    chooser.value.set_files(str(state_path))
+    dash.wait_for("(n) => window.__sw.iteration() === n", 60, done)
+    page.locator(".sw-export-status", has_text="loaded softmax_state.pt").wait_for(timeout=30_000)
+
+    for name in TABS:  # and once more after training, every tab
+        open_tab(page, name)
+        page.wait_for_timeout(200)
+    assert not _svg_errors(page), f"{len(_svg_errors(page))} SVG errors, first: {_svg_errors(page)[:3]}"
+    assert not [line for line in page.console if line.startswith("pageerror")], page.console[:5]
