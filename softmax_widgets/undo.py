@@ -77,7 +77,9 @@ class SnapshotRing:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self.capacity = int(capacity)
-        self._slots = [_Slot() for _ in range(self.capacity + 1)]
+        # one spare slot takes the phase being run; four more make the count a multiple of the five phases, so in
+        # the lesson's order each slot always holds the same phase and keeps its buffers (no release per phase)
+        self._slots = [_Slot() for _ in range(self.capacity + 5)]
         self._n = len(self._slots)
         self._pool: dict[str, list[torch.Tensor]] = {}  # spare copy buffers, reused before allocating
         self._start = self._count = 0
