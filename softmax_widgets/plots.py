@@ -240,11 +240,16 @@ class Plots:
                           for m in zip(self.prob_bars, self.true_bars, self.wrong_bars, strict=True)]
         # the figure's title holds the true class only; what the model said goes below the bars in HTML, which
         # wraps inside its column (one SVG title "✗ Shirt → Ankle boot" ran into its neighbour's)
-        self.captions = [HTML(layout=Layout(width="105px", height="32px", overflow="hidden", margin="0"))
+        # each column may shrink (JupyterLab with its file browser open at 1280 px has ~840 px for eight); the
+        # caption takes the column's width, whatever it is, and wraps inside it
+        self.captions = [HTML(layout=Layout(width="100%", height="30px", overflow="hidden", margin="0"))
                          for _ in range(STRIP)]
         for c in self.captions:
             c.add_class("sw-batch-caption")
-        strip = [VBox([f, p, c], layout=Layout(width="105px", margin="0 4px 0 0"))
+        for f in self.img_figs + self.prob_figs:
+            f.layout.width = "100%"  # the column's width: 105 px, less where the page is narrow
+        strip = [VBox([f, p, c], layout=Layout(flex="0 1 105px", min_width="0", margin="0 6px 0 0",
+                                               overflow="hidden"))
                  for f, p, c in zip(self.img_figs, self.prob_figs, self.captions, strict=True)]
         # stable names for CSS and the browser tests (figure titles are for people and may change)
         for fig, name in ([(self.loss_fig, "sw-loss"), (self.acc_fig, "sw-acc"), (self.bias_fig, "sw-bias")]
@@ -424,7 +429,7 @@ class Plots:
                 true = int(y[i])
                 if probs is None or not np.isfinite(probs[i]).all():
                     title, style = self.classes[true], "#000"
-                    said = "said: ? (no forward yet)" if probs is None else "said: ? (not finite)"
+                    said = "→ ? (no forward yet)" if probs is None else "→ ? (not finite)"
                 else:
                     row = probs[i]
                     pred = int(row.argmax())
@@ -433,7 +438,7 @@ class Plots:
                         wrong[pred] = row[pred]
                     title, style = (f"{'✓' if pred == true else '✗'} {self.classes[true]}",
                                     RIGHT if pred == true else WRONG)
-                    said = f"said: {self.classes[pred]} {row[pred]:.0%}"
+                    said = f"→ {self.classes[pred]} {row[pred]:.0%}"
             caption = (f"<div style='font-size:11px;line-height:14px;white-space:normal;overflow-wrap:anywhere;"
                        f"color:{style}' title='{html.escape(said, quote=True)}'>{html.escape(said)}</div>")
             if self.captions[i].value != caption:

@@ -384,7 +384,7 @@ def test_batch_captions_say_what_the_model_said_below_each_image(fresh):
     names = t.data.classes
     for i, (fig, cap) in enumerate(zip(p.img_figs, p.captions, strict=True)):
         assert fig.title.endswith(names[int(t.y[i])])  # the title: the true class only, short enough to fit
-        assert f"said: {html.escape(names[int(pred[i])])} " in cap.value and "white-space:normal" in cap.value
+        assert f"→ {html.escape(names[int(pred[i])])} " in cap.value and "white-space:normal" in cap.value
     assert all(f.layout.height == "80px" for f in p.prob_figs)  # the bars: taller than the 50 px that hid them
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from dashboard_page import DashboardPage, open_tab, screenshot
-from harness import FIRST_RENDER_S
+from harness import FIRST_RENDER_S, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -32,11 +32,11 @@ def _svg_errors(page) -> list[str]:
     return [line for line in page.console if "negative value" in line or "NaN" in line]
 
 
-def _shots(page, artifacts, name: str) -> None:
+def _shots(page, artifacts, name: str, where: str = "voila") -> None:
     for w, h in SIZES:
         page.set_viewport_size({"width": w, "height": h})
         page.wait_for_timeout(400)  # bqplot redraws on resize
-        screenshot(page, artifacts / f"tabs-voila-{w}x{h}-{name}.png", VIEWS)
+        screenshot(page, artifacts / f"tabs-{where}-{w}x{h}-{name}.png", VIEWS)
 
 
 def test_voila_tabs_downloads_upload_and_a_clean_console(voila, browser_page, artifacts, tmp_path):
@@ -99,3 +99,38 @@ def test_voila_tabs_downloads_upload_and_a_clean_console(voila, browser_page, ar
         page.wait_for_timeout(200)
     assert not _svg_errors(page), f"{len(_svg_errors(page))} SVG errors, first: {_svg_errors(page)[:3]}"
     assert not [line for line in page.console if line.startswith("pageerror")], page.console[:5]
+
+
+def test_lab_hidden_tabs_log_no_svg_errors(lab, lab_root, browser_page, artifacts):
+    """JupyterLab's default layout: Play with the bias and batch panes hidden after being shown, the page resized
+    (a projector, a zoom), then every tab once more. A figure laid out in a hidden tab must not log errors."""
+    page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    open_in_lab(page, lab, "02_dashboard.ipynb")
+    run_all_cells(page)
+    dash = DashboardPage(page)
+    dash.wait_rendered(FIRST_RENDER_S)
+    for name in TABS:
+        open_tab(page, name)
+        page.wait_for_timeout(200)
+    dash.play_then_pause(dash.iteration() + 150, 30, settle_limit_s=10)
+    for w, h in [(1280, 720), (1000, 700), (1366, 768)]:  # resized while most panes are hidden
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(400)
+    for name in TABS:
+        open_tab(page, name)
+        page.wait_for_timeout(200)
+    open_tab(page, "batch")
+    _shots(page, artifacts, "batch", "lab")  # ends at 1280x720: ~840 px for eight columns beside the file browser
+    spill = page.evaluate("() => Array.from(document.querySelectorAll('.sw-batch-caption')).filter(d => "
+                          "d.scrollWidth > d.clientWidth + 1 || d.scrollHeight > d.clientHeight + 1)"
+                          ".map(d => d.textContent)")
+    assert not spill, f"captions cut or spilling out of their column: {spill}"
+    found = _svg_errors(page)
+    # the probe itself: one negative width set here must be seen (a console nobody listens to finds nothing)
+    page.evaluate("() => { const s = document.createElementNS('http://www.w3.org/2000/svg', 'svg');"
+                  " const r = document.createElementNS('http://www.w3.org/2000/svg', 'rect');"
+                  " s.appendChild(r); document.body.appendChild(s); r.setAttribute('width', '-1'); s.remove(); }")
+    page.wait_for_timeout(300)
+    assert len(_svg_errors(page)) == len(found) + 1, "the console listener missed a negative-width error"
+    assert not found, f"{len(found)} SVG errors, first: {found[:3]}"
