@@ -10,6 +10,7 @@ import random
 
 from ipyevents import Event as DomEvent
 from ipywidgets import Button, Layout, VBox
+from traitlets import List
 
 from . import model
 from .data import load_or_offline
@@ -19,7 +20,7 @@ from .plots import Plots
 from .throttle import ALL, BATCH, CONTROLS, DIRTY, GRAD, PARTS, PushClock, Throttle
 from .trainer import Trainer
 from .views import Views
-from .widgets import KEYS, KEYS_HELP, Controls, descendants
+from .widgets import KEYS, KEYS_HELP, PASS_KEYS, Controls, descendants
 
 __all__ = ["KEYS", "Dashboard"]
 
@@ -28,6 +29,17 @@ PANE_PARTS = {"W.grad": GRAD, "batch": BATCH}  # heatmaps that live behind a tab
 HIDDEN = GRAD | BATCH
 # the tab a click on each phase opens, while one of these two is open: where that phase's change shows
 FOLLOW = {Phase.NEXT_BATCH: "batch", Phase.FORWARD: "batch", Phase.ZERO_GRAD: "W.grad", Phase.BACKWARD: "W.grad"}
+
+
+DEFAULT_WAYS = ("undo", "lower_lr", "stable_softmax", "reset")  # an event without its ways_out codes
+
+
+class KeyEvents(DomEvent):
+    """ipyevents' key listener, told which keys it must never take: ipyevents takes every other key while the
+    mouse is over its area (stops it and prevents its default), and lets these through to JupyterLab untouched
+    (its JS reads `_modifier_keys` for ignore_modifier_key_events)."""
+
+    _modifier_keys = List(PASS_KEYS).tag(sync=True)
 
 
 def divergence_status(event) -> tuple[str, str]:
@@ -55,6 +67,8 @@ class Dashboard(VBox):
         self._loop = self.player.loop
         self._event = None
         self._warning = ""
+        self._notice = ""  # replaces an info status until the next event: "paused at ...", "seed 5: ..."
+        self._key_hint = ""  # a key that does nothing: said on the keys line, never glued to the status
         self._error = ""
         self._diverged = False  # the last event was a divergence: the ways out are shown
         self._syncing = False
@@ -82,10 +96,10 @@ class Dashboard(VBox):
                          **kwargs)
         self.add_class("sw-dashboard")
         # prevent_default_action: Space must not scroll the page, → must not move the notebook's cursor
-        self.key_events = DomEvent(source=self.keys_area, watched_events=["keydown"],
+        self.key_events = KeyEvents(source=self.keys_area, watched_events=["keydown"],
                                    prevent_default_action=True, ignore_modifier_key_events=True)
         # and over the row of buttons (no text box there): after a click on Step the mouse rests on it
-        self.button_keys = DomEvent(source=self.controls.button_row, watched_events=["keydown"],
+        self.button_keys = KeyEvents(source=self.controls.button_row, watched_events=["keydown"],
                                     prevent_default_action=True, ignore_modifier_key_events=True)
         self._wire()
         trainer.on_change(self._on_change)
@@ -134,6 +148,16 @@ class Dashboard(VBox):
         self.player.pause()
         self.controls.set_playing(False)
 
+    def toggle_play(self) -> None:
+        """The Play button and Space: Play, or Pause and say where the run stopped."""
+        if not self.player.playing:
+            self.play()
+            return
+        self.pause()
+        t = self.trainer
+        self._notice = f"paused at iteration {t.iteration} (epoch {t.epoch + 1}) — ▶ Play goes on"
+        self.push(CONTROLS)
+
     def run_for(self, iterations: int) -> int:
         """Play's work without an event loop (scripts, tests): `iterations` whole iterations, pushed by time."""
         self._error = ""
@@ -146,14 +170,14 @@ class Dashboard(VBox):
         if action == "step":
             self._act(self.trainer.step)
         elif action == "play":
-            self._guard(self.pause if self.player.playing else self.play)
+            self._guard(self.toggle_play)
         elif action == "undo":
             self._act(self.trainer.undo)
         elif action == "reset":
             self._act(lambda: self._reset(self.trainer.seed))
         else:
-            self._warning = (f"The key {key!r} does nothing here: {KEYS_HELP}. Over the buttons and plots every key "
-                             "goes to the dashboard; move the mouse away to type or run cells.")
+            self._key_hint = (f"The key {key!r} does nothing here. {KEYS_HELP[0].upper()}{KEYS_HELP[1:]}; "
+                              "Shift-Enter, Tab, Escape and Ctrl/Alt/⌘ + Enter go to JupyterLab.")
             self.clock.dirty |= CONTROLS
             self.push()  # like a click: whatever code in a cell left pending goes too
             return False
@@ -236,6 +260,9 @@ class Dashboard(VBox):
         try:
             self.graph = graph_view.GraphPanel(self.trainer)
             self.math = graph_view.MathLine(self.trainer)
+            # drawn with the code line beside it, on the dashboard's own push (its own timer showed sgd's code
+            # beside forward's math during Play)
+            self.trainer.on_change(self.math._on_change, remove=True)
             self.controls.math.children = [self.math.widget]
         except Exception:  # an unfinished panel must not take the dashboard down
             log.exception("graph_view could not be mounted")
@@ -247,18 +274,21 @@ class Dashboard(VBox):
         c.buttons["step"].on_click(lambda _: self._act(self.trainer.step))
         c.buttons["iteration"].on_click(lambda _: self._act(self.trainer.train_step))
         c.buttons["epoch"].on_click(lambda _: self._guard(lambda: self.play(until_epoch_end=True)))
-        c.buttons["play"].on_click(lambda _: self._guard(self.pause if self.player.playing else self.play))
+        c.buttons["play"].on_click(lambda _: self._guard(self.toggle_play))
         c.buttons["reset"].on_click(lambda _: self._act(lambda: self._reset(c.seed.value)))
         c.buttons["new_seed"].on_click(lambda _: self._act(lambda: self._reset(random.randrange(2**31))))
         c.buttons["undo"].on_click(lambda _: self._act(self.trainer.undo))
         c.buttons["way_stable"].on_click(lambda _: self._act(self.trainer.use_stable_softmax))
         c.buttons["way_lr"].on_click(lambda _: self._act(lambda: setattr(self.trainer, "lr", self.trainer.lr / 10)))
         c.buttons["way_undo"].on_click(lambda _: self._act(self._undo_blowup))
+        c.buttons["way_reset"].on_click(lambda _: self._act(lambda: self._reset(self.trainer.seed)))
         self.keep.on_click(lambda _: self._guard(self._keep_run))
         c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
         self.key_events.on_dom_event(self._on_dom_event)
         self.button_keys.on_dom_event(self._on_dom_event)
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
+        c.lr_text.observe(lambda ch: self._typed_lr(ch["new"]), "value")
+        c.seed.observe(lambda ch: self._typed_seed(ch["old"], ch["new"]), "value")
         c.batch_size.observe(lambda ch: self._setting("batch_size", ch["new"], c.batch_size), "value")
         c.set_playing(False)
 
@@ -291,8 +321,10 @@ class Dashboard(VBox):
         """ipyevents' message from the browser; a shortcut with Ctrl, Alt or ⌘ is not ours."""
         try:
             if event.get("type") != "keydown" or any(event.get(k) for k in ("ctrlKey", "altKey", "metaKey")):
-                return
+                return  # a shortcut: not the dashboard's, said nothing
             key = str(event.get("key", ""))
+            if key in PASS_KEYS or (event.get("shiftKey") and key not in KEYS):
+                return  # JupyterLab's (ipyevents lets these through), or Shift + a key that is not ours: silent
             if event.get("repeat") and KEYS.get(key) in ("play", "reset"):
                 return  # a held Space would flicker Play on and off
             self.handle_key(key)
@@ -301,7 +333,11 @@ class Dashboard(VBox):
             self.push(CONTROLS)
 
     def _reset(self, seed: int) -> None:
-        self.controls.seed.value = seed
+        self._syncing = True
+        try:
+            self.controls.seed.value = seed
+        finally:
+            self._syncing = False
         self.plots.reset_scales()
         self.trainer.reset(seed=seed)
 
@@ -331,7 +367,7 @@ class Dashboard(VBox):
     def _act(self, fn) -> None:
         """Run one click's worth of Trainer work; a teaching error goes to the status line in red."""
         self.pause()
-        self._error = ""
+        self._error = self._notice = self._key_hint = ""
         self.player.driving = True
         try:
             fn()
@@ -349,6 +385,37 @@ class Dashboard(VBox):
         if want is not None and self.views.shown in FOLLOW.values() and self.views.shown != want:
             self.views.select(want)
 
+    def _typed_lr(self, text: str) -> None:
+        """The lr box: a number typed (then Enter) sets trainer.lr; a refused one is put back, the error shown."""
+        if self._syncing:
+            return
+        try:
+            value = float(str(text).strip().replace(",", "."))
+        except ValueError:
+            self._error = (f"lr {str(text).strip()!r} is not a number: type one like 0.1 or 1e-3 "
+                           f"(the lr stays {self.trainer.lr:g}).")
+            self.clock.dirty |= CONTROLS
+            self.push(CONTROLS)  # puts the box back to the Trainer's lr
+            return
+        self._setting("lr", value, None)
+
+    def _typed_seed(self, old: int, new: int) -> None:
+        """The seed box: say what the seed is for; a negative one is refused and put back."""
+        if self._syncing:
+            return
+        if new < 0 or new >= 2**32:
+            self._error = f"seed {new} is refused: a seed is a whole number from 0 to 2**32 - 1 (kept {old})."
+            self._syncing = True
+            try:
+                self.controls.seed.value = old
+            finally:
+                self._syncing = False
+        else:
+            self._error = ""
+            self._notice = (f"seed {new}: used by Reset (the same W, b and batches every time); New seed draws "
+                            f"another. This run keeps seed {self.trainer.seed} until then.")
+        self.push(CONTROLS)
+
     def _setting(self, name: str, value, widget) -> None:
         """lr / batch size from a widget: the Trainer validates; on a bad value, say why and put it back."""
         if self._syncing:
@@ -360,7 +427,8 @@ class Dashboard(VBox):
             self._show_error(err)
             self._syncing = True
             try:
-                widget.value = getattr(self.trainer, name)
+                if widget is not None:
+                    widget.value = getattr(self.trainer, name)
             finally:
                 self._syncing = False
         self.push(CONTROLS)
@@ -380,6 +448,7 @@ class Dashboard(VBox):
         self.clock.dirty |= DIRTY.get(event.phase if event.kind == "phase" else event.kind, ALL)
         if not self.player.driving:  # an error belongs to the action that caused it: what happens next replaces it
             self._error = ""  # (clicks and Play clear it when they start; Play's own stop reason must stay)
+        self._notice = self._key_hint = ""
         if event.kind == "warning":
             self._warning = event.message
         else:
@@ -396,6 +465,15 @@ class Dashboard(VBox):
         if self.clock.dirty & ~self._hidden and not self.player.driving:
             self.push()
 
+    def _opening_status(self) -> str:
+        """Before any event: a fresh run says how to start; a run already under way (Trainer.load, or trained from
+        code before the dashboard was made) says where it stands and which phase is lit."""
+        t = self.trainer
+        if t.iteration == 0 and t.last_phase is None:
+            return f"{t.data.name}: press next_batch (or Step) to start"
+        return (f"{t.data.name}: a run already under way (loaded, or trained before this dashboard), at {t.where()}. "
+                f"Press {t.next_phase}, lit, or Step to go on.")
+
     def _update_controls(self) -> None:
         t, c = self.trainer, self.controls
         c.highlight(t.next_phase)
@@ -408,12 +486,21 @@ class Dashboard(VBox):
         elif self._event is not None and self._event.kind == "divergence":
             short, details = divergence_status(self._event)
             c.show_status(short, "error", self._warning, details)
+        elif self._notice:
+            c.show_status(self._notice, "info", self._warning)
         elif self._event is not None:
             c.show_status(self._event.message, self._event.level, self._warning)
         else:
-            c.show_status(f"{t.data.name}: press next_batch (or Step) to start", "info", self._warning)
+            c.show_status(self._opening_status(), "info", self._warning)
         self._warning = ""
-        c.show_way_out(self._diverged, t.softmax is not model.stable_softmax, t.lr)
+        c.show_key_hint(self._key_hint)
+        ways = (self._event.detail or {}).get("ways_out", DEFAULT_WAYS) if self._diverged else ()
+        c.show_way_out(self._diverged, ways, t.lr, can_undo=t.snapshots.iterations > 0)
+        if self.math is not None:  # the math follows the same push as the code beside it: one phase, not two
+            try:
+                self.math.refresh()
+            except Exception:
+                log.exception("the math line could not be drawn")
         self._syncing = True  # the Trainer changed from code: move the widgets to match
         try:
             c.show_lr(t.lr)

@@ -10,13 +10,13 @@ import html
 
 from ipywidgets import (
     HTML,
-    BoundedIntText,
     Button,
     HBox,
     IntText,
     Label,
     Layout,
     SelectionSlider,
+    Text,
     ToggleButtons,
     VBox,
     Widget,
@@ -38,6 +38,10 @@ KEY_TABLE = [  # (keys as KeyboardEvent.key, label in the help, action, words in
     (("r", "R"), "r", "reset", "reset"),
 ]
 KEYS = {key: action for keys, _, action, _ in KEY_TABLE for key in keys}
+# keys the dashboard never takes (with any modifier): ipyevents lets them through to JupyterLab untouched, so
+# Shift-Enter over the dashboard runs the next cell and Escape leaves edit mode
+PASS_KEYS = ["Shift", "Control", "Alt", "Meta", "AltGraph", "CapsLock", "Enter", "Tab", "Escape", "F1", "F2", "F3",
+             "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12"]
 # ipyevents watches keys while the mouse is over the buttons or the plots (it takes every key there, so not over
 # the text boxes and sliders)
 KEYS_HELP = "keys: " + " · ".join(f"{label} {words}" for _, label, _, words in KEY_TABLE) + \
@@ -57,9 +61,14 @@ SPEEDS = {"1": 1.0, "2": 2.0, "5": 5.0, "10": 10.0, "20": 20.0, "50": 50.0, "100
 DEFAULT_SPEED = "20"
 # the learning rate's stops: 1, 2, 5 in every decade, so the readout is always a number one can say aloud
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
+CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-watched:focus-visible, "
+       ".sw-dashboard .sw-keys:focus {outline: none !important;}</style>")
+# a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
+WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
 ROW_H = "34px"  # one row of buttons: rows keep their height, so nothing below them moves
 STATUS_H = "60px"  # three lines of status; longer text wraps and scrolls inside, a divergence folds its details
+STATUS_CHARS = 240  # about three lines of status at 1280x720: longer text gets a visible scrollbar
 LINE_H = "30px"  # under the status: the line of code that ran, or the ways out of a divergence
 
 
@@ -98,25 +107,33 @@ class Controls:
         self.buttons["way_lr"] = _button("lr × 0.1", "divide the learning rate by 10")
         self.buttons["way_undo"] = _button("↶ back to before the last sgd", "trainer.undo(iterations=...): take "
                                            "back this half-done iteration and the sgd step that pushed W too far")
+        self.buttons["way_reset"] = _button("Reset", "back to the initial W and b with this seed (one undo() takes "
+                                            "the reset back)")
         slider = {"continuous_update": False, "style": {"description_width": "28px"}}
         # 1-2-5 stops on a log scale: a ~150 px track holds seven decades with a readable readout
-        self.lr = SelectionSlider(options=_lr_options(lr), value=lr, description="lr",
-                                  layout=Layout(width="320px", flex="none"), **slider)
+        # the slider's own readout looks editable but ignores what is typed: a text box beside it sets the lr
+        self.lr = SelectionSlider(options=_lr_options(lr), value=lr, description="lr", readout=False,
+                                  layout=Layout(width="262px", flex="none"), **slider)
+        self.lr_text = Text(value=f"{lr:g}", continuous_update=False, tooltip="type a learning rate, then Enter",
+                            layout=Layout(width="62px", flex="none", margin="0 6px 0 0"))
         self.batch_size = IntText(value=batch_size, description="batch", style={"description_width": "40px"},
                                   layout=Layout(width="118px", flex="none"))
         self.speed = SelectionSlider(options=list(SPEEDS), value=speed, description="it/s",
                                      layout=Layout(width="300px", flex="none"), **slider)
-        self.seed = BoundedIntText(value=seed, min=0, max=2**32 - 1, description="seed",
+        self.seed = IntText(value=seed, description="seed",
                                    style={"description_width": "36px"}, layout=Layout(width="140px", flex="none"))
         self.softmax = ToggleButtons(options=SOFTMAXES, value="lesson",
                                      tooltips=["the lesson's: exp(X) / sum (overflows above ~88)",
                                                "subtract each row's max first: never overflows"],
                                      style={"button_width": "auto"}, layout=Layout(width="auto", flex="none"))
         self.note = HTML()  # e.g. "Fashion-MNIST not found: showing digits"
-        self.status_html = HTML(layout=Layout(height=STATUS_H, overflow="auto", margin="0", width="100%"))
+        self.status_html = HTML(layout=Layout(height=STATUS_H, overflow="hidden", margin="0", width="100%"))
         self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 auto", overflow="hidden"))
-        self.code = HTML(layout=Layout(overflow="hidden", flex="0 1 auto"))
+        self.code = HTML(layout=Layout(overflow="hidden", flex="0 1 auto", min_width="0"))
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
+        # page CSS for this dashboard: ipyevents focuses the area under the mouse (to hear its keys); no black
+        # frame around it on a projector. The buttons keep their focus ring for keyboard users
+        self.css = HTML(CSS, layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
         arrow = lambda: Label("→", layout=Layout(width="12px", flex="none", margin="0"))  # noqa: E731  one place each
@@ -129,16 +146,17 @@ class Controls:
         self.button_row = _row([*row1, Label("", layout=Layout(width="8px", flex="none")), b["step"],
                                 b["iteration"], b["epoch"], b["play"], b["undo"]])
         self.widget = VBox([
+            self.css,
             self.note,
             self.button_row,
-            _row([self.speed, self.lr, self.batch_size]),
+            _row([self.speed, self.lr, self.lr_text, self.batch_size]),
             _row([b["reset"], self.seed, b["new_seed"], Label("softmax", layout=Layout(margin="0 4px 0 8px",
                                                                                     flex="none")),
                   self.softmax, self.counter]),
         ], layout=Layout(overflow="hidden"))
         self.way_out = HBox([Label("ways out:", layout=Layout(flex="none")), b["way_stable"], b["way_lr"],
-                             b["way_undo"]], layout=Layout(display="none", align_items="center", height=LINE_H,
-                                                           overflow="hidden"))
+                             b["way_undo"], b["way_reset"]],
+                            layout=Layout(display="none", align_items="center", height=LINE_H, overflow="hidden"))
         self.code_line = HBox([self.code, self.math], layout=Layout(height=LINE_H, align_items="center",
                                                                     overflow="hidden"))
         # the Dashboard puts `readout` (status, then code or ways out) between the controls and the plots
@@ -149,7 +167,7 @@ class Controls:
         for widget, name in ((self.widget, "sw-buttons"), (self.status_html, "sw-status"), (self.counter, "sw-counter"),
                              (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
                              (self.code, "sw-code"), (self.lr, "sw-lr"), (self.speed, "sw-speed"),
-                             (self.readout, "sw-readout")):
+                             (self.readout, "sw-readout"), (self.lr_text, "sw-lr-text"), (self.seed, "sw-seed")):
             widget.add_class(name)
 
     def highlight(self, phase: Phase) -> None:
@@ -164,27 +182,44 @@ class Controls:
         b.description, b.button_style = (PAUSE, "warning") if playing else (PLAY, "success")
 
     def show_status(self, text: str, level: str = "info", extra: str = "", details: str = "") -> None:
-        """The status line: plain words, errors in red (never a traceback); `details` folds behind a toggle."""
+        """The status line: plain words, errors in red (never a traceback); `details` folds behind a toggle.
+
+        The box keeps its height; a message longer than it scrolls inside, with the scrollbar always drawn then
+        (a cut-off line must show there is more), and the whole text is the box's tooltip."""
         self.status_text, self.status_level = text, level
         weight = "bold" if level == "error" else "normal"
         body = html.escape(text) + (f" <span style='color:{COLORS['warning']}'>{html.escape(extra)}</span>"
                                     if extra else "")
-        fold = (f"<details style='color:#444;font-size:12px'><summary style='cursor:pointer'>details</summary>"
-                f"{html.escape(details)}</details>" if details else "")
-        value = (f"<div style='color:{COLORS[level]};font-weight:{weight};line-height:20px'>{body}</div>{fold}")
+        fold = (f"<details style='color:#444;font-size:12px;font-weight:normal'><summary style='cursor:pointer'>"
+                f"details</summary>{html.escape(details)}</details>" if details else "")
+        long = details or len(text) + len(extra) > STATUS_CHARS
+        value = (f"<div class='sw-status-box' title='{html.escape(' '.join(x for x in (text, extra) if x))}' "
+                 f"style='height:{STATUS_H};overflow-y:{'scroll' if long else 'auto'};overflow-x:hidden;"
+                 f"overflow-anchor:none'><div style='color:{COLORS[level]};font-weight:{weight};line-height:20px'>"
+                 f"{body}</div>{fold}</div>")
         if self.status_html.value != value:
             self.status_html.value = value
 
-    def show_way_out(self, visible: bool, stable_offered: bool = True, lr: float = 0.0) -> None:
-        """The one-click ways out of a divergence, in the code line's place while the last event was one."""
+    def show_key_hint(self, hint: str) -> None:
+        """A key that does nothing: said on the keys line under the dashboard (the status keeps its message)."""
+        text = hint or KEYS_HELP
+        color = COLORS["warning"] if hint else "#666"
+        value = f"<small style='color:{color}'>{html.escape(text)}</small>"
+        if self.help.value != value:
+            self.help.value = value
+
+    def show_way_out(self, visible: bool, ways=(), lr: float = 0.0, can_undo: bool = True) -> None:
+        """The one-click ways out of a divergence, in the code line's place while the last event was one: only
+        those the event names (its detail["ways_out"] codes), "undo" only while undo can go back."""
         display = None if visible else "none"
         if self.way_out.layout.display != display:
             self.way_out.layout.display = display
             self.code_line.layout.display = "none" if visible else None
         if visible:
-            stable = None if stable_offered else "none"
-            if self.buttons["way_stable"].layout.display != stable:
-                self.buttons["way_stable"].layout.display = stable
+            for code, name in WAY_BUTTONS.items():
+                shown = None if code in ways and (code != "undo" or can_undo) else "none"
+                if self.buttons[name].layout.display != shown:
+                    self.buttons[name].layout.display = shown
             label = f"lr × 0.1 → {lr / 10:g}"
             if self.buttons["way_lr"].description != label:
                 self.buttons["way_lr"].description = label
@@ -195,15 +230,20 @@ class Controls:
             self.softmax.value = value
 
     def show_lr(self, lr: float) -> None:
-        """Move the slider to the Trainer's lr; a value between the stops (set from code) becomes a stop."""
+        """Move the slider and the lr box to the Trainer's lr; a value between the stops (set from code or typed)
+        becomes a stop."""
         if lr not in {v for _, v in self.lr.options}:
             self.lr.options = _lr_options(lr)
         if self.lr.value != lr:
             self.lr.value = lr
+        if self.lr_text.value != f"{lr:g}":
+            self.lr_text.value = f"{lr:g}"
 
     def show_code(self, phase: Phase | None) -> None:
+        # one line, cut with "…" where the row ends; the whole line is its tooltip
         value = ("" if phase is None else
-                 f"<code style='font-size:12px;white-space:nowrap'>{html.escape(CODE[phase])}</code>")
+                 f"<div title='{html.escape(CODE[phase])}' style='white-space:nowrap;overflow:hidden;"
+                 f"text-overflow:ellipsis'><code style='font-size:12px'>{html.escape(CODE[phase])}</code></div>")
         if self.code.value != value:
             self.code.value = value
 

@@ -266,12 +266,39 @@ def test_keys_through_ipyevents_messages(dash):
     assert dash.controls.seed.value == 0
 
 
-def test_an_unknown_key_says_which_keys_work(dash):
+def test_an_unknown_key_says_which_keys_work_on_the_keys_line(dash):
+    status = dash.controls.status_html.value
     assert dash.handle_key("x") is False
-    assert KEYS_HELP in dash.controls.status_html.value and dash.controls.status_level == "info"
-    press(dash, "Enter")
-    assert html.escape("'Enter' does nothing here") in dash.controls.status_html.value
-    assert dash.trainer.last_phase is None
+    hint = dash.controls.help.value
+    assert html.escape("'x' does nothing here") in hint and KEYS_HELP[6:] in hint
+    assert dash.controls.status_html.value == status  # the status line keeps its message: nothing is glued on
+    dash.buttons["next_batch"].click()  # the next action takes the hint away
+    assert html.escape("does nothing") not in dash.controls.help.value and KEYS_HELP in dash.controls.help.value
+
+
+def test_jupyterlab_keys_pass_through_and_modified_keys_are_silent(dash):
+    """Shift-Enter over the dashboard runs the next cell: ipyevents is told never to take Enter, Tab, Escape or a
+    modifier (its `_modifier_keys`), and the dashboard says nothing about keys that come with a modifier."""
+    ev, bev = dash.key_events, dash.button_keys
+    for keys in (ev, bev):
+        assert keys.ignore_modifier_key_events
+        assert {"Enter", "Tab", "Escape", "Shift", "Control", "Alt", "Meta"} <= set(keys.get_state()["_modifier_keys"])
+    before = (dash.controls.status_html.value, dash.controls.help.value)
+    for key, mods in (("Enter", {"shiftKey": True}), ("Enter", {}), ("Enter", {"ctrlKey": True}), ("Tab", {}),
+                      ("Escape", {}), ("x", {"shiftKey": True}), ("c", {"ctrlKey": True}), ("v", {"metaKey": True}),
+                      ("s", {"altKey": True}), ("r", {"ctrlKey": True})):
+        press(dash, key, **mods)
+        assert (dash.controls.status_html.value, dash.controls.help.value) == before, (key, mods)
+    assert dash.trainer.last_phase is None and dash.trainer.iteration == 0
+
+
+def test_a_key_hint_never_grows_a_divergence_message(dash):
+    dash.controls.lr.value = 50
+    diverge(dash)  # the red cause and the ways out
+    red = dash.controls.status_html.value
+    assert dash.controls.status_level == "error"
+    press(dash, "x")
+    assert dash.controls.status_html.value == red and "'x' does nothing here" in html.unescape(dash.controls.help.value)
 
 
 def test_space_plays_and_pauses(digits):
@@ -393,8 +420,8 @@ def test_keys_by_comm_messages_in_a_real_kernel():
         assert value(kc, "dash.trainer.iteration") == n - 1
         key(kc, ev, "r")
         settle(kc, "dash.trainer.iteration == 0 and dash.status.startswith('reset')")
-        key(kc, ev, "Escape")  # not a dashboard key: said in words
-        settle(kc, "'does nothing here' in dash.controls.status_html.value")
+        key(kc, ev, "x")  # not a dashboard key: said in words, on the keys line
+        settle(kc, "'does nothing here' in dash.controls.help.value")
         assert value(kc, "shown") == [], "a traceback or logged error reached the output area"
 
 
@@ -478,3 +505,110 @@ def test_keep_this_run_beside_the_live_plots(dash):
     assert len(lines[0].x) == 30 and "lr 0.1, batch 64" in dash.plots.runs_legend.value
     dash.views.runs.clear()
     assert not dash.plots.run_lines and list(dash.plots.loss_fig.marks) == [dash.plots.loss_line]
+
+
+# ---- the ways out follow the event; lr and seed boxes; pause; a loaded run; the focus frame ----
+def test_the_ways_out_are_those_the_event_names(dash):
+    """A bias shift at iteration 0 (no sgd yet): no "lr × 0.1", no "back to before the last sgd"."""
+    t, b = dash.trainer, dash.buttons
+    dash.buttons["next_batch"].click()
+    with torch.no_grad():
+        t.b += 1e30  # the logits overflow float32 before any step: the lr is not the cause
+    dash.buttons["forward"].click()
+    ways = dash._event.detail["ways_out"]
+    assert dash._event.kind == "divergence" and "lower_lr" not in ways and visible(dash.controls.way_out)
+    for code, name in (("stable_softmax", "way_stable"), ("lower_lr", "way_lr"), ("reset", "way_reset")):
+        assert visible(b[name]) == (code in ways), (code, ways)
+    assert visible(b["way_undo"]) == ("undo" in ways and t.snapshots.iterations > 0)
+    if "reset" in ways:
+        b["way_reset"].click()
+        assert t.iteration == 0 and t.last_phase is None and bool(torch.isfinite(t.b).all())
+
+
+def test_the_way_back_shows_only_when_undo_can_go_back(dash):
+    dash.controls.lr.value = 50
+    diverge(dash)
+    assert "undo" in dash._event.detail["ways_out"] and visible(dash.buttons["way_undo"])
+    assert visible(dash.buttons["way_lr"]) == ("lower_lr" in dash._event.detail["ways_out"])
+
+
+def test_the_lr_box_sets_the_trainers_lr_or_says_why_not(dash):
+    c, t = dash.controls, dash.trainer
+    assert not c.lr.readout  # the slider's own readout looked editable and ignored what was typed
+    c.lr_text.value = "0.03"  # typed, then Enter
+    assert t.lr == 0.03 and c.lr.value == 0.03 and dash.status == "learning rate set to 0.03"
+    c.lr_text.value = "-1"
+    assert t.lr == 0.03 and c.lr_text.value == "0.03" and c.status_level == "error" and "learning rate" in dash.status
+    c.lr_text.value = "fast"
+    assert t.lr == 0.03 and c.lr_text.value == "0.03" and "not a number" in dash.status
+    c.lr.value = 0.5  # the slider moves the box too
+    assert t.lr == 0.5 and c.lr_text.value == "0.5"
+    t.lr = 2.5  # code moves both
+    dash.push()
+    assert c.lr.value == 2.5 and c.lr_text.value == "2.5"
+
+
+def test_the_seed_box_says_what_it_is_for_and_refuses_a_negative_seed(dash):
+    c, t = dash.controls, dash.trainer
+    c.seed.value = 5
+    assert dash.status.startswith("seed 5: used by Reset") and "New seed" in dash.status and t.seed == 0
+    c.seed.value = -3
+    assert c.seed.value == 5 and c.status_level == "error" and "seed -3 is refused" in dash.status
+    dash.buttons["reset"].click()
+    assert t.seed == 5 and dash.status.startswith("reset: seed 5")
+
+
+def test_pause_says_where_the_run_stopped(digits):
+    async def main():
+        d = Dashboard(Trainer(digits, batch_size=64))
+        d.buttons["play"].click()
+        await wait_until(lambda: d.trainer.iteration >= 3)
+        d.buttons["play"].click()
+        await wait_until(lambda: d.controls.buttons["play"].description.endswith("Play"))
+        t = d.trainer
+        assert d.status == f"paused at iteration {t.iteration} (epoch {t.epoch + 1}) — ▶ Play goes on"
+        d.buttons["step"].click()  # the next action replaces it
+        assert not d.status.startswith("paused")
+        d.close()
+
+    asyncio.run(main())
+
+
+def test_a_dashboard_on_a_loaded_run_names_the_lit_phase(digits, tmp_path):
+    t = Trainer(digits, batch_size=64)
+    t.fit(2)
+    t.next_batch()
+    t.forward()
+    t.save(tmp_path / "lesson.pt")
+    loaded = Trainer.load(tmp_path / "lesson.pt", data=digits)
+    d = Dashboard(loaded)
+    assert loaded.next_phase is Phase.ZERO_GRAD and d.buttons["zero_grad"].button_style == "primary"
+    assert "press next_batch" not in d.status and "under way" in d.status
+    assert loaded.where() in d.status and "Press zero_grad" in d.status
+    d.close()
+
+
+def test_the_math_line_follows_the_code_line_on_one_push(dash):
+    if dash.math is None:
+        pytest.skip("graph_view is not there")
+    t = dash.trainer
+    assert dash.math._on_change not in t._listeners._callbacks  # no timer of its own: drawn with the code
+    dash.buttons["next_batch"].click()
+    dash.buttons["forward"].click()
+    code, math_text = dash.controls.code.value, dash.math.text
+    assert "y_hat = net(X)" in html.unescape(code) and "title=" in code  # cut with "…", whole as a tooltip
+    t.zero_grad()  # from code: neither line moves until the dashboard pushes
+    assert dash.controls.code.value == code and dash.math.text == math_text
+    dash.push()
+    assert "zero_" in dash.controls.code.value and dash.math.text != math_text
+
+
+def test_the_status_box_scrolls_with_a_visible_bar_and_no_focus_frame(dash):
+    c = dash.controls
+    dash.controls.lr.value = 50
+    diverge(dash)
+    assert "overflow-y:scroll" in c.status_html.value  # a long message shows its scrollbar
+    assert f"title='{html.escape(dash.status)}" in c.status_html.value  # and the whole text is its tooltip
+    dash.buttons["undo"].click()
+    assert "overflow-y:auto" in c.status_html.value
+    assert c.css in c.widget.children and "outline: none" in c.css.value and "ipyevents-watched" in c.css.value

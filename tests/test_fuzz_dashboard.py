@@ -22,7 +22,7 @@ DIGITS = load_dataset("digits")
 N_TRAIN = len(DIGITS.y_train)
 PHASES = [p.value for p in Phase]
 CLICKS = [*PHASES, "step", "iteration", "reset", "new_seed", "undo"]  # the buttons that need no event loop
-WAYS_OUT = ["way_stable", "way_lr", "way_undo"]  # shown only after a divergence
+WAYS_OUT = ["way_stable", "way_lr", "way_undo", "way_reset"]  # shown only after a divergence
 KEYS = ["s", "ArrowRight", "u", "r", "x"]  # Space (Play) only where an event loop runs
 
 # 50 click sequences of up to 40 actions (~2,000 clicks and edits) without Play, replayed for determinism, and
