@@ -49,7 +49,7 @@ def test_voila_tabs_downloads_upload_and_a_clean_console(voila, browser_page, ar
         open_tab(page, name)
         page.wait_for_timeout(300)
     dash.click("Run epoch")
-    dash.wait_for("() => window.__sw.iteration() >= 200", 180)
+    # an epoch is 235 iterations on Fashion-MNIST, 24 on the bundled subset a clone without data falls back to
     dash.wait_for("() => /epoch 2/.test(window.__sw.counter().textContent)", 180)
     open_tab(page, "compare runs")
     page.get_by_role("button", name="keep this run", exact=True).click()
