@@ -63,6 +63,14 @@ DEFAULT_SPEED = "20"
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
 CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-watched:focus-visible, "
        ".sw-dashboard .sw-keys:focus {outline: none !important;}</style>")
+# ipyevents focuses the area under the mouse (tabindex -4242) to hear its keys; JupyterLab takes a focus inside a
+# cell's output as "make this cell active", so Shift-Enter re-ran the dashboard's own cell instead of the next one.
+# The dashboard keeps that focus to itself (no other front-end code ships with ipywidgets; an image that fails to
+# load runs this once per view, in Lab, Notebook 7 and Voila alike)
+KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function(img){var n=0;(function hook(){"
+              "var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}"
+              "if(d.swKeepFocus)return;d.swKeepFocus=1;d.addEventListener('focusin',function(e){var t=e.target;"
+              "if(t&&t.getAttribute&&t.getAttribute('tabindex')==='-4242')e.stopPropagation();});})();})(this)\">")
 # a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
 WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
@@ -133,7 +141,7 @@ class Controls:
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
         # page CSS for this dashboard: ipyevents focuses the area under the mouse (to hear its keys); no black
         # frame around it on a projector. The buttons keep their focus ring for keyboard users
-        self.css = HTML(CSS, layout=Layout(display="none"))
+        self.css = HTML(CSS + KEEP_FOCUS, layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
         arrow = lambda: Label("→", layout=Layout(width="12px", flex="none", margin="0"))  # noqa: E731  one place each

@@ -27,7 +27,10 @@ JS_HELPERS = r"""
     // the HTML widget's content element: it holds the styled text (its colour says error or not)
     status() { const d = sw.dashboard(); return d && d.querySelector('.sw-status .widget-html-content'); },
     // the sentence a student reads; a divergence's rows and images wait in a closed <details> after it
-    statusText() { const s = sw.status(); return text(s && (s.firstElementChild || s)); },
+    // the status box (it scrolls inside a fixed height) holds the sentence, then the folded details
+    statusLine() { const s = sw.status(); const b = s && (s.querySelector('.sw-status-box') || s);
+                   return b && (b.firstElementChild || b); },
+    statusText() { return text(sw.statusLine()); },
     counter() { const d = sw.dashboard(); return d && d.querySelector('.sw-counter .widget-html-content'); },
     iteration() {
       const m = /iteration (\d+)/.exec(text(sw.counter()));
@@ -57,8 +60,8 @@ JS_HELPERS = r"""
       return img ? (img.getAttribute('href') || img.getAttribute('xlink:href') || '') : '';
     },
     state() {
-      const s = sw.status();
-      return {status: sw.statusText(), color: s ? getComputedStyle(s.firstElementChild || s).color : '',
+      const s = sw.statusLine();
+      return {status: sw.statusText(), color: s ? getComputedStyle(s).color : '',
               iteration: sw.iteration(), counter: text(sw.counter()), lossPoints: sw.lossPoints(),
               w0: sw.wImage(0).length + ':' + hash(sw.wImage(0)), heatmaps: sw.heatmaps().length};
     },
@@ -273,6 +276,8 @@ def drag_slider(page, css_class: str, to_right: bool = True) -> str:
     page.mouse.move(tb["x"] + (tb["width"] + 30 if to_right else -30), y, steps=6)
     page.mouse.up()
     page.wait_for_timeout(300)
+    if css_class == "sw-lr":  # the lr's readout is the text box beside its slider (one can type into it)
+        return page.input_value(".sw-lr-text input").strip()
     return page.inner_text(f".{css_class} .widget-readout").strip()
 
 

@@ -281,13 +281,14 @@ from softmax_widgets import Trainer, load_dataset
 from softmax_widgets.app import Dashboard
 dash = Dashboard(Trainer(load_dataset("digits"), lr=50, batch_size=64))  # lr 50: the lesson's softmax overflows
 dash"""
+NEXT_CELL = "ran_by_shift_enter = 'yes'"  # run by Shift-Enter with the mouse over the dashboard
 
 
 def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifacts):
     """lr 50 with the lesson's softmax: the explanation in red, the ways out, no NaN on the loss line."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(DIVERGE_CODE)])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(DIVERGE_CODE), nbformat.v4.new_code_cell("")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab_root / DIVERGE_NOTEBOOK)
     page = browser_page
@@ -322,6 +323,44 @@ def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifact
     assert stable == ["stable"], stable
     screen.check("stable")
     assert screen.moved() <= MAX_MOVE_PX, f"the loss figure moved: {screen.offsets}"
+    keys_pass_through(dash, page, artifacts)
     assert not iopub_errors(page), iopub_errors(page)
     assert not lab_error_outputs(page), lab_error_outputs(page)
     check_network(page)
+
+
+def keys_pass_through(dash: DashboardPage, page, artifacts) -> None:
+    """Over the dashboard, Shift-Enter is JupyterLab's (it runs the active cell); an unknown key is named on the
+    keys line, not glued to the status; the lr box sets the Trainer's lr."""
+    status = dash.state()["status"]
+    page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;"
+                  " nb.mode = 'command'; }")
+    page.evaluate(f"() => window.jupyterapp.shell.currentWidget.content.activeCell.model.sharedModel"
+                  f".setSource({NEXT_CELL!r})")
+    page.mouse.move(2, 300)  # off the dashboard, then onto it: ipyevents focuses it on mouseenter
+    page.locator(".sw-dashboard .sw-keys").first.hover()
+    page.keyboard.press("Shift+Enter")
+    dash.wait_for("() => true")
+    for _ in range(50):
+        if kernel_value(page, "globals().get('ran_by_shift_enter')") == "'yes'":
+            break
+        page.wait_for_timeout(200)
+    assert kernel_value(page, "globals().get('ran_by_shift_enter')") == "'yes'", "Shift-Enter never ran the cell"
+    assert dash.state()["status"] == status, "the dashboard took Shift-Enter"
+    count = "() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
+    assert page.evaluate(count) == 1, "Shift-Enter ran the dashboard's own cell again, not the next one"
+    page.locator(".sw-dashboard .sw-keys").first.hover()
+    page.keyboard.press("x")
+    dash.wait_for("() => document.querySelector('.sw-keys-help').textContent.includes(\"'x' does nothing\")")
+    assert dash.state()["status"] == status
+    box = page.locator(".sw-lr-text input")
+    box.fill("0.03")
+    box.press("Enter")
+    dash.wait_for("() => window.__sw.statusText() === 'learning rate set to 0.03'")
+    assert kernel_value(page, "dash.trainer.lr") == "0.03"
+    box.fill("-1")
+    box.press("Enter")
+    dash.wait_for("() => window.__sw.statusText().startsWith('learning rate must be')")
+    dash.wait_for("() => document.querySelector('.sw-lr-text input').value === '0.03'")
+    assert kernel_value(page, "dash.trainer.lr") == "0.03"
+    page.screenshot(path=str(artifacts / "lab-1280x720-keys-lr.png"))
