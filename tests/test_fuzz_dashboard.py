@@ -69,6 +69,8 @@ def act(dash: Dashboard, kind: str, arg=None) -> None:
         dash.buttons[arg].click()
     elif kind == "lr":
         c.lr.value = arg
+    elif kind == "lr_text":  # typed into the box beside the slider, then Enter
+        c.lr_text.value = arg
     elif kind == "batch":
         c.batch_size.value = arg
     elif kind == "seed":
@@ -157,6 +159,15 @@ class DashboardMachine(RuleBasedStateMachine):
             assert self.t.batch_size == before and self.dash.controls.batch_size.value == before
             assert self.dash.controls.status_level == "error" and "batch size" in self.dash.status
 
+    @rule(text=st.sampled_from(["0.05", "1e-3", "100", "-1", "0", "fast", "", "2,5"]))
+    def type_lr(self, text):
+        before = self.t.lr
+        self._act("lr_text", text)
+        if self.dash.controls.status_level == "error":
+            assert self.t.lr == before
+        # what the student reads as lr is the Trainer's lr, whatever was typed
+        assert self.dash.controls.lr_text.value == f"{self.t.lr:g}" and self.dash.controls.lr.value == self.t.lr
+
     @rule(seed=st.integers(0, 2**32 - 1))
     def reset_with_seed(self, seed):
         self._act("seed", seed)
@@ -236,6 +247,7 @@ class DashboardMachine(RuleBasedStateMachine):
         assert bool(torch.isfinite(t.W).all()) and bool(torch.isfinite(t.b).all())
         assert len(t.history.loss) == t.iteration and len(t.history.test_acc) == t.epoch
         assert self.dash.controls.batch_size.value == t.batch_size
+        assert self.dash.controls.lr.value == t.lr and self.dash.controls.lr_text.value == f"{t.lr:g}"
         assert t.listener_count == self.listeners  # nothing subscribes twice, nothing is dropped
 
     def teardown(self):
