@@ -87,9 +87,10 @@ def _button(description: str, tooltip: str, width: str = "auto") -> Button:
 
 
 def _row(children, **kw) -> HBox:
-    # a fixed height; on a phone-width page the row scrolls sideways instead of wrapping over what follows
-    return HBox(children, layout=Layout(height=ROW_H, flex_flow="row nowrap", align_items="center",
-                                        overflow="auto hidden", **kw))
+    # one row of ROW_H at 1280 px and up; narrower (browser zoom 125-150 %, a phone) it wraps onto a second line
+    # rather than clip Play or undo. Its items have fixed widths (the counter a fixed basis), so a longer message
+    # never makes it wrap during a session: what is below moves only when the page itself gets narrower
+    return HBox(children, layout=Layout(min_height=ROW_H, flex_flow="row wrap", align_items="center", **kw))
 
 
 def _lr_options(extra: float | None = None) -> list[tuple[str, float]]:
@@ -136,7 +137,7 @@ class Controls:
                                      style={"button_width": "auto"}, layout=Layout(width="auto", flex="none"))
         self.note = HTML()  # e.g. "Fashion-MNIST not found: showing digits"
         self.status_html = HTML(layout=Layout(height=STATUS_H, overflow="hidden", margin="0", width="100%"))
-        self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 auto", overflow="hidden"))
+        self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 0", min_width="190px", overflow="hidden"))
         self.code = HTML(layout=Layout(overflow="hidden", flex="0 1 auto", min_width="0"))
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
         # page CSS for this dashboard: ipyevents focuses the area under the mouse (to hear its keys); no black

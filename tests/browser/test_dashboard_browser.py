@@ -364,3 +364,15 @@ def keys_pass_through(dash: DashboardPage, page, artifacts) -> None:
     dash.wait_for("() => document.querySelector('.sw-lr-text input').value === '0.03'")
     assert kernel_value(page, "dash.trainer.lr") == "0.03"
     page.screenshot(path=str(artifacts / "lab-1280x720-keys-lr.png"))
+    # 150 % browser zoom at 1280x720 is an 853x480 CSS-pixel page: the rows wrap, every control stays reachable
+    page.set_viewport_size({"width": 853, "height": 480})
+    page.wait_for_timeout(800)
+    for label in ["next_batch", "sgd", "Step", "Run epoch", "▶ Play", "↶ undo", "New seed"]:
+        button = dash.button(label)
+        button.scroll_into_view_if_needed()
+        hit = page.evaluate("(label) => { const b = window.__sw.button(label); const r = b.getBoundingClientRect();"
+                            " const e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);"
+                            " return !!e && b.contains(e) && r.width > 20; }", label)
+        assert hit, f"{label} cannot be reached at 150 % zoom"
+    page.evaluate(SCROLL_TO_TOP)
+    page.screenshot(path=str(artifacts / "lab-zoom150-853x480.png"))
