@@ -284,6 +284,7 @@ class Dashboard(VBox):
         c.buttons["way_reset"].on_click(lambda _: self._act(lambda: self._reset(self.trainer.seed)))
         self.keep.on_click(lambda _: self._guard(self._keep_run))
         c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
+        c.details.observe(lambda ch: self._syncing or self.push(CONTROLS), "value")
         self.key_events.on_dom_event(self._on_dom_event)
         self.button_keys.on_dom_event(self._on_dom_event)
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
@@ -454,6 +455,12 @@ class Dashboard(VBox):
         else:
             self._event = event
             self._diverged = event.kind == "divergence"
+            if self._diverged and self.controls.details.value:  # a new divergence opens short again
+                self._syncing = True
+                try:
+                    self.controls.details.value = False
+                finally:
+                    self._syncing = False
         if self.player.driving:
             return
         # the Trainer was driven from code (t.fit(5) in a cell): push by time, as Play does, and all once idle

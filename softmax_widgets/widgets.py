@@ -17,6 +17,7 @@ from ipywidgets import (
     Layout,
     SelectionSlider,
     Text,
+    ToggleButton,
     ToggleButtons,
     VBox,
     Widget,
@@ -118,6 +119,10 @@ class Controls:
                                            "back this half-done iteration and the sgd step that pushed W too far")
         self.buttons["way_reset"] = _button("Reset", "back to the initial W and b with this seed (one undo() takes "
                                             "the reset back)")
+        # the whole explanation of a divergence (rows, images), in the status box in place of the short one
+        self.details = ToggleButton(value=False, description="details", tooltip="the whole explanation: the rows "
+                                    "and images of the batch that overflowed",
+                                    layout=Layout(width="auto", flex="none", padding="0 8px", margin="2px 3px"))
         slider = {"continuous_update": False, "style": {"description_width": "28px"}}
         # 1-2-5 stops on a log scale: a ~150 px track holds seven decades with a readable readout
         # the slider's own readout looks editable but ignores what is typed: a text box beside it sets the lr
@@ -164,7 +169,7 @@ class Controls:
                   self.softmax, self.counter]),
         ], layout=Layout(overflow="hidden"))
         self.way_out = HBox([Label("ways out:", layout=Layout(flex="none")), b["way_stable"], b["way_lr"],
-                             b["way_undo"], b["way_reset"]],
+                             b["way_undo"], b["way_reset"], self.details],
                             layout=Layout(display="none", align_items="center", height=LINE_H, overflow="hidden"))
         self.code_line = HBox([self.code, self.math], layout=Layout(height=LINE_H, align_items="center",
                                                                     overflow="hidden"))
@@ -191,21 +196,22 @@ class Controls:
         b.description, b.button_style = (PAUSE, "warning") if playing else (PLAY, "success")
 
     def show_status(self, text: str, level: str = "info", extra: str = "", details: str = "") -> None:
-        """The status line: plain words, errors in red (never a traceback); `details` folds behind a toggle.
+        """The status line: plain words, errors in red (never a traceback); `details` (a divergence's whole
+        explanation) waits behind the details toggle in the ways-out row and replaces the text while it is on.
 
         The box keeps its height; a message longer than it scrolls inside, with the scrollbar always drawn then
         (a cut-off line must show there is more), and the whole text is the box's tooltip."""
+        if details and self.details.value:
+            text, extra = details, ""
         self.status_text, self.status_level = text, level
-        weight = "bold" if level == "error" else "normal"
+        weight = "bold" if level == "error" and not (details and self.details.value) else "normal"
         body = html.escape(text) + (f" <span style='color:{COLORS['warning']}'>{html.escape(extra)}</span>"
                                     if extra else "")
-        fold = (f"<details style='color:#444;font-size:12px;font-weight:normal'><summary style='cursor:pointer'>"
-                f"details</summary>{html.escape(details)}</details>" if details else "")
-        long = details or len(text) + len(extra) > STATUS_CHARS
+        long = len(text) + len(extra) > STATUS_CHARS
         value = (f"<div class='sw-status-box' title='{html.escape(' '.join(x for x in (text, extra) if x))}' "
                  f"style='height:{STATUS_H};overflow-y:{'scroll' if long else 'auto'};overflow-x:hidden;"
                  f"overflow-anchor:none'><div style='color:{COLORS[level]};font-weight:{weight};line-height:20px'>"
-                 f"{body}</div>{fold}</div>")
+                 f"{body}</div></div>")
         if self.status_html.value != value:
             self.status_html.value = value
 

@@ -149,7 +149,11 @@ def test_lr_50_with_the_lesson_softmax_explains_and_offers_ways_out(dash):
     assert "exp()" in dash.status and "overflow" in dash.status and "Ways out" in dash.status
     assert "color:#c00000" in c.status_html.value and "Traceback" not in c.status_html.value
     # read aloud: the cause and the ways out; the rows and images of the batch wait behind "details"
-    assert "rows" not in dash.status and "<details" in c.status_html.value and "rows" in c.status_html.value
+    assert "rows" not in dash.status and "rows" not in c.status_html.value and visible(c.details)
+    c.details.value = True  # the whole explanation, in the same box (it scrolls; the first line stays at the top)
+    assert "rows" in dash.status and "rows" in c.status_html.value and "overflow-y:scroll" in c.status_html.value
+    c.details.value = False
+    assert "rows" not in dash.status and "Ways out" in dash.status
     assert visible(c.way_out) and visible(dash.buttons["way_stable"])
     assert dash.buttons["way_lr"].description == "lr × 0.1 → 5"
     # the curves hold only finite numbers: the diverged iteration was never recorded
@@ -607,6 +611,7 @@ def test_the_status_box_scrolls_with_a_visible_bar_and_no_focus_frame(dash):
     c = dash.controls
     dash.controls.lr.value = 50
     diverge(dash)
+    c.details.value = True
     assert "overflow-y:scroll" in c.status_html.value  # a long message shows its scrollbar
     assert f"title='{html.escape(dash.status)}" in c.status_html.value  # and the whole text is its tooltip
     dash.buttons["undo"].click()

@@ -26,7 +26,7 @@ JS_HELPERS = r"""
     keysArea() { const d = sw.dashboard(); return d && d.querySelector('.sw-keys'); },
     // the HTML widget's content element: it holds the styled text (its colour says error or not)
     status() { const d = sw.dashboard(); return d && d.querySelector('.sw-status .widget-html-content'); },
-    // the sentence a student reads; a divergence's rows and images wait in a closed <details> after it
+    // the sentence a student reads (a divergence's rows and images wait behind the details toggle)
     // the status box (it scrolls inside a fixed height) holds the sentence, then the folded details
     statusLine() { const s = sw.status(); const b = s && (s.querySelector('.sw-status-box') || s);
                    return b && (b.firstElementChild || b); },

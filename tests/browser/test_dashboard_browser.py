@@ -315,6 +315,18 @@ def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifact
     path = page.evaluate("() => document.querySelector('.sw-loss path.line').getAttribute('d') || ''")
     assert "NaN" not in path and state["lossPoints"] >= 1, path
     screenshot(page, artifacts / "lab-divergence.png")
+    # "details" opens inside the fixed-height box: the first line stays in place, the rest is one scroll away
+    short = state["status"]
+    dash.click("details")  # a toggle in the ways-out row: the whole explanation in the same fixed box
+    dash.wait_for("() => window.__sw.statusText().includes('rows')")
+    box = page.evaluate("() => { const b = document.querySelector('.sw-status .sw-status-box');"
+                        " return {top: b.scrollTop, scroll: getComputedStyle(b).overflowY,"
+                        " more: b.scrollHeight > b.clientHeight, height: b.getBoundingClientRect().height}; }")
+    assert box["top"] == 0 and box["scroll"] == "scroll" and box["more"], box
+    page.screenshot(path=str(artifacts / "lab-1280x720-details-open.png"))
+    screen.check("details")
+    dash.click("details")  # and back to the short one
+    dash.wait_for("(s) => window.__sw.statusText() === s", arg=short)
     state = dash.click_and_wait_status("use stable softmax", state["status"])
     assert state["status"].startswith("softmax set to stable_softmax"), state
     dash.wait_for(no_way_out)  # a way out taken: the row goes
