@@ -259,10 +259,9 @@ class Dashboard(VBox):
             return
         try:
             self.graph = graph_view.GraphPanel(self.trainer)
-            self.math = graph_view.MathLine(self.trainer)
             # drawn with the code line beside it, on the dashboard's own push (its own timer showed sgd's code
             # beside forward's math during Play)
-            self.trainer.on_change(self.math._on_change, remove=True)
+            self.math = graph_view.MathLine(self.trainer, follow=False)
             self.controls.math.children = [self.math.widget]
         except Exception:  # an unfinished panel must not take the dashboard down
             log.exception("graph_view could not be mounted")

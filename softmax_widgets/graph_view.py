@@ -334,12 +334,15 @@ MATH_NOTES = {
 class MathLine:
     """One formula line that follows the phases (fixed height: nothing below it moves)."""
 
-    def __init__(self, trainer, min_interval: float = 0.1):
+    def __init__(self, trainer, min_interval: float = 0.1, follow: bool = True):
+        """follow=False: the host calls refresh() on its own pushes (the dashboard draws it with the code line,
+        so Play never shows one phase's code beside another's math)."""
         self.trainer = trainer
         self.widget = HTML(layout=Layout(height="24px", overflow="hidden"))
         self.widget.add_class("sw-math")
         self._draw = _throttle(self.refresh, min_interval)
-        trainer.on_change(self._on_change)
+        if follow:
+            trainer.on_change(self._on_change)
         self.refresh()
 
     @property
