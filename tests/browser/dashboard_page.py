@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+import harness
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 PHASES = ["next_batch", "forward", "zero_grad", "backward", "sgd"]
@@ -102,6 +103,16 @@ class DashboardPage:
             " && document.querySelectorAll('.bqplot image').length >= 10", timeout=timeout_s * 1000)
         self.page.evaluate(JS_HELPERS)
         self.page.wait_for_function("() => window.__sw.status() && window.__sw.counter()", timeout=30_000)
+
+    def wait_drawn(self, timeout_s: float, shot, server) -> None:
+        """wait_rendered(); if it never comes, a screenshot at `shot` and an error naming the page's tracebacks and
+        the tail of the server's log (what a reader of a red CI run needs)."""
+        try:
+            self.wait_rendered(timeout_s)
+        except Exception:
+            self.page.screenshot(path=str(shot))
+            raise AssertionError(f"no dashboard after {timeout_s} s; errors: {harness.lab_error_outputs(self.page)}; "
+                                 f"server log:\n{server.tail()}") from None
 
     def state(self) -> dict:
         self.page.evaluate(JS_HELPERS)

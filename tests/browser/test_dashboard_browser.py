@@ -223,12 +223,7 @@ def test_lab_notebook_end_to_end(lab, lab_root, browser_page, artifacts):
     listen_iopub(page)
     run_all_cells(page)
     dash = DashboardPage(page)
-    try:
-        dash.wait_rendered(FIRST_RENDER_S)
-    except Exception:
-        page.screenshot(path=str(artifacts / "lab-not-rendered.png"))
-        raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; errors: {lab_error_outputs(page)}; "
-                             f"server log:\n{lab.tail()}") from None
+    dash.wait_drawn(FIRST_RENDER_S, artifacts / "lab-not-rendered.png", lab)
     screen = Screen(page, "lab-1366x768", artifacts)
     result = exercise(dash, page, artifacts, "lab", screen)
     page.set_viewport_size({"width": 1280, "height": 720})  # the projector, with a trained W
@@ -263,11 +258,7 @@ def test_voila_app_end_to_end(voila, browser_page, artifacts):
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)  # Voila runs the notebook before the page loads
     dash = DashboardPage(page)
-    try:
-        dash.wait_rendered(FIRST_RENDER_S)
-    except Exception:
-        page.screenshot(path=str(artifacts / "voila-not-rendered.png"))
-        raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; server log:\n{voila.tail()}") from None
+    dash.wait_drawn(FIRST_RENDER_S, artifacts / "voila-not-rendered.png", voila)
     assert "Traceback" not in page.inner_text("body")
     result = exercise(dash, page, artifacts, "voila", Screen(page, "voila-1920x1080", artifacts))
     check_network(page)

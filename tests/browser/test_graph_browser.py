@@ -85,12 +85,7 @@ def test_lab_graph_tab_after_forward_and_backward(lab, lab_root, browser_page, a
     open_in_lab(page, lab, NOTEBOOK)
     run_all_cells(page)
     dash = DashboardPage(page)
-    try:
-        dash.wait_rendered(FIRST_RENDER_S)
-    except Exception:
-        page.screenshot(path=str(artifacts / "lab-graph-not-rendered.png"))
-        raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; errors: {lab_error_outputs(page)}; "
-                             f"server log:\n{lab.tail()}") from None
+    dash.wait_drawn(FIRST_RENDER_S, artifacts / "lab-graph-not-rendered.png", lab)
     result = exercise_graph(dash, page, artifacts, "lab")
     assert not lab_error_outputs(page), lab_error_outputs(page)
     check_network(page)
@@ -101,11 +96,7 @@ def test_voila_graph_tab_after_forward_and_backward(voila, browser_page, artifac
     page = browser_page
     page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)
     dash = DashboardPage(page)
-    try:
-        dash.wait_rendered(FIRST_RENDER_S)
-    except Exception:
-        page.screenshot(path=str(artifacts / "voila-graph-not-rendered.png"))
-        raise AssertionError(f"no dashboard after {FIRST_RENDER_S} s; server log:\n{voila.tail()}") from None
+    dash.wait_drawn(FIRST_RENDER_S, artifacts / "voila-graph-not-rendered.png", voila)
     result = exercise_graph(dash, page, artifacts, "voila")
     assert "Traceback" not in page.inner_text("body")
     check_network(page)
