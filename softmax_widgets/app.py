@@ -17,6 +17,7 @@ from .data import load_or_offline
 from .phases import DivergenceError, Phase, TrainerError
 from .player import Player
 from .plots import Plots
+from .presentation import PRESENTATION, check_scale, is_compact, scale_class, scale_css
 from .throttle import ALL, BATCH, CONTROLS, DIRTY, GRAD, PARTS, PushClock, Throttle
 from .trainer import Trainer
 from .views import Views
@@ -57,7 +58,8 @@ class Dashboard(VBox):
     """Buttons for each phase, Play/Pause and live plots of one Trainer; display it as a cell's value."""
 
     def __init__(self, trainer: Trainer, *, fps: float = 10.0, heavy_fps: float = 0.5,
-                 w_range: float | None = None, note: str = "", **kwargs):
+                 w_range: float | None = None, note: str = "", scale: float = 1.0, **kwargs):
+        scale = check_scale(scale)  # a wrong scale is refused before anything is built
         self.trainer = trainer
         # pushes by time, never per step: ≤ fps for curves and text, ≤ heavy_fps for the heatmaps. Measured in
         # JupyterLab on the busy 2-core box (bqplot redraws a HeatMap cell by cell): W alone at 0.5 Hz during
@@ -79,6 +81,7 @@ class Dashboard(VBox):
         self.buttons = self.controls.buttons
         if note:
             self.controls.note.value = f"<div style='color:#b35900'>{note}</div>"
+            self.controls.note.layout.display = None
         # keys act while the mouse is over this area (ipyevents takes every key there: no text boxes inside)
         self.keys_area = VBox([self.controls.readout, self.plots.widget])
         self.keys_area.add_class("sw-keys")
@@ -107,20 +110,41 @@ class Dashboard(VBox):
         # last one goes (output cleared, cell re-run) a Play nobody can see, or pause, stops by itself
         self._view_count = 0
         self.observe(self._on_views, "_view_count")
+        # the presentation scale: every text and plot ×scale (presentation.py); A+ toggles it and back
+        self._scale, self._presentation = 1.0, scale if scale > 1 else PRESENTATION
+        self._apply_scale(scale)
         self.push()
 
     @classmethod
-    def from_dataset(cls, name: str = "fashion-mnist", root=None, download: bool = True, **trainer_kwargs):
+    def from_dataset(cls, name: str = "fashion-mnist", root=None, download: bool = True, scale: float = 1.0,
+                     **trainer_kwargs):
         """A Dashboard on a fresh Trainer; offline without the files it trains on the bundled Fashion-MNIST subset
-        (the same lesson, 6,000 images) and says so at the top."""
+        (the same lesson, 6,000 images) and says so at the top. `scale`: the presentation scale."""
+        scale = check_scale(scale)  # before the data is loaded
         data, note = load_or_offline(name, root=root, download=download)
-        return cls(Trainer(data, **trainer_kwargs), note=note)
+        return cls(Trainer(data, **trainer_kwargs), note=note, scale=scale)
 
     # ---- public API ----
     @property
     def status(self) -> str:
         """The status line's text (what the student reads)."""
         return self.controls.status_text
+
+    @property
+    def scale(self) -> float:
+        """The presentation scale: 1 is the normal size, 1.5 every text and plot ×1.5 for a projector."""
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        value = check_scale(value)
+        if value > 1:
+            self._presentation = value  # what A+ turns on from now
+        self._apply_scale(value)
+        self._notice = (f"presentation size ×{value:g}: every text and plot enlarged; A+ again for the normal size"
+                        if value > 1 else
+                        f"normal size; A+ (or dash.scale = {self._presentation:g}) enlarges every text and plot")
+        self.push()  # the status, and the W note whose wording follows the layout
 
     @property
     def is_playing(self) -> bool:
@@ -284,6 +308,7 @@ class Dashboard(VBox):
         self.keep.on_click(lambda _: self._guard(self._keep_run))
         c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
         c.details.observe(lambda ch: self._syncing or self.push(CONTROLS), "value")
+        c.scale.observe(lambda ch: self._toggle_scale(ch["new"]), "value")
         self.key_events.on_dom_event(self._on_dom_event)
         self.button_keys.on_dom_event(self._on_dom_event)
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
@@ -291,6 +316,28 @@ class Dashboard(VBox):
         c.seed.observe(lambda ch: self._typed_seed(ch["old"], ch["new"]), "value")
         c.batch_size.observe(lambda ch: self._setting("batch_size", ch["new"], c.batch_size), "value")
         c.set_playing(False)
+
+    def _apply_scale(self, scale: float) -> None:
+        """Zoom this dashboard (the page CSS and a class), and size its figures and rows for it."""
+        if self._scale != 1:
+            self.remove_class(scale_class(self._scale))
+        self.controls.set_page_css(scale_css(scale))
+        if scale != 1:
+            self.add_class(scale_class(scale))
+        self.controls.set_compact(is_compact(scale))
+        self.plots.set_scale(scale)
+        self.views.set_scale(scale)
+        self._scale = scale
+        self._syncing = True
+        try:
+            self.controls.show_scale(scale > 1, self._presentation)
+        finally:
+            self._syncing = False
+        self.clock.dirty |= ALL  # the W note's wording follows the layout
+
+    def _toggle_scale(self, on: bool) -> None:
+        if not self._syncing:
+            self._guard(lambda: setattr(self, "scale", self._presentation if on else 1.0))
 
     def _keep_run(self) -> None:
         """The keep button beside the plots: the same as the compare runs tab's, said on the status line."""

@@ -26,6 +26,7 @@ DEFAULT_NOTEBOOK = "02_dashboard.ipynb"
 DEFAULT_FOLDER = "notebooks"  # a work folder of the student's own (git-ignored in the repository)
 DATASET_ENV = "SOFTMAX_WIDGETS_DATASET"
 STATE_ENV = "SOFTMAX_WIDGETS_STATE"  # a state file the app page opens on (`softmax-widgets app --state`)
+SCALE_ENV = "SOFTMAX_WIDGETS_SCALE"  # the app page's presentation scale (`softmax-widgets app --scale 1.5`)
 # defaults for this Lab only (the user's own settings still win): no "fetch news?" pop-up and no update check
 # over the network, and widget state saved with the notebook, so a reopened one shows its last picture
 LAB_SETTING_DEFAULTS = {
@@ -186,9 +187,18 @@ def lab(folder: str | os.PathLike = DEFAULT_FOLDER, open_notebook: str | None = 
 
 
 def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[str, ...] | list[str] = (),
-        state: str | os.PathLike | None = None) -> int:
+        state: str | os.PathLike | None = None, scale: float | None = None) -> int:
     """Serve the dashboard alone as a web page through Voila (`pip install softmax-widgets[app]`); with `state`,
-    on a prepared run (a file from Trainer.save or the Export tab), checked here before anything starts."""
+    on a prepared run (a file from Trainer.save or the Export tab), checked here before anything starts; with
+    `scale`, at that presentation scale (1.5: every text and plot larger for a projector)."""
+    if scale is not None:
+        from .presentation import check_scale
+
+        try:
+            scale = check_scale(scale)
+        except ValueError as err:
+            print(f"softmax-widgets app: --scale {err}", file=sys.stderr)
+            return 2
     try:
         import voila  # noqa: F401 - only to say how to get it
     except ImportError:
@@ -198,6 +208,8 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
     env = dict(os.environ)
     if dataset:
         env[DATASET_ENV] = dataset
+    if scale is not None:
+        env[SCALE_ENV] = f"{scale:g}"
     if state is not None:
         from .persist import read  # torch: only when a state is asked for
 
@@ -230,6 +242,9 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fashion-mnist (default), mnist, kmnist, fashion-mnist-small or digits (both bundled)")
     parser.add_argument("--state", default=None, metavar="FILE",
                         help="open on a prepared run: a state file saved by Trainer.save() or the Export tab")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="presentation scale from 1 to 2: 1.5 enlarges every text and plot for a projector "
+                             "(the page's A+ button toggles it)")
     parser.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
 
 
@@ -241,4 +256,4 @@ def run_lab(args: argparse.Namespace) -> int:
 def run_app(args: argparse.Namespace) -> int:
     """`softmax-widgets app` from the options of add_app_arguments()."""
     return app(port=args.port, dataset=args.dataset, extra_args=["--no-browser"] if args.no_browser else [],
-               state=args.state)
+               state=args.state, scale=args.scale)

@@ -10,6 +10,7 @@ from bqplot import Axis, Bars, ColorScale, Figure, HeatMap, LinearScale, Lines, 
 from ipywidgets import HTML, HBox, Layout, VBox
 
 from .data import Dataset
+from .presentation import Sizer
 
 __all__ = ["MAX_POINTS", "Plots", "debias", "decimate_indices", "iteration_ticks", "nice_ceil", "smoothed"]
 
@@ -21,6 +22,8 @@ RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9e9e9e"
 LEVELS = 127  # colour levels each side of 0 sent for a heatmap
 FEW = 20  # a curve with fewer points shows them as markers
 CURVE_PX = 330 - 46 - 12  # the curves' plotting width: figure width less the left and right margins
+# (width, height) at scale 1 in the compact layout of the presentation scale: 1.5 × these fit a 1280×720 Lab
+COMPACT = {"loss": (330, 176), "acc": (330, 150), "map": (75, 88)}
 SHRINK = 4  # a colour limit shrinks when the values fall below 1/SHRINK of it (hysteresis)
 
 
@@ -142,10 +145,10 @@ def _legend(items) -> str:
     return spans
 
 
-def colour_bar(m: float, low: str, mid: str, high: str, what: str) -> str:
+def colour_bar(m: float, low: str, mid: str, high: str, what: str, width: int = 90) -> str:
     """The colour scale as a small gradient with its limits: −m … +m."""
     return (f"<span style='white-space:nowrap;font-size:12px'>{html.escape(what)} −{m:g} <span style='display:"
-            f"inline-block;width:90px;height:10px;vertical-align:middle;border:1px solid #999;background:"
+            f"inline-block;width:{width}px;height:10px;vertical-align:middle;border:1px solid #999;background:"
             f"linear-gradient(to right,{low},{mid},{high})'></span> +{m:g}</span>")
 
 
@@ -212,6 +215,7 @@ class Plots:
         self.reset_scales()
         self.w_figs = [_fig([m], name) for m, name in zip(self.w_maps, self.classes, strict=True)]
         self.g_figs = [_fig([m], name) for m, name in zip(self.g_maps, self.classes, strict=True)]
+        self.compact = False  # the presentation scale's tighter layout (see presentation.py)
         self.w_note = HTML(layout=Layout(height="22px", overflow="hidden"))
         self.g_note = HTML(layout=Layout(height="22px", overflow="hidden"))
         # ---- bias: horizontal bars, so every class name fits on its own line ----
@@ -256,6 +260,16 @@ class Plots:
                           + [(f, "sw-weights") for f in self.w_figs] + [(f, "sw-grad") for f in self.g_figs]
                           + [(f, "sw-batch") for f in self.img_figs]):
             fig.add_class(name)
+        # every figure's size at scale 1, for the presentation scale; the compact layout (1.5 on a 1280×720
+        # projector) shortens the curves and shrinks the W maps so the one-screen set still fits
+        self.sizer = Sizer()
+        self.sizer.add(self.loss_fig, COMPACT["loss"])
+        self.sizer.add(self.acc_fig, COMPACT["acc"])
+        for f in self.w_figs + self.g_figs:
+            self.sizer.add(f, COMPACT["map"])
+        for f in [self.bias_fig, *self.img_figs, *self.prob_figs]:
+            self.sizer.add(f)
+        self.sizer.on_scale(self._on_scale)
         # kept runs beside the live one: their smoothed loss dashed on the loss figure, named under the W maps
         self.run_lines: dict[int, Lines] = {}
         self._runs_top = 0  # the longest kept run (iterations): the loss figure's x axis reaches it too
@@ -281,6 +295,15 @@ class Plots:
                                 "probabilities, the true class green, a wrong guess red"), _grid(strip, 8)]),
             "bias": VBox([self.bias_fig]),
         }
+
+    def set_scale(self, scale: float) -> None:
+        """Every figure at `scale` (the dashboard's zoom enlarges the rest): see presentation.py."""
+        self.sizer.apply(scale)
+
+    def _on_scale(self, scale: float, compact: bool) -> None:
+        self.compact = compact
+        for fig in self.img_figs:  # their titles are set per batch: the font follows the scale
+            fig.title_style = {**fig.title_style, "font-size": self.sizer.px(11)}
 
     def show_runs(self, runs) -> None:
         """Kept runs (runs.Run) on the loss figure, dashed, each in its colour; the live run's line on top."""
@@ -358,8 +381,11 @@ class Plots:
     def _weights(self, trainer) -> None:
         W = self._columns(trainer.W)
         m = self._range(self.w_scale, W, fixed=self.fixed_w_range)
-        note = (f"<div style='font-size:12px;line-height:20px;white-space:nowrap'><b>W</b>: one image per class "
-                f"(red votes for it) &nbsp;{colour_bar(m, *W_COLOURS, 'colour scale')}</div>")
+        # compact: the W maps are narrower than the whole sentence; the short one says the same
+        note = ("<div style='font-size:12px;line-height:20px;white-space:nowrap'><b>W</b>: "
+                + (f"red votes for the class &nbsp;{colour_bar(m, *W_COLOURS, '', 60)}" if self.compact else
+                   f"one image per class (red votes for it) &nbsp;{colour_bar(m, *W_COLOURS, 'colour scale')}")
+                + "</div>")
         if self.w_note.value != note:
             self.w_note.value = note
         for mark, img in zip(self.w_maps, _levels(W, m), strict=True):
@@ -444,7 +470,7 @@ class Plots:
             if self.captions[i].value != caption:
                 self.captions[i].value = caption
             with fig.hold_sync():
-                fig.title, fig.title_style = title, {"font-size": "11px", "fill": style}
+                fig.title, fig.title_style = title, {"font-size": self.sizer.px(11), "fill": style}
             for mark, values in ((self.prob_bars[i], row), (self.true_bars[i], right), (self.wrong_bars[i], wrong)):
                 with mark.hold_sync():
                     mark.y = values

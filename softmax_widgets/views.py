@@ -23,6 +23,7 @@ from traitlets import Any
 
 from . import evaluation, export, persist
 from .plots import SMOOTH, debias, decimate_indices, iteration_ticks, set_ticks, smoothed
+from .presentation import Sizer
 from .runs import RunStore
 from .throttle import Throttle
 from .widgets import descendants
@@ -544,6 +545,11 @@ class Views:
                              (self.evaluation.tiles_box, "sw-cell-images"), (self.compare.loss_fig, "sw-compare-loss"),
                              (self.compare.legend, "sw-compare-legend"), (self.export.status, "sw-export-status")):
             widget.add_class(name)
+        # the tabs' figures at the presentation scale (presentation.py): sizes, margins, fonts ×scale
+        self.sizer = Sizer()
+        for fig in figures.values():
+            self.sizer.add(fig)
+        self.sizer.on_scale(self._on_scale)
         self.refresher = Throttle(self.refresh, min_interval, getattr(dashboard, "_loop", None))
         self.widget.observe(self._on_tab, "selected_index")
         self.runs.on_change(self.compare.refresh_runs)
@@ -578,6 +584,15 @@ class Views:
                 w.close()
         self.graph_slot.children = [panel.widget]
         panel.set_visible(self.shown == "graph")
+
+    def set_scale(self, scale: float) -> None:
+        """The tabs' figures at `scale` (the dashboard's zoom enlarges the rest)."""
+        self.sizer.apply(scale)
+
+    def _on_scale(self, scale: float, compact: bool) -> None:
+        # what is not a figure's box: the numbers in the confusion cells, the rows' axis label beside the names
+        self.evaluation.matrix.font_style = {"font-size": self.sizer.px(10)}
+        self.evaluation.matrix_fig.axes[1].label_offset = self.sizer.px(62)
 
     def refresh(self) -> None:
         """Everything that follows W: the confusion matrix, the bars, the live curves."""

@@ -75,16 +75,22 @@ KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function
 # a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
 WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
-ROW_H = "34px"  # one row of buttons: rows keep their height, so nothing below them moves
+ROW_H = "32px"  # one row of buttons (28 px high, 2 px margins): rows keep their height, nothing below them moves
 STATUS_H = "60px"  # three lines of status; longer text wraps and scrolls inside, a divergence folds its details
 STATUS_CHARS = 240  # about three lines of status at 1280x720: longer text gets a visible scrollbar
-LINE_H = "30px"  # under the status: the line of code that ran, or the ways out of a divergence
+LINE_H = "26px"  # under the status: the line of code that ran, or the ways out of a divergence
+
+
+PAD, MARGIN = ("0 8px", "0 4px"), ("2px 3px", "2px 2px")  # a button's padding, margin: normal, compact
+# widths at scale 1 that the compact layout (presentation scale 1.5) narrows: 1100 px of a 1280×720 Lab is 733
+# px at 1.5, and the widest row must fit in it
+WIDTHS = {"speed": ("300px", "250px"), "lr": ("262px", "222px"), "arrow": ("12px", "10px"), "gap": ("8px", "0px")}
 
 
 def _button(description: str, tooltip: str, width: str = "auto") -> Button:
     # flex "none": in a crowded row the text beside it wraps, the button never shrinks to "Re..."
     return Button(description=description, tooltip=tooltip,
-                  layout=Layout(width=width, flex="none", padding="0 8px", margin="2px 3px"))
+                  layout=Layout(width=width, flex="none", padding=PAD[0], margin=MARGIN[0]))
 
 
 def _row(children, **kw) -> HBox:
@@ -122,7 +128,11 @@ class Controls:
         # the whole explanation of a divergence (rows, images), in the status box in place of the short one
         self.details = ToggleButton(value=False, description="details", tooltip="the whole explanation: the rows "
                                     "and images of the batch that overflowed",
-                                    layout=Layout(width="auto", flex="none", padding="0 8px", margin="2px 3px"))
+                                    layout=Layout(width="auto", flex="none", padding=PAD[0], margin=MARGIN[0]))
+        # the presentation scale (Dashboard(scale=...)): every text and plot larger for the back row, and back
+        self.scale = ToggleButton(value=False, description="A+", tooltip="presentation size: every text and plot "
+                                  "×1.5 for a projector (Dashboard(scale=1.5)); press again for the normal size",
+                                  layout=Layout(width="auto", flex="none", padding=PAD[0], margin="2px 3px 2px 8px"))
         slider = {"continuous_update": False, "style": {"description_width": "28px"}}
         # 1-2-5 stops on a log scale: a ~150 px track holds seven decades with a readable readout
         # the slider's own readout looks editable but ignores what is typed: a text box beside it sets the lr
@@ -140,7 +150,8 @@ class Controls:
                                      tooltips=["the lesson's: exp(X) / sum (overflows above ~88)",
                                                "subtract each row's max first: never overflows"],
                                      style={"button_width": "auto"}, layout=Layout(width="auto", flex="none"))
-        self.note = HTML()  # e.g. "Fashion-MNIST not found: showing digits"
+        # e.g. "Using the bundled offline subset...": shown only when there is one (an empty box still takes room)
+        self.note = HTML(layout=Layout(display="none"))
         self.status_html = HTML(layout=Layout(height=STATUS_H, overflow="hidden", margin="0", width="100%"))
         self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 0", min_width="190px", overflow="hidden"))
         self.code = HTML(layout=Layout(overflow="hidden", flex="0 1 auto", min_width="0"))
@@ -150,20 +161,21 @@ class Controls:
         self.css = HTML(CSS + KEEP_FOCUS, layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
-        arrow = lambda: Label("→", layout=Layout(width="12px", flex="none", margin="0"))  # noqa: E731  one place each
+        self.arrows = [Label("→", layout=Layout(width=WIDTHS["arrow"][0], flex="none", margin="0"))
+                       for _ in range(len(Phase) - 1)]
+        self.gap = Label("", layout=Layout(width=WIDTHS["gap"][0], flex="none"))
         phases = [self.buttons[p.value] for p in Phase]
         row1 = [phases[0]]
-        for b in phases[1:]:
-            row1 += [arrow(), b]
+        for arrow, b in zip(self.arrows, phases[1:], strict=True):
+            row1 += [arrow, b]
         b = self.buttons
         # the buttons only (no text box): the keys act while the mouse rests here too, as after a click on Step
-        self.button_row = _row([*row1, Label("", layout=Layout(width="8px", flex="none")), b["step"],
-                                b["iteration"], b["epoch"], b["play"], b["undo"]])
+        self.button_row = _row([*row1, self.gap, b["step"], b["iteration"], b["epoch"], b["play"], b["undo"]])
         self.widget = VBox([
             self.css,
             self.note,
             self.button_row,
-            _row([self.speed, self.lr, self.lr_text, self.batch_size]),
+            _row([self.speed, self.lr, self.lr_text, self.batch_size, self.scale]),
             _row([b["reset"], self.seed, b["new_seed"], Label("softmax", layout=Layout(margin="0 4px 0 8px",
                                                                                     flex="none")),
                   self.softmax, self.counter]),
@@ -181,8 +193,32 @@ class Controls:
         for widget, name in ((self.widget, "sw-buttons"), (self.status_html, "sw-status"), (self.counter, "sw-counter"),
                              (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
                              (self.code, "sw-code"), (self.lr, "sw-lr"), (self.speed, "sw-speed"),
-                             (self.readout, "sw-readout"), (self.lr_text, "sw-lr-text"), (self.seed, "sw-seed")):
+                             (self.readout, "sw-readout"), (self.lr_text, "sw-lr-text"), (self.seed, "sw-seed"),
+                             (self.scale, "sw-scale-toggle")):
             widget.add_class(name)
+
+    def set_compact(self, compact: bool) -> None:
+        """The tighter layout of the presentation scale: narrower sliders, button padding and arrows (the text
+        itself is enlarged by the dashboard's zoom)."""
+        i = int(compact)
+        for button in [*self.buttons.values(), self.details]:
+            button.layout.padding, button.layout.margin = PAD[i], MARGIN[i]
+        self.speed.layout.width, self.lr.layout.width = WIDTHS["speed"][i], WIDTHS["lr"][i]
+        for arrow in self.arrows:
+            arrow.layout.width = WIDTHS["arrow"][i]
+        self.gap.layout.width = WIDTHS["gap"][i]
+
+    def set_page_css(self, extra: str) -> None:
+        """The dashboard's page CSS: the focus rules, the keys' focus hook and `extra` (the presentation scale)."""
+        value = CSS + KEEP_FOCUS + extra
+        if self.css.value != value:
+            self.css.value = value
+
+    def show_scale(self, on: bool, presentation: float) -> None:
+        """The A+ toggle pressed while the presentation scale is on; its tooltip says the scale it turns on."""
+        self.scale.value = on
+        self.scale.tooltip = (f"presentation size: every text and plot ×{presentation:g} for a projector "
+                              f"(Dashboard(scale={presentation:g})); press again for the normal size")
 
     def highlight(self, phase: Phase) -> None:
         """Light the button of the phase the lesson would call next; the others stay clickable."""

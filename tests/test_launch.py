@@ -283,12 +283,14 @@ def test_the_app_page_opens_on_a_prepared_state(tmp_path, monkeypatch):
     t.save(tmp_path / "lesson.pt")
     nb = nbformat.read(launch.APP_PAGE, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(
-        "print('ITER', dashboard.trainer.iteration, dashboard.trainer.next_phase.value, dashboard.trainer.seed)"))
+        "print('ITER', dashboard.trainer.iteration, dashboard.trainer.next_phase.value, dashboard.trainer.seed,"
+        " 'SCALE', dashboard.scale)"))
     monkeypatch.setenv(launch.STATE_ENV, str(tmp_path / "lesson.pt"))
+    monkeypatch.setenv(launch.SCALE_ENV, "1.5")  # `--state lesson.pt --scale 1.5`: in class, on a projector
     NotebookClient(nb, timeout=240, startup_timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     out = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-    assert "ITER 3 zero_grad 4" in out
+    assert "ITER 3 zero_grad 4 SCALE 1.5" in out
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
 
@@ -298,3 +300,20 @@ def test_app_refuses_a_broken_state_before_starting_anything(tmp_path, capsys):
     assert launch.app(state=tmp_path / "broken.pt") == 2
     err = capsys.readouterr().err
     assert "cannot open the state" in err and "broken.pt is not a readable softmax_widgets state file" in err
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, float("nan")])
+def test_app_refuses_a_scale_it_cannot_show_before_starting_anything(scale, capsys):
+    pytest.importorskip("voila")
+    assert launch.app(scale=scale) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("softmax-widgets app: --scale scale must be a number from 1 (normal size) to 2")
+
+
+def test_app_takes_scale_on_the_command_line():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    launch.add_app_arguments(parser)
+    args = parser.parse_args(["--state", "lesson.pt", "--scale", "1.5"])
+    assert (args.state, args.scale) == ("lesson.pt", 1.5)

@@ -1,0 +1,110 @@
+"""The presentation scale: every text and plot of a dashboard ×s for the back row of a classroom.
+
+How it works: CSS `zoom` on the dashboard enlarges every text, button, slider, status line and HTML picture
+together. bqplot cannot be zoomed that way: it sizes its SVG from getBoundingClientRect(), which inside a zoomed
+element reports the zoomed size, so each of its redraws (a tab opened, a resize) would draw the figure s× too
+large and clip it. Each figure is therefore zoomed back to 1 and given s× its size, margins and fonts from Python
+(`Sizer`); to the eye the result is the same zoom.
+
+At 1.5 the normal layout does not fit a 1280×720 projector in JupyterLab (file browser collapsed: about
+1100 × 600 px for the output); above COMPACT_ABOVE the controls and the one-screen plots take a tighter layout
+(`compact`) so that buttons, Play, lr and speed, the status, the loss curve and the ten W maps stay on one screen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["COMPACT_ABOVE", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "check_scale", "is_compact",
+           "scale_class", "scale_css"]
+
+MIN_SCALE, MAX_SCALE = 1.0, 2.0
+PRESENTATION = 1.5  # what the A+ toggle turns on when the dashboard was made at scale 1: one screen at 1280×720
+COMPACT_ABOVE = 1.25  # up to 1.25 the normal layout still fits 1280×720 with the file browser collapsed
+TICK_PX, AXIS_LABEL_PX = 12, 14  # bqplot's own fonts (--bq-font, --bq-axislabel-font)
+
+
+def check_scale(scale) -> float:
+    """The scale as a float, or a ValueError that says what to pass."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
+            or not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be a number from {MIN_SCALE:g} (normal size) to {MAX_SCALE:g}; got {scale!r}. "
+                         f"Dashboard(trainer, scale={PRESENTATION:g}) enlarges every text and plot for a "
+                         "1280×720 projector and keeps the dashboard on one screen there.")
+    return float(scale)
+
+
+def is_compact(scale: float) -> bool:
+    return scale > COMPACT_ABOVE
+
+
+def scale_class(scale: float) -> str:
+    """The CSS class a dashboard at this scale carries: sw-scale-150 for 1.5."""
+    return f"sw-scale-{round(scale * 100)}"
+
+
+def scale_css(scale: float) -> str:
+    """The page CSS for one scale (empty at 1): the zoom, bqplot zoomed back, bqplot's own fonts ×scale."""
+    if scale == 1:
+        return ""
+    c = f".sw-dashboard.{scale_class(scale)}"
+    return (f"<style>{c} {{zoom: {scale:g}}} "
+            # --bq-axis-tick-text-font is var(--bq-font) resolved at :root: both are set here
+            f"{c} .bqplot {{zoom: {1 / scale:.6f}; --bq-font: {TICK_PX * scale:g}px sans-serif; "
+            f"--bq-axis-tick-text-font: {TICK_PX * scale:g}px sans-serif; "
+            f"--bq-axislabel-font: {AXIS_LABEL_PX * scale:g}px sans-serif}}</style>")
+
+
+def _px(value: str | None) -> float | None:
+    return float(value[:-2]) if isinstance(value, str) and value.endswith("px") else None
+
+
+@dataclass
+class _Figure:
+    fig: object
+    size: tuple[str, str]  # the layout's width and height at scale 1 ("330px", or "100%" left alone)
+    margin: dict
+    title_px: float | None
+    compact: tuple[float, float] | None = None  # (width, height) in px at scale 1 in the compact layout
+
+
+@dataclass
+class Sizer:
+    """The bqplot figures of a dashboard, with their sizes at scale 1; apply() sets them for a scale."""
+
+    figures: list[_Figure] = field(default_factory=list)
+    hooks: list = field(default_factory=list)  # callables(scale, compact) for what is not a figure's box
+    scale: float = 1.0
+
+    def add(self, fig, compact: tuple[float, float] | None = None):
+        """Remember `fig` as it is now (scale 1); `compact`: its (width, height) in the compact layout."""
+        title = _px((fig.title_style or {}).get("font-size"))
+        self.figures.append(_Figure(fig, (fig.layout.width, fig.layout.height), dict(fig.fig_margin), title,
+                                    compact))
+        return fig
+
+    def on_scale(self, hook) -> None:
+        self.hooks.append(hook)
+
+    def px(self, base: float) -> str:
+        """A length in px at the current scale, for a figure's own style (a title set later, a label offset)."""
+        return f"{base * self.scale:g}px"
+
+    def apply(self, scale: float) -> None:
+        self.scale = scale
+        compact = is_compact(scale)
+        for f in self.figures:
+            w, h = f.size
+            if compact and f.compact:
+                w, h = f"{f.compact[0]:g}px", f"{f.compact[1]:g}px"
+            with f.fig.hold_sync():
+                if _px(w) is not None:
+                    f.fig.layout.width = self.px(_px(w))
+                if _px(h) is not None:
+                    f.fig.layout.height = self.px(_px(h))
+                f.fig.fig_margin = {k: v * scale for k, v in f.margin.items()}
+                if f.title_px:
+                    f.fig.title_style = {**f.fig.title_style, "font-size": self.px(f.title_px)}
+        for hook in self.hooks:
+            hook(scale, compact)

@@ -1,0 +1,199 @@
+"""The presentation scale in real Chromium: JupyterLab at 1280×720 (a projector) with the file browser collapsed,
+a dashboard made with `Dashboard(..., scale=1.5)`, its A+ toggle, then browser zoom at 125 % and 150 %.
+
+Browser zoom at Z % on a 1280×720 screen lays the page out in a (1280/Z)×(720/Z) CSS-pixel viewport: that is what
+set_viewport_size gives here (only the sharpness of the pixels differs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dashboard_page import PHASES, DashboardPage, iopub_errors, layout, listen_iopub, open_tab
+from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
+
+pytestmark = pytest.mark.timeout(900)
+
+NOTEBOOK = "presentation_1280x720.ipynb"
+CELL = """import torch
+
+from softmax_widgets.app import Dashboard
+
+torch.set_num_threads(1)
+dash = Dashboard.from_dataset("fashion-mnist", lr=0.1, batch_size=256, seed=0, scale=1.5)
+dash"""
+MIN_TRACK_PX = 120  # a slider track a student can drag
+ZOOMS = {125: (1024, 576), 150: (853, 480)}  # CSS pixels of a 1280×720 screen at that browser zoom
+# every control a student uses: reachable (the point at its centre is the control itself) at any zoom
+CONTROLS = ["next_batch", "forward", "zero_grad", "backward", "sgd", "Step", "Iteration", "Run epoch", "▶ Play",
+            "↶ undo", "Reset", "New seed", "A+", "keep run"]
+BOXES = [".sw-lr-text input", ".sw-seed input", ".sw-lr .noUi-handle", ".sw-speed .noUi-handle"]
+
+# bqplot draws each figure from its own measured box: a figure that measured itself zoomed would draw its plot
+# area past its box (clipped); each plot area in view must sit inside its figure. (bqplot redraws a figure only
+# while it is in view: one scrolled away catches up when it comes back, so only those in view are checked)
+FIGURES_FIT = r"""
+() => {
+  const dash = window.__sw.dashboard();
+  let box = dash.parentElement;  // the notebook's scroll box
+  while (box && box !== document.body) {
+    const s = getComputedStyle(box);
+    if (/(auto|scroll)/.test(s.overflowY) && box.scrollHeight > box.clientHeight) break;
+    box = box.parentElement;
+  }
+  const area = (box && box !== document.body) ? box.getBoundingClientRect()
+                                             : {top: 0, left: 0, bottom: innerHeight, right: innerWidth};
+  return Array.from(dash.querySelectorAll('.bqplot')).filter(f => {
+    const r = f.getBoundingClientRect();
+    return f.offsetParent !== null && r.bottom > area.top && r.top < area.bottom && r.right > area.left
+           && r.left < area.right; })
+  .map(f => { const r = f.getBoundingClientRect(); const bg = f.querySelector('.plotarea_background');
+              const b = bg ? bg.getBoundingClientRect() : r;
+              return {cls: f.className.split(' ').filter(c => c.startsWith('sw-')).join(' '),
+                      fits: b.width > 4 && b.left >= r.left - 1 && b.right <= r.right + 1 && b.top >= r.top - 1
+                            && b.bottom <= r.bottom + 1,
+                      fig: [r.width, r.height], plot: [b.width, b.height]}; });
+}
+"""
+REACHABLE = r"""
+([labels, selectors]) => {
+  const hit = (el) => { if (!el) return false; const r = el.getBoundingClientRect();
+                        if (r.width < 8 || r.height < 8) return false;
+                        const e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                        return !!e && (el === e || el.contains(e) || e.contains(el)); };
+  const out = [];
+  for (const l of labels) { const b = window.__sw.button(l); if (!b) { out.push(l + ' (missing)'); continue; }
+                            b.scrollIntoView({block: 'center'}); if (!hit(b)) out.push(l); }
+  for (const s of selectors) { const el = document.querySelector('.sw-dashboard ' + s);
+                               if (!el) { out.push(s + ' (missing)'); continue; }
+                               el.scrollIntoView({block: 'center'}); if (!hit(el)) out.push(s); }
+  return out;
+}
+"""
+
+
+def _notebook() -> str:
+    cell = {"cell_type": "code", "execution_count": None, "id": "presentation", "metadata": {}, "outputs": [],
+            "source": CELL.splitlines(keepends=True)}
+    return json.dumps({"cells": [cell], "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                                    "name": "python3"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
+def _one_screen(page, name: str, artifacts) -> dict:
+    """The one-screen rule with the dashboard's top at the notebook's top, and slider tracks a hand can drag."""
+    found = layout(page)
+    page.screenshot(path=str(artifacts / f"{name}.png"))
+    assert not found["hidden"], f"{name}: out of view {found['hidden']} in {found['area']}"
+    for k, width in found["tracks"].items():
+        assert width >= MIN_TRACK_PX, f"{name}: the {k} slider track is {width:.0f} px wide"
+    return found
+
+
+def _figures_fit(page, name: str) -> None:
+    page.wait_for_timeout(500)  # bqplot redraws on the next animation frame after a resize
+    figures = page.evaluate(FIGURES_FIT)
+    assert figures, f"{name}: no figure on the page"
+    bad = [f for f in figures if not f["fits"]]
+    assert not bad, f"{name}: figures drawn past their box (measured zoomed): {bad[:3]}"
+
+
+def _keys_over_a_button(dash: DashboardPage) -> None:
+    """With the mouse resting on a button (as after a click), s steps and u takes it back."""
+    before = dash.state()
+    stepped = dash.press_key("s", before["status"], over="Step")
+    assert stepped["status"] != before["status"] and "rgb(192, 0, 0)" not in stepped["color"], stepped
+    undone = dash.press_key("u", stepped["status"], over="↶ undo")
+    assert undone["status"].startswith("undo"), undone
+
+
+def _scale_of(page) -> str:
+    return page.evaluate("() => Array.from(window.__sw.dashboard().classList).filter(c => c.startsWith('sw-scale'))"
+                         ".join(' ')")
+
+
+def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, browser_page, artifacts):
+    (lab_root / NOTEBOOK).write_text(_notebook())
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_in_lab(page, lab, NOTEBOOK)
+    page.evaluate("() => { if (!window.jupyterapp.shell.leftCollapsed) window.jupyterapp.shell.collapseLeft(); }")
+    listen_iopub(page)
+    run_all_cells(page)
+    dash = DashboardPage(page)
+    dash.wait_drawn(FIRST_RENDER_S, artifacts / "presentation-not-rendered.png", lab)
+    assert page.evaluate("() => window.jupyterapp.shell.leftCollapsed") is True
+    assert _scale_of(page) == "sw-scale-150"
+
+    # everything ×1.5: a button 42 px high (28 at normal size), the status text 19.5 px, a W map 112 px wide
+    sizes = page.evaluate("() => { const d = window.__sw.dashboard(); const z = parseFloat(getComputedStyle(d).zoom);"
+                          " return {zoom: z, button: window.__sw.button('next_batch').getBoundingClientRect().height,"
+                          " status: parseFloat(getComputedStyle(window.__sw.statusLine()).fontSize) * z,"
+                          " w: d.querySelector('.sw-weights').getBoundingClientRect().width}; }")
+    assert sizes["zoom"] == 1.5 and sizes["button"] >= 40 and sizes["status"] >= 19 and sizes["w"] >= 110, sizes
+    _one_screen(page, "presentation-1280x720-scale1.5-start", artifacts)
+    _figures_fit(page, "start")
+    _keys_over_a_button(dash)
+
+    # the lesson's five clicks, then an epoch: W looks like clothing, the status and counter are long
+    state = dash.state()
+    for phase in PHASES:
+        state = dash.click_and_wait_status(phase, state["status"])
+        assert state["status"].startswith(phase), state
+    dash.click("Run epoch")
+    dash.wait_for("() => window.__sw.statusText().startsWith('epoch 1 done')", 240)
+    found = _one_screen(page, "presentation-1280x720-scale1.5-epoch", artifacts)
+    _figures_fit(page, "after an epoch")
+    # a tab opened at 1.5: its figures measure themselves there (a relayout inside the zoom)
+    open_tab(page, "evaluation")
+    dash.wait_for("() => !!document.querySelector('.sw-confusion .plotarea_background')", 60)
+    page.locator(".sw-confusion").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    _figures_fit(page, "evaluation tab")
+    assert any(f["cls"] == "sw-confusion" for f in page.evaluate(FIGURES_FIT))
+    page.screenshot(path=str(artifacts / "presentation-1280x720-scale1.5-evaluation.png"))
+
+    # A+ released: the normal size, still one screen; pressed again: 1.5 again
+    status = dash.state()["status"]
+    dash.click("A+")
+    dash.wait_for("(s) => window.__sw.statusText() !== s", 30, status)
+    assert dash.state()["status"].startswith("normal size"), dash.state()
+    dash.wait_for("() => !window.__sw.dashboard().className.includes('sw-scale-')")
+    page.wait_for_timeout(1000)
+    _one_screen(page, "presentation-1280x720-toggled-normal", artifacts)
+    _figures_fit(page, "normal size")
+    status = dash.state()["status"]
+    dash.click("A+")
+    dash.wait_for("(s) => window.__sw.statusText().startsWith('presentation size ×1.5')", 30, status)
+    page.wait_for_timeout(1000)
+    assert _scale_of(page) == "sw-scale-150"
+    _one_screen(page, "presentation-1280x720-toggled-back", artifacts)
+    _figures_fit(page, "toggled back")
+
+    # browser zoom 125 % at normal size (a student's laptop zoomed): one screen too, with the file browser collapsed
+    dash.click("A+")
+    dash.wait_for("() => window.__sw.statusText().startsWith('normal size')")
+    w, h = ZOOMS[125]
+    page.set_viewport_size({"width": w, "height": h})
+    page.wait_for_timeout(1500)
+    _one_screen(page, "zoom125-1024x576", artifacts)
+    _figures_fit(page, "zoom 125 %")
+    _keys_over_a_button(dash)
+    assert not page.evaluate(REACHABLE, [CONTROLS, BOXES])
+
+    # browser zoom 150 %: the rows wrap; every control reachable, tracks still draggable, keys over a button
+    w, h = ZOOMS[150]
+    page.set_viewport_size({"width": w, "height": h})
+    page.wait_for_timeout(1500)
+    unreachable = page.evaluate(REACHABLE, [CONTROLS, BOXES])
+    page.screenshot(path=str(artifacts / "zoom150-853x480.png"))
+    assert not unreachable, f"at 150 % zoom these cannot be reached: {unreachable}"
+    tracks = layout(page)["tracks"]
+    assert min(tracks.values()) >= MIN_TRACK_PX, tracks
+    _figures_fit(page, "zoom 150 %")
+    _keys_over_a_button(dash)
+
+    errors = iopub_errors(page)
+    assert not errors, f"the kernel wrote errors: {errors[:3]}"
+    assert not lab_error_outputs(page), lab_error_outputs(page)
+    print(f"presentation: one-screen area {found['area']}, tracks {found['tracks']}")

@@ -1,0 +1,116 @@
+"""The presentation scale without a browser: what Dashboard(scale=...) and the A+ toggle set on the widgets.
+
+What a projector shows of it is checked in Chromium (tests/browser/test_presentation_browser.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from softmax_widgets import Trainer
+from softmax_widgets.app import Dashboard
+from softmax_widgets.plots import COMPACT
+from softmax_widgets.presentation import PRESENTATION, check_scale, is_compact, scale_class, scale_css
+from softmax_widgets.widgets import WIDTHS
+
+
+@pytest.fixture
+def dash(digits):
+    d = Dashboard(Trainer(digits, seed=0), scale=1.5)
+    yield d
+    d.close()
+
+
+def px(value: str) -> float:
+    assert value.endswith("px"), value
+    return float(value[:-2])
+
+
+@pytest.mark.parametrize("bad", [0.5, 0, -1.5, 2.5, math.nan, math.inf, "1.5", True, None])
+def test_a_wrong_scale_is_refused_with_what_to_pass(digits, bad):
+    with pytest.raises(ValueError) as err:
+        check_scale(bad)
+    text = str(err.value)
+    assert "from 1 (normal size) to 2" in text and "scale=1.5" in text and repr(bad) in text
+    with pytest.raises(ValueError, match="scale must be"):
+        Dashboard(Trainer(digits), scale=bad)
+    with pytest.raises(ValueError, match="scale must be"):  # refused before any data is loaded
+        Dashboard.from_dataset("no-such-set", scale=bad)
+
+
+def test_css_zooms_the_dashboard_and_zooms_bqplot_back():
+    assert scale_css(1.0) == ""
+    css = scale_css(1.5)
+    assert ".sw-dashboard.sw-scale-150 {zoom: 1.5}" in css
+    assert ".sw-dashboard.sw-scale-150 .bqplot {zoom: 0.666667;" in css
+    assert "--bq-axis-tick-text-font: 18px sans-serif" in css and "--bq-axislabel-font: 21px sans-serif" in css
+    assert scale_class(1.25) == "sw-scale-125" and not is_compact(1.25) and is_compact(1.5)
+
+
+def test_scale_1_5_zooms_the_page_and_sizes_every_figure(dash):
+    assert dash.scale == 1.5 and "sw-scale-150" in dash._dom_classes
+    assert scale_css(1.5) in dash.controls.css.value
+    assert dash.controls.scale.value is True  # A+ pressed
+    p = dash.plots
+    # compact layout × 1.5: the loss curve and each W map (what fits 1280×720 with the file browser collapsed)
+    assert (px(p.loss_fig.layout.width), px(p.loss_fig.layout.height)) == (COMPACT["loss"][0] * 1.5,
+                                                                           COMPACT["loss"][1] * 1.5)
+    for f in p.w_figs + p.g_figs:
+        assert (px(f.layout.width), px(f.layout.height)) == (COMPACT["map"][0] * 1.5, COMPACT["map"][1] * 1.5)
+        assert f.title_style["font-size"] == "18px" and f.fig_margin["top"] == 27
+    assert px(p.bias_fig.layout.height) == 450 and p.bias_fig.fig_margin["left"] == 135
+    ev = dash.views.evaluation
+    assert px(ev.matrix_fig.layout.width) == 705 and ev.matrix.font_style == {"font-size": "15px"}
+    assert ev.matrix_fig.axes[1].label_offset == "93px"
+    assert px(dash.views.compare.loss_fig.layout.width) == 690
+    # the controls' compact widths: the widest row fits 733 px (1100 px of output at 1.5)
+    c = dash.controls
+    assert (c.speed.layout.width, c.lr.layout.width) == (WIDTHS["speed"][1], WIDTHS["lr"][1])
+    assert c.buttons["sgd"].layout.padding == "0 4px"
+    # a batch image's title, set per batch, follows the scale
+    dash.buttons["next_batch"].click()
+    assert p.img_figs[0].title_style["font-size"] == "16.5px"
+    # the W note has the short wording that fits the narrower maps
+    assert "red votes for the class" in p.w_note.value
+
+
+def test_the_toggle_goes_back_to_normal_and_returns_saying_so(dash):
+    p, c = dash.plots, dash.controls
+    dash.buttons["next_batch"].click()
+    c.scale.value = False  # A+ released
+    assert dash.scale == 1.0 and "sw-scale-150" not in dash._dom_classes and "zoom" not in c.css.value
+    assert (p.loss_fig.layout.width, p.loss_fig.layout.height) == ("330px", "212px")
+    assert (p.w_figs[0].layout.width, p.w_figs[0].layout.height) == ("96px", "114px")
+    assert p.w_figs[0].title_style["font-size"] == "12px" and p.img_figs[0].title_style["font-size"] == "11px"
+    assert c.speed.layout.width == WIDTHS["speed"][0] and c.buttons["sgd"].layout.padding == "0 8px"
+    assert dash.status.startswith("normal size; A+") and "one image per class" in p.w_note.value
+    assert dash.trainer.iteration == 0 and dash.trainer.batches_drawn == 1  # the run is untouched
+    c.scale.value = True
+    assert dash.scale == 1.5 and "sw-scale-150" in dash._dom_classes
+    assert dash.status.startswith("presentation size ×1.5") and "A+ again" in dash.status
+    # the next click replaces the notice, as any event does
+    dash.buttons["forward"].click()
+    assert dash.status.startswith("forward")
+
+
+def test_scale_set_from_code_and_a_refused_one_changes_nothing(digits):
+    d = Dashboard(Trainer(digits, seed=0))
+    try:
+        assert d.scale == 1.0 and d.controls.scale.value is False and "zoom" not in d.controls.css.value
+        assert f"scale={PRESENTATION:g}" in d.controls.scale.tooltip
+        d.controls.scale.value = True  # A+ on a dashboard made at scale 1: the presentation scale, 1.5
+        assert d.scale == PRESENTATION
+        d.scale = 1.25  # not compact: the normal layout × 1.25
+        assert "sw-scale-125" in d._dom_classes and "sw-scale-150" not in d._dom_classes
+        assert (d.plots.loss_fig.layout.width, d.plots.loss_fig.layout.height) == ("412.5px", "265px")
+        assert d.controls.speed.layout.width == WIDTHS["speed"][0]
+        assert "×1.25" in d.controls.scale.tooltip  # A+ now toggles 1.25
+        with pytest.raises(ValueError, match="scale must be"):
+            d.scale = 3
+        assert d.scale == 1.25 and "sw-scale-125" in d._dom_classes
+        d.controls.scale.value = False
+        d.controls.scale.value = True
+        assert d.scale == 1.25
+    finally:
+        d.close()
