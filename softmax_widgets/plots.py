@@ -304,6 +304,12 @@ class Plots:
         self.compact = compact
         for fig in self.img_figs:  # their titles are set per batch: the font follows the scale
             fig.title_style = {**fig.title_style, "font-size": self.sizer.px(11)}
+        # the curves' strokes and markers grow with the text (bqplot draws them at zoom 1)
+        for line, width, marker in ((self.loss_line, 1.5, 12), (self.train_line, 2.0, 12), (self.test_line, 2.0, 40)):
+            with line.hold_sync():
+                line.stroke_width, line.marker_size = width * scale, round(marker * scale * scale)
+        for line in self.run_lines.values():
+            line.stroke_width = 2.0 * scale
 
     def show_runs(self, runs) -> None:
         """Kept runs (runs.Run) on the loss figure, dashed, each in its colour; the live run's line on top."""
@@ -318,7 +324,8 @@ class Plots:
                 idx = decimate_indices(len(loss))
                 y = debias(smoothed(loss)[idx], idx) if len(loss) else np.zeros(0, np.float32)
                 self.run_lines[key] = Lines(x=(idx + 1).astype(np.float32), y=y, scales=self.loss_line.scales,
-                                            colors=[color], line_style="dashed", stroke_width=2)
+                                            colors=[color], line_style="dashed",
+                                            stroke_width=2.0 * self.sizer.scale)
             items.append((color, run.label, True))
         self._runs_top = max((len(r.history.loss) for r in runs), default=0)
         set_ticks(self.loss_xaxis, iteration_ticks(max(10, self._loss.n, self._runs_top), CURVE_PX))

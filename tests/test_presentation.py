@@ -71,6 +71,7 @@ def test_scale_1_5_zooms_the_page_and_sizes_every_figure(dash):
     # a batch image's title, set per batch, follows the scale
     dash.buttons["next_batch"].click()
     assert p.img_figs[0].title_style["font-size"] == "16.5px"
+    assert p.loss_line.stroke_width == 2.25 and p.test_line.marker_size == 90  # strokes grow, markers by area
     # the W note has the short wording that fits the narrower maps
     assert "red votes for the class" in p.w_note.value
 
@@ -83,6 +84,7 @@ def test_the_toggle_goes_back_to_normal_and_returns_saying_so(dash):
     assert (p.loss_fig.layout.width, p.loss_fig.layout.height) == ("330px", "212px")
     assert (p.w_figs[0].layout.width, p.w_figs[0].layout.height) == ("96px", "114px")
     assert p.w_figs[0].title_style["font-size"] == "12px" and p.img_figs[0].title_style["font-size"] == "11px"
+    assert p.loss_line.stroke_width == 1.5 and p.test_line.marker_size == 40
     assert c.speed.layout.width == WIDTHS["speed"][0] and c.buttons["sgd"].layout.padding == "0 8px"
     assert dash.status.startswith("normal size; A+") and "one image per class" in p.w_note.value
     assert dash.trainer.iteration == 0 and dash.trainer.batches_drawn == 1  # the run is untouched
