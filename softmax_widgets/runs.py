@@ -39,8 +39,23 @@ class Run:
         return list(zip(self.history.epoch_iteration, self.history.test_acc, strict=True))
 
     def __str__(self) -> str:
+        """The run in words, truthful about where it stopped and numbered as the counter numbers epochs:
+        "lr 0.1 ... (after epoch 1 (iteration 235), loss 0.78)" or "(paused in epoch 2, at iteration 300, ...)"."""
+        where = when(self.history, self.iteration)
+        if where.startswith("in "):
+            where = "paused " + where
         last = f", loss {self.history.loss[-1]:.4f}" if self.history.loss else ""
-        return f"{self.label} ({self.status}: epoch {self.epoch + 1}, iteration {self.iteration}{last})"
+        return f"{self.label} ({where}{last})"
+
+
+def when(history, iteration: int) -> str:
+    """Where `iteration` stands, numbered as the counter numbers epochs: "after epoch 1 (iteration 235)" at an
+    epoch's end, "in epoch 2, at iteration 300" during one (the counter says "epoch 1" while the first runs)."""
+    ends = list(history.epoch_iteration)
+    done = sum(1 for it in ends if it <= iteration)
+    if done and ends[done - 1] == iteration:
+        return f"after epoch {done} (iteration {iteration})"
+    return f"in epoch {done + 1}, at iteration {iteration}"
 
 
 class RunStore:

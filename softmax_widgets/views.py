@@ -24,7 +24,7 @@ from traitlets import Any
 from . import evaluation, export, persist
 from .plots import SMOOTH, debias, decimate_indices, iteration_ticks, set_ticks, smoothed
 from .presentation import Sizer
-from .runs import RunStore
+from .runs import RunStore, when
 from .throttle import Throttle
 from .widgets import descendants
 
@@ -86,23 +86,9 @@ def _png(pixels: np.ndarray, shape: tuple[int, int], side: int = 56) -> bytes:
     return buf.getvalue()
 
 
-def when(history, iteration: int) -> str:
-    """Where `iteration` stands, numbered as the counter numbers epochs: "after epoch 1 (iteration 235)" at an
-    epoch's end, "in epoch 2, at iteration 300" during one (the counter says "epoch 1" while the first runs)."""
-    ends = list(history.epoch_iteration)
-    done = sum(1 for it in ends if it <= iteration)
-    if done and ends[done - 1] == iteration:
-        return f"after epoch {done} (iteration {iteration})"
-    return f"in epoch {done + 1}, at iteration {iteration}"
-
-
 def describe(run) -> str:
     """A kept run in words, truthful about where it stopped: "after epoch 1" or "paused in epoch 2"."""
-    where = when(run.history, run.iteration)
-    if where.startswith("in "):
-        where = "paused " + where
-    last = f", loss {run.history.loss[-1]:.4f}" if run.history.loss else ""
-    return f"{run.label} ({where}{last})"
+    return str(run)
 
 
 def _ok(text: str) -> str:
