@@ -64,14 +64,21 @@ DEFAULT_SPEED = "20"
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
 CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-watched:focus-visible, "
        ".sw-dashboard .sw-keys:focus {outline: none !important;}</style>")
-# ipyevents focuses the area under the mouse (tabindex -4242) to hear its keys; JupyterLab takes a focus inside a
-# cell's output as "make this cell active", so Shift-Enter re-ran the dashboard's own cell instead of the next one.
-# The dashboard keeps that focus to itself (no other front-end code ships with ipywidgets; an image that fails to
-# load runs this once per view, in Lab, Notebook 7 and Voila alike)
+# JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
+# on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
+# cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),
+# and a focus it loses to nothing (ipyevents lets go when the mouse leaves) goes back to the notebook, so b, m,
+# dd... work again. No other
+# front-end code ships with ipywidgets: an image that fails to load runs this once per view, in Lab, Notebook 7
+# and Voila alike
 KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function(img){var n=0;(function hook(){"
               "var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}"
-              "if(d.swKeepFocus)return;d.swKeepFocus=1;d.addEventListener('focusin',function(e){var t=e.target;"
-              "if(t&&t.getAttribute&&t.getAttribute('tabindex')==='-4242')e.stopPropagation();});})();})(this)\">")
+              "if(d.swKeepFocus)return;d.swKeepFocus=1;var stop=function(e){e.stopPropagation();};"
+              "['focusin','mousedown','pointerdown'].forEach(function(k){d.addEventListener(k,stop);});"
+              "d.addEventListener('focusout',function(e){var nb=d.closest('.jp-Notebook');"
+              "if(nb&&!e.relatedTarget)setTimeout(function(){"
+              "if(document.activeElement===document.body)nb.focus({preventScroll:true});},0);});"
+              "})();})(this)\">")
 # a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
 WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from dashboard_page import PHASES, DashboardPage, iopub_errors, layout, listen_iopub, open_tab
+from dashboard_page import PHASES, DashboardPage, iopub_errors, kernel_value, layout, listen_iopub, open_tab
 from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
@@ -22,6 +22,7 @@ from softmax_widgets.app import Dashboard
 torch.set_num_threads(1)
 dash = Dashboard.from_dataset("fashion-mnist", lr=0.1, batch_size=256, seed=0, scale=1.5)
 dash"""
+NEXT_CELL = "ran_by_shift_enter = dash.trainer.iteration"  # the cell below the dashboard
 MIN_TRACK_PX = 120  # a slider track a student can drag
 ZOOMS = {125: (1024, 576), 150: (853, 480)}  # CSS pixels of a 1280×720 screen at that browser zoom
 # every control a student uses: reachable (the point at its centre is the control itself) at any zoom
@@ -73,9 +74,9 @@ REACHABLE = r"""
 
 
 def _notebook() -> str:
-    cell = {"cell_type": "code", "execution_count": None, "id": "presentation", "metadata": {}, "outputs": [],
-            "source": CELL.splitlines(keepends=True)}
-    return json.dumps({"cells": [cell], "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
+              "source": source.splitlines(keepends=True)} for i, source in enumerate([CELL, NEXT_CELL])]
+    return json.dumps({"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                                                     "name": "python3"}},
                        "nbformat": 4, "nbformat_minor": 5})
 
@@ -107,6 +108,49 @@ def _keys_over_a_button(dash: DashboardPage) -> None:
     assert undone["status"].startswith("undo"), undone
 
 
+def _click_then_shift_enter_runs_the_next_cell(dash: DashboardPage, page) -> None:
+    """A click on Step leaves the mouse (and the focus) on the dashboard; Shift-Enter must run the cell below,
+    never the dashboard's own cell again (that made a new Trainer: the run was lost). Typing into the lr box
+    stays the box's ("0.005": two zeros would be JupyterLab's restart-kernel shortcut)."""
+    count = "() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
+    ran = page.evaluate(count)
+    page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;"
+                  " nb.mode = 'command'; }")
+    before = dash.state()
+    dash.click("Step")
+    dash.wait_for("(s) => window.__sw.statusText() !== s", 30, before["status"])
+    assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 1, \
+        "a click on the dashboard made its cell the active one"
+    page.keyboard.press("Shift+Enter")
+    for _ in range(50):
+        if kernel_value(page, "globals().get('ran_by_shift_enter')") != "None":
+            break
+        page.wait_for_timeout(200)
+    assert kernel_value(page, "globals().get('ran_by_shift_enter')") == kernel_value(page, "dash.trainer.iteration")
+    assert page.evaluate(count) == ran, "Shift-Enter after a click re-ran the dashboard's cell: the run was lost"
+    assert kernel_value(page, "dash.trainer.batches_drawn") == "1", "the run was replaced"
+    box = page.locator(".sw-lr-text input")
+    box.fill("0.005")
+    box.press("Enter")
+    dash.wait_for("() => window.__sw.statusText() === 'learning rate set to 0.005'")
+    assert kernel_value(page, "dash.trainer.lr") == "0.005"
+    assert not page.locator(".jp-Dialog").count(), "typing in the lr box reached JupyterLab's shortcuts"
+    box.fill("0.1")
+    box.press("Enter")
+    dash.wait_for("() => window.__sw.statusText() === 'learning rate set to 0.1'")
+    # the mouse over the plots (ipyevents takes the focus to hear keys), then away: JupyterLab's keys work again
+    cells = "() => window.jupyterapp.shell.currentWidget.content.widgets.length"
+    n = page.evaluate(cells)
+    page.locator(".sw-dashboard .sw-keys").first.hover()
+    page.mouse.move(3, 400)
+    page.wait_for_timeout(300)
+    page.keyboard.press("b")  # a cell below the active one
+    dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n + 1}", 10)
+    page.keyboard.press("d")
+    page.keyboard.press("d")  # and deleted again
+    dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n}", 10)
+
+
 def _scale_of(page) -> str:
     return page.evaluate("() => Array.from(window.__sw.dashboard().classList).filter(c => c.startsWith('sw-scale'))"
                          ".join(' ')")
@@ -133,10 +177,13 @@ def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, brows
     assert sizes["zoom"] == 1.5 and sizes["button"] >= 40 and sizes["status"] >= 19 and sizes["w"] >= 110, sizes
     _one_screen(page, "presentation-1280x720-scale1.5-start", artifacts)
     _figures_fit(page, "start")
+    _click_then_shift_enter_runs_the_next_cell(dash, page)
     _keys_over_a_button(dash)
+    dash.press_key("u", dash.state()["status"], over="↶ undo")  # back to iteration 0, before next_batch
 
     # the lesson's five clicks, then an epoch: W looks like clothing, the status and counter are long
     state = dash.state()
+    assert state["iteration"] == 0 and state["status"].startswith("undo"), state
     for phase in PHASES:
         state = dash.click_and_wait_status(phase, state["status"])
         assert state["status"].startswith(phase), state
