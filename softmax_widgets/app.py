@@ -17,7 +17,7 @@ from .data import load_or_offline
 from .phases import DivergenceError, Phase, TrainerError
 from .player import Player
 from .plots import Plots
-from .presentation import PRESENTATION, check_scale, is_compact, scale_class, scale_css
+from .presentation import FITS_720, PRESENTATION, check_scale, is_compact, scale_class, scale_css
 from .throttle import ALL, BATCH, CONTROLS, DIRTY, GRAD, PARTS, PushClock, Throttle
 from .trainer import Trainer
 from .views import Views
@@ -120,7 +120,7 @@ class Dashboard(VBox):
                      **trainer_kwargs):
         """A Dashboard on a fresh Trainer; offline without the files it trains on the bundled Fashion-MNIST subset
         (the same lesson, 6,000 images) and says so at the top. `scale`: the presentation scale."""
-        scale = check_scale(scale)  # before the data is loaded
+        scale = check_scale(scale, example=f'Dashboard.from_dataset("{name}", scale={PRESENTATION:g})')  # first
         data, note = load_or_offline(name, root=root, download=download)
         return cls(Trainer(data, **trainer_kwargs), note=note, scale=scale)
 
@@ -137,14 +137,20 @@ class Dashboard(VBox):
 
     @scale.setter
     def scale(self, value: float) -> None:
-        value = check_scale(value)
+        value = check_scale(value, "dash.scale", f"dash.scale = {PRESENTATION:g}")
         if value > 1:
             self._presentation = value  # what A+ turns on from now
         self._apply_scale(value)
         self._notice = (f"presentation size ×{value:g}: every text and plot enlarged; A+ again for the normal size"
-                        if value > 1 else
-                        f"normal size; A+ (or dash.scale = {self._presentation:g}) enlarges every text and plot")
+                        + ("" if value <= FITS_720 else f" (above {FITS_720:g} the dashboard no longer fits one "
+                                                       "1280×720 screen)") if value > 1 else
+                        f"normal size; A+ enlarges every text and plot ×{self._presentation:g}")
         self.push()  # the status, and the W note whose wording follows the layout
+
+    def say(self, text: str) -> None:
+        """A line of your own on the status (an instructor's "now watch the loss"), until the next event."""
+        self._notice = " ".join(str(text).split())
+        self.push(CONTROLS)
 
     @property
     def is_playing(self) -> bool:
@@ -525,7 +531,7 @@ class Dashboard(VBox):
         if t.iteration == 0 and t.last_phase is None:
             return f"{t.data.name}: press next_batch (or Step) to start"
         return (f"{t.data.name}: a run already under way (loaded, or trained before this dashboard), at {t.where()}. "
-                f"Press {t.next_phase}, lit, or Step to go on.")
+                f"Press {t.next_phase} (the lit button) or Step to go on.")
 
     def _update_controls(self) -> None:
         t, c = self.trainer, self.controls

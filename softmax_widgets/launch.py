@@ -195,9 +195,9 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
         from .presentation import check_scale
 
         try:
-            scale = check_scale(scale)
+            scale = check_scale(scale, "--scale", "--scale 1.5")
         except ValueError as err:
-            print(f"softmax-widgets app: --scale {err}", file=sys.stderr)
+            print(f"softmax-widgets app: {err}", file=sys.stderr)
             return 2
     try:
         import voila  # noqa: F401 - only to say how to get it
@@ -242,10 +242,24 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fashion-mnist (default), mnist, kmnist, fashion-mnist-small or digits (both bundled)")
     parser.add_argument("--state", default=None, metavar="FILE",
                         help="open on a prepared run: a state file saved by Trainer.save() or the Export tab")
-    parser.add_argument("--scale", type=float, default=None,
+    parser.add_argument("--scale", type=_scale_argument, default=None,
                         help="presentation scale from 1 to 2: 1.5 enlarges every text and plot for a projector "
                              "(the page's A+ button toggles it)")
     parser.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
+
+
+def _scale_argument(text: str) -> float:
+    """--scale: a number from 1 to 2, refused in the same words as Dashboard(scale=...)."""
+    from .presentation import check_scale
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = text  # not a number: check_scale says so, with the text as typed
+    try:
+        return check_scale(value, "--scale", "--scale 1.5")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def run_lab(args: argparse.Namespace) -> int:

@@ -125,9 +125,15 @@ def _fig(marks, title="", width="96px", height="114px", margin=(18, 2, 2, 2), ax
     # a white plot area: what the page shows is what an exported PNG/SVG shows, on any background
     return Figure(marks=list(marks), axes=list(axes), title=title, animation_duration=0, display_toolbar=False,
                   fig_margin=dict(top=top, bottom=bottom, left=left, right=right), padding_y=0.0,
-                  title_style={"font-size": "12px"}, layout=Layout(width=width, height=height, margin="0",
+                  title_style=_title_style(12), layout=Layout(width=width, height=height, margin="0",
                                                                    flex="none"),
                   background_style={"fill": "white"}, min_aspect_ratio=0.2, max_aspect_ratio=5, **kw)
+
+
+def _title_style(px: float, scale: float = 1.0, **kw) -> dict:
+    """A small figure's title, lifted clear of its plot: bqplot puts the baseline one font size below the middle
+    of the top margin (dy 1em), inside the image of an 18 px margin; -5 px puts it 2 px above."""
+    return {"font-size": f"{px * scale:g}px", "transform": f"translateY({-(px - 7) * scale:g}px)", **kw}
 
 
 def _grid(figures, per_row: int = 5) -> VBox:
@@ -176,7 +182,8 @@ class Plots:
                                tick_values=iteration_ticks(10, CURVE_PX))
         self.loss_fig = _fig([self.loss_line], "", "330px", "212px", (8, 34, 46, 12),
                              [self.loss_xaxis,
-                              Axis(scale=ys, side="left", label="loss", tick_format="~g")])
+                              # six ticks at most: twelve (0 to 2.2 by 0.2) touched each other at 1.5
+                              Axis(scale=ys, side="left", label="loss", tick_format="~g", num_ticks=6)])
         self.acc_x, ya = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0, max=1.0)
         self.train_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
                                 scales={"x": self.acc_x, "y": ya}, colors=["#f5b27a", "#d94801"],
@@ -303,7 +310,7 @@ class Plots:
     def _on_scale(self, scale: float, compact: bool) -> None:
         self.compact = compact
         for fig in self.img_figs:  # their titles are set per batch: the font follows the scale
-            fig.title_style = {**fig.title_style, "font-size": self.sizer.px(11)}
+            fig.title_style = _title_style(11, scale, fill=fig.title_style.get("fill", "#000"))
         # the curves' strokes and markers grow with the text (bqplot draws them at zoom 1)
         for line, width, marker in ((self.loss_line, 1.5, 12), (self.train_line, 2.0, 12), (self.test_line, 2.0, 40)):
             with line.hold_sync():
@@ -477,7 +484,7 @@ class Plots:
             if self.captions[i].value != caption:
                 self.captions[i].value = caption
             with fig.hold_sync():
-                fig.title, fig.title_style = title, {"font-size": self.sizer.px(11), "fill": style}
+                fig.title, fig.title_style = title, _title_style(11, self.sizer.scale, fill=style)
             for mark, values in ((self.prob_bars[i], row), (self.true_bars[i], right), (self.wrong_bars[i], wrong)):
                 with mark.hold_sync():
                     mark.y = values

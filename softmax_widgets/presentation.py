@@ -16,22 +16,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["COMPACT_ABOVE", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "check_scale", "is_compact",
+__all__ = ["COMPACT_ABOVE", "FITS_720", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "check_scale", "is_compact",
            "scale_class", "scale_css"]
 
 MIN_SCALE, MAX_SCALE = 1.0, 2.0
 PRESENTATION = 1.5  # what the A+ toggle turns on when the dashboard was made at scale 1: one screen at 1280×720
+FITS_720 = 1.5  # the largest scale whose compact layout fits one 1280×720 screen in JupyterLab
 COMPACT_ABOVE = 1.25  # up to 1.25 the normal layout still fits 1280×720 with the file browser collapsed
 TICK_PX, AXIS_LABEL_PX = 12, 14  # bqplot's own fonts (--bq-font, --bq-axislabel-font)
 
 
-def check_scale(scale) -> float:
-    """The scale as a float, or a ValueError that says what to pass."""
+def check_scale(scale, name: str = "scale", example: str = f"Dashboard(trainer, scale={PRESENTATION:g})") -> float:
+    """The scale as a float, or a ValueError that says what to pass, in the words of where it was passed
+    (`name`, and an `example` of a good call: `dash.scale = 1.5`, `--scale 1.5`)."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
             or not MIN_SCALE <= scale <= MAX_SCALE:
-        raise ValueError(f"scale must be a number from {MIN_SCALE:g} (normal size) to {MAX_SCALE:g}; got {scale!r}. "
-                         f"Dashboard(trainer, scale={PRESENTATION:g}) enlarges every text and plot for a "
-                         "1280×720 projector and keeps the dashboard on one screen there.")
+        raise ValueError(f"{name} must be a number from {MIN_SCALE:g} (normal size) to {MAX_SCALE:g}; got "
+                         f"{scale!r}. {example} enlarges every text and plot for a 1280×720 projector and keeps "
+                         "the dashboard on one screen there.")
     return float(scale)
 
 
@@ -66,6 +68,7 @@ class _Figure:
     size: tuple[str, str]  # the layout's width and height at scale 1 ("330px", or "100%" left alone)
     margin: dict
     title_px: float | None
+    title_shift: float | None
     compact: tuple[float, float] | None = None  # (width, height) in px at scale 1 in the compact layout
 
 
@@ -79,8 +82,11 @@ class Sizer:
 
     def add(self, fig, compact: tuple[float, float] | None = None):
         """Remember `fig` as it is now (scale 1); `compact`: its (width, height) in the compact layout."""
-        title = _px((fig.title_style or {}).get("font-size"))
-        self.figures.append(_Figure(fig, (fig.layout.width, fig.layout.height), dict(fig.fig_margin), title,
+        style = fig.title_style or {}
+        title = _px(style.get("font-size"))
+        shift = style.get("transform", "")
+        shift = float(shift[len("translateY("):-3]) if shift.startswith("translateY(") else None
+        self.figures.append(_Figure(fig, (fig.layout.width, fig.layout.height), dict(fig.fig_margin), title, shift,
                                     compact))
         return fig
 
@@ -105,6 +111,9 @@ class Sizer:
                     f.fig.layout.height = self.px(_px(h))
                 f.fig.fig_margin = {k: v * scale for k, v in f.margin.items()}
                 if f.title_px:
-                    f.fig.title_style = {**f.fig.title_style, "font-size": self.px(f.title_px)}
+                    style = {**f.fig.title_style, "font-size": self.px(f.title_px)}
+                    if f.title_shift is not None:  # a title lifted clear of its plot (plots._title_style)
+                        style["transform"] = f"translateY({f.title_shift * scale:g}px)"
+                    f.fig.title_style = style
         for hook in self.hooks:
             hook(scale, compact)

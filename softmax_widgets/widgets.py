@@ -62,8 +62,12 @@ SPEEDS = {"1": 1.0, "2": 2.0, "5": 5.0, "10": 10.0, "20": 20.0, "50": 50.0, "100
 DEFAULT_SPEED = "20"
 # the learning rate's stops: 1, 2, 5 in every decade, so the readout is always a number one can say aloud
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
+# no focus frame on the area ipyevents focuses; the code and math lines may shrink inside their row, so a line
+# longer than the row ends in "…" (ipywidgets' HTML content box does not shrink below its text by itself)
 CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-watched:focus-visible, "
-       ".sw-dashboard .sw-keys:focus {outline: none !important;}</style>")
+       ".sw-dashboard .sw-keys:focus {outline: none !important;} "
+       ".sw-dashboard .sw-code .widget-html-content, .sw-dashboard .sw-math .widget-html-content "
+       "{min-width: 0; overflow: hidden;}</style>")
 # JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
 # on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
 # cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),

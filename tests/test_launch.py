@@ -284,13 +284,16 @@ def test_the_app_page_opens_on_a_prepared_state(tmp_path, monkeypatch):
     nb = nbformat.read(launch.APP_PAGE, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(
         "print('ITER', dashboard.trainer.iteration, dashboard.trainer.next_phase.value, dashboard.trainer.seed,"
-        " 'SCALE', dashboard.scale)"))
+        " 'SCALE', dashboard.scale)\nprint('STATUS', dashboard.status)"))
     monkeypatch.setenv(launch.STATE_ENV, str(tmp_path / "lesson.pt"))
     monkeypatch.setenv(launch.SCALE_ENV, "1.5")  # `--state lesson.pt --scale 1.5`: in class, on a projector
     NotebookClient(nb, timeout=240, startup_timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     out = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert "ITER 3 zero_grad 4 SCALE 1.5" in out
+    # what was loaded is said on the status line (a note above the buttons would cost the projector a line)
+    assert ("STATUS loaded lesson.pt: epoch 1, iteration 3 (batch drawn, forward live, gradient filled); next: "
+            "zero_grad(). Press zero_grad (the lit button) or Step to go on.") in out, out
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
 
@@ -307,13 +310,19 @@ def test_app_refuses_a_scale_it_cannot_show_before_starting_anything(scale, caps
     pytest.importorskip("voila")
     assert launch.app(scale=scale) == 2
     err = capsys.readouterr().err
-    assert err.startswith("softmax-widgets app: --scale scale must be a number from 1 (normal size) to 2")
+    assert err.startswith("softmax-widgets app: --scale must be a number from 1 (normal size) to 2") \
+        and "--scale 1.5 enlarges" in err
 
 
-def test_app_takes_scale_on_the_command_line():
+def test_app_takes_scale_on_the_command_line(capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
     launch.add_app_arguments(parser)
     args = parser.parse_args(["--state", "lesson.pt", "--scale", "1.5"])
     assert (args.state, args.scale) == ("lesson.pt", 1.5)
+    for bad, said in (("big", "got 'big'"), ("3", "got 3.0")):
+        with pytest.raises(SystemExit):  # argparse: the usage, then our sentence, exit status 2
+            parser.parse_args(["--scale", bad])
+        err = capsys.readouterr().err
+        assert f"argument --scale: --scale must be a number from 1 (normal size) to 2; {said}" in err

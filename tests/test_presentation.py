@@ -33,10 +33,12 @@ def test_a_wrong_scale_is_refused_with_what_to_pass(digits, bad):
         check_scale(bad)
     text = str(err.value)
     assert "from 1 (normal size) to 2" in text and "scale=1.5" in text and repr(bad) in text
-    with pytest.raises(ValueError, match="scale must be"):
+    with pytest.raises(ValueError, match="scale must be") as err:
         Dashboard(Trainer(digits), scale=bad)
-    with pytest.raises(ValueError, match="scale must be"):  # refused before any data is loaded
+    assert "Dashboard(trainer, scale=1.5) enlarges" in str(err.value)
+    with pytest.raises(ValueError, match="scale must be") as err:  # refused before any data is loaded
         Dashboard.from_dataset("no-such-set", scale=bad)
+    assert 'Dashboard.from_dataset("no-such-set", scale=1.5) enlarges' in str(err.value)
 
 
 def test_css_zooms_the_dashboard_and_zooms_bqplot_back():
@@ -86,7 +88,7 @@ def test_the_toggle_goes_back_to_normal_and_returns_saying_so(dash):
     assert p.w_figs[0].title_style["font-size"] == "12px" and p.img_figs[0].title_style["font-size"] == "11px"
     assert p.loss_line.stroke_width == 1.5 and p.test_line.marker_size == 40
     assert c.speed.layout.width == WIDTHS["speed"][0] and c.buttons["sgd"].layout.padding == "0 8px"
-    assert dash.status.startswith("normal size; A+") and "one image per class" in p.w_note.value
+    assert dash.status == "normal size; A+ enlarges every text and plot ×1.5" and "one image" in p.w_note.value
     assert dash.trainer.iteration == 0 and dash.trainer.batches_drawn == 1  # the run is untouched
     c.scale.value = True
     assert dash.scale == 1.5 and "sw-scale-150" in dash._dom_classes
@@ -108,11 +110,14 @@ def test_scale_set_from_code_and_a_refused_one_changes_nothing(digits):
         assert (d.plots.loss_fig.layout.width, d.plots.loss_fig.layout.height) == ("412.5px", "265px")
         assert d.controls.speed.layout.width == WIDTHS["speed"][0]
         assert "×1.25" in d.controls.scale.tooltip  # A+ now toggles 1.25
-        with pytest.raises(ValueError, match="scale must be"):
+        with pytest.raises(ValueError, match="dash.scale must be") as err:
             d.scale = 3
+        assert "dash.scale = 1.5 enlarges" in str(err.value)
         assert d.scale == 1.25 and "sw-scale-125" in d._dom_classes
         d.controls.scale.value = False
         d.controls.scale.value = True
         assert d.scale == 1.25
+        d.scale = 2  # allowed, and said not to fit a projector
+        assert d.status.endswith("(above 1.5 the dashboard no longer fits one 1280×720 screen)"), d.status
     finally:
         d.close()

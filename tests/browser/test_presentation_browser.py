@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import harness
 import pytest
 from dashboard_page import PHASES, DashboardPage, iopub_errors, kernel_value, layout, listen_iopub, open_tab
 from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
@@ -244,3 +245,33 @@ def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, brows
     assert not errors, f"the kernel wrote errors: {errors[:3]}"
     assert not lab_error_outputs(page), lab_error_outputs(page)
     print(f"presentation: one-screen area {found['area']}, tracks {found['tracks']}")
+
+
+def test_voila_app_in_class_state_and_scale_fit_the_projector(tmp_path, browser_page, artifacts, monkeypatch):
+    """`softmax-widgets app --state lesson.pt --scale 1.5` (the README's in-class command) at 1280×720: the run
+    continues where it was saved, what was loaded is said on the status line, and the one-screen set fits."""
+    from softmax_widgets import Trainer, launch, load_dataset
+
+    t = Trainer(load_dataset("fashion-mnist-small"), seed=3)  # bundled: the same test with or without the data
+    for _ in range(10):  # an epoch of the bundled set is 24 batches
+        t.train_step()
+    t.next_batch()
+    t.save(tmp_path / "lesson.pt")
+    monkeypatch.setenv(launch.STATE_ENV, str(tmp_path / "lesson.pt"))
+    monkeypatch.setenv(launch.SCALE_ENV, "1.5")
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 720})
+    (tmp_path / "home").mkdir()
+    with harness.voila_server(tmp_path / "home", None) as voila:
+        page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)
+        dash = DashboardPage(page)
+        dash.wait_drawn(FIRST_RENDER_S, artifacts / "app-scale1.5-not-rendered.png", voila)
+        assert _scale_of(page) == "sw-scale-150"
+        status = dash.state()["status"]
+        assert status.startswith("loaded lesson.pt: epoch 1, iteration 10 (batch drawn, forward none") \
+            and "Press forward (the lit button) or Step" in status, status
+        _one_screen(page, "app-1280x720-scale1.5-state", artifacts)
+        _figures_fit(page, "app")
+        stepped = dash.press_key("s", status, over="forward")
+        assert stepped["status"].startswith("forward"), stepped
+        assert "Traceback" not in page.inner_text("body")
