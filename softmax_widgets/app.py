@@ -397,8 +397,13 @@ class Dashboard(VBox):
     def _undo_blowup(self) -> None:
         """Back to before the last sgd, the step that pushed W too far (and the half-done iteration after it)."""
         t = self.trainer
+        event = self._event
+        ways = (event.detail or {}).get("ways_out", ()) if event is not None and event.kind == "divergence" else ()
         wanted = 1 if t.next_phase is Phase.NEXT_BATCH else 2
         t.undo(min(wanted, t.snapshots.iterations) or None)  # none left: undo() says so in words
+        if "lower_lr" in ways:  # the same lr takes the same steps again
+            self._warning = (f"The learning rate is still {t.lr:g}: the same steps may blow up again. Lower it "
+                             f"(lr × 0.1 → {t.lr / 10:g}) before ▶ Play.")
 
     def _choose_softmax(self, value: str | None) -> None:
         """The softmax toggle: the lesson's or the stable one (from the next forward)."""
@@ -502,6 +507,8 @@ class Dashboard(VBox):
         if not self.player.driving:  # an error belongs to the action that caused it: what happens next replaces it
             self._error = ""  # (clicks and Play clear it when they start; Play's own stop reason must stay)
         self._notice = self._key_hint = ""
+        if event.kind == "undo":  # the colour scales fit W as it is now (after a blow-up undone, at once)
+            self.plots.reset_scales()
         if event.kind == "warning":
             self._warning = event.message
         else:

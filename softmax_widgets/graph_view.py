@@ -174,7 +174,7 @@ class GraphPanel:
         self.widget = VBox([self.caption, HBox([self.svg, VBox([
             HTML("<div style='font-size:12px;line-height:1.3;color:#555'>Choose a node: its PyTorch name, the line "
                  "that made it, its shape.</div>"),
-            self.nodes, self.detail])])])
+            self.nodes, self.detail])], layout=Layout(flex_flow="row wrap"))])  # narrow (zoomed): list below
         self.widget.add_class("sw-graph")
         self._uid = f"swg{id(self):x}"
         self._draw = _throttle(self.refresh, min_interval)

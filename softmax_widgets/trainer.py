@@ -380,7 +380,8 @@ class Trainer:
         h.epoch_iteration.append(self.iteration)
         self.epoch += 1
         self.shuffle, self.position, self.epoch_totals = None, 0, [0.0, 0, 0]
-        self.emit("epoch", None, lambda: f"epoch {self.epoch} done: {self.last_epoch}")
+        # "epoch 1 done: loss 0.7829, ...": the lesson's line without saying "epoch 1" twice
+        self.emit("epoch", None, lambda: f"epoch {self.epoch} done: {str(self.last_epoch).split(', ', 1)[1]}")
 
     @property
     def last_epoch(self) -> EpochResult | None:

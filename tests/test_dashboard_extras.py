@@ -205,6 +205,9 @@ def test_way_out_undo_goes_back_to_before_the_step_that_blew_up(dash):
     assert t.iteration == stopped - 1 and torch.equal(t.W, weights[stopped - 1])
     assert t.next_phase is Phase.NEXT_BATCH and len(t.history.loss) == stopped - 1
     assert not visible(dash.controls.way_out) and dash.status.startswith("undo: back to before next_batch")
+    # lr 50 made the blow-up: the status says it is still there; the W maps' colour scale fits W again at once
+    assert "The learning rate is still 50: the same steps may blow up again" in dash.controls.status_html.value
+    assert dash.plots.w_range <= 2.5 * float(t.W.abs().max()), (dash.plots.w_range, float(t.W.abs().max()))
     dash.buttons["way_lr"].click()  # hidden, but the pair is the real way out: W as before, a smaller step
     for _ in range(20):
         dash.buttons["iteration"].click()
