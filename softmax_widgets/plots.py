@@ -67,6 +67,13 @@ def iteration_ticks(hi: float, width_px: float, lo: float = 0.0) -> np.ndarray:
     return np.arange(first, hi + 1e-9, step, dtype=np.float64)
 
 
+def value_ticks(hi: float, most: int = 6) -> np.ndarray:
+    """Ticks from 0 to hi, spaced 1, 2 or 5 × 10^k apart, at most `most` + 1 of them: 0, 0.5, 1, 1.5, 2 for 2.3."""
+    hi = float(hi) if math.isfinite(hi) and hi > 0 else 1.0
+    step = nice_ceil(hi / most)
+    return np.arange(0.0, hi + step * 1e-6, step, dtype=np.float64).round(12)
+
+
 def set_ticks(axis: Axis, ticks: np.ndarray) -> None:
     """Send the tick values only when they change (a push per new tick, not per step)."""
     old = axis.tick_values
@@ -180,10 +187,12 @@ class Plots:
                                marker_size=12)
         self.loss_xaxis = Axis(scale=self.loss_x, label="iteration", tick_format="d",
                                tick_values=iteration_ticks(10, CURVE_PX))
+        # round values, six at most (bqplot's own twelve, 0 to 2.2 by 0.2, touched each other at scale 1.5)
+        self.loss_yaxis = Axis(scale=ys, side="left", label="loss", tick_format="~g", tick_values=value_ticks(1.0))
+        self._runs_loss_top = 0.0
         self.loss_fig = _fig([self.loss_line], "", "330px", "212px", (8, 34, 46, 12),
                              [self.loss_xaxis,
-                              # six ticks at most: twelve (0 to 2.2 by 0.2) touched each other at 1.5
-                              Axis(scale=ys, side="left", label="loss", tick_format="~g", num_ticks=6)])
+                              self.loss_yaxis])
         self.acc_x, ya = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0, max=1.0)
         self.train_line = Lines(x=np.zeros(0, np.float32), y=np.zeros((2, 0), np.float32),
                                 scales={"x": self.acc_x, "y": ya}, colors=["#f5b27a", "#d94801"],
@@ -335,6 +344,8 @@ class Plots:
                                             stroke_width=2.0 * self.sizer.scale)
             items.append((color, run.label, True))
         self._runs_top = max((len(r.history.loss) for r in runs), default=0)
+        self._runs_loss_top = max((float(np.max(line.y)) for line in self.run_lines.values() if len(line.y)),
+                                  default=0.0)
         set_ticks(self.loss_xaxis, iteration_ticks(max(10, self._loss.n, self._runs_top), CURVE_PX))
         marks = [*self.run_lines.values(), self.loss_line]
         if list(self.loss_fig.marks) != marks:
@@ -374,6 +385,9 @@ class Plots:
             if xs.max != top:
                 xs.max = top
             set_ticks(axis, iteration_ticks(max(10, n, others), CURVE_PX))
+        loss = self.loss_line.y
+        top = max(float(np.max(loss)) if loss.size else 0.0, self._runs_loss_top)
+        set_ticks(self.loss_yaxis, value_ticks(top))
         if len(self.test_line.x) != len(h.test_acc) or len(h.test_acc) == 0:
             with self.test_line.hold_sync():
                 self.test_line.x = np.asarray(h.epoch_iteration, np.float32)

@@ -121,3 +121,19 @@ def test_scale_set_from_code_and_a_refused_one_changes_nothing(digits):
         assert d.status.endswith("(above 1.5 the dashboard no longer fits one 1280×720 screen)"), d.status
     finally:
         d.close()
+
+
+def test_the_loss_axis_has_a_few_round_ticks_that_follow_the_curve(digits):
+    from softmax_widgets.plots import value_ticks
+
+    assert value_ticks(2.3).tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert value_ticks(0.61).tolist() == [0.0, 0.2, 0.4, 0.6]
+    assert value_ticks(float("nan")).tolist() == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    d = Dashboard(Trainer(digits, seed=0), scale=1.5)
+    try:
+        d.run_for(12)
+        ticks = list(d.plots.loss_yaxis.tick_values)
+        top = float(max(d.trainer.history.loss))
+        assert 3 <= len(ticks) <= 7 and ticks[0] == 0 and ticks[-1] <= top < ticks[-1] + (ticks[1] - ticks[0])
+    finally:
+        d.close()
