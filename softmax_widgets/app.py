@@ -141,10 +141,13 @@ class Dashboard(VBox):
         if value > 1:
             self._presentation = value  # what A+ turns on from now
         self._apply_scale(value)
-        self._notice = (f"presentation size ×{value:g}: every text and plot enlarged; A+ again for the normal size"
-                        + ("" if value <= FITS_720 else f" (above {FITS_720:g} the dashboard no longer fits one "
-                                                       "1280×720 screen)") if value > 1 else
-                        f"normal size; A+ enlarges every text and plot ×{self._presentation:g}")
+        if value > 1:
+            fits = "" if value <= FITS_720 else \
+                f" (above {FITS_720:g} the dashboard no longer fits one 1280×720 screen)"
+            self._notice = (f"presentation size ×{value:g}: every text and plot enlarged; A+ again for the normal "
+                            f"size{fits}")
+        else:
+            self._notice = f"normal size; A+ enlarges every text and plot ×{self._presentation:g}"
         self.push()  # the status, and the W note whose wording follows the layout
 
     def say(self, text: str) -> None:

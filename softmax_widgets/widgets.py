@@ -72,9 +72,8 @@ CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-
 # on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
 # cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),
 # and a focus it loses to nothing (ipyevents lets go when the mouse leaves) goes back to the notebook, so b, m,
-# dd... work again. No other
-# front-end code ships with ipywidgets: an image that fails to load runs this once per view, in Lab, Notebook 7
-# and Voila alike
+# dd... work again. No other front-end code ships with ipywidgets: an image that fails to load runs this once per
+# view, in Lab, Notebook 7 and Voila alike
 KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function(img){var n=0;(function hook(){"
               "var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}"
               "if(d.swKeepFocus)return;d.swKeepFocus=1;var stop=function(e){e.stopPropagation();};"
