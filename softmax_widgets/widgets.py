@@ -72,8 +72,9 @@ CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-
 # on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
 # cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),
 # and a focus it loses to nothing (ipyevents lets go when the mouse leaves) goes back to the notebook, so b, m,
-# dd... work again. No other front-end code ships with ipywidgets: an image that fails to load runs this once per
-# view, in Lab, Notebook 7 and Voila alike
+# dd... work again. A shortcut with Ctrl, ⌘ or Alt (Ctrl-S) goes to JupyterLab: ipyevents takes every key while the
+# mouse is over its area, so for that one key it is told the mouse left (and came back). No other front-end code
+# ships with ipywidgets: an image that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike
 KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function(img){var n=0;(function hook(){"
               "var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}"
               "if(d.swKeepFocus)return;d.swKeepFocus=1;var stop=function(e){e.stopPropagation();};"
@@ -81,6 +82,10 @@ KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function
               "d.addEventListener('focusout',function(e){var nb=d.closest('.jp-Notebook');"
               "if(nb&&!e.relatedTarget)setTimeout(function(){"
               "if(document.activeElement===document.body)nb.focus({preventScroll:true});},0);});"
+              "window.addEventListener('keydown',function(e){if(!(e.ctrlKey||e.metaKey||e.altKey)||"
+              "['Control','Meta','Alt','Shift'].indexOf(e.key)>=0)return;var w=d.querySelector('.ipyevents-watched');"
+              "if(!w)return;w.dispatchEvent(new MouseEvent('mouseleave'));setTimeout(function(){"
+              "if(w.matches(':hover'))w.dispatchEvent(new MouseEvent('mouseenter'));},0);},true);"
               "})();})(this)\">")
 # a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
 WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}

@@ -150,6 +150,17 @@ def _click_then_shift_enter_runs_the_next_cell(dash: DashboardPage, page) -> Non
     page.keyboard.press("d")
     page.keyboard.press("d")  # and deleted again
     dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n}", 10)
+    # Ctrl-S with the mouse over the dashboard saves the notebook (ipyevents used to swallow it as "s"), and the
+    # dashboard's own keys still work right after
+    dirty = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
+    assert page.evaluate(dirty), "the notebook should have unsaved changes here"
+    before = dash.state()
+    page.locator(".sw-dashboard .sw-keys").first.hover()
+    page.keyboard.press("Control+s")
+    dash.wait_for(f"() => !({dirty})()", 30)
+    assert dash.state()["status"] == before["status"], "Ctrl-S was taken as s"
+    stepped = dash.press_key("s", before["status"])
+    assert stepped["iteration"] == before["iteration"] and stepped["status"] != before["status"], stepped
 
 
 def _scale_of(page) -> str:
