@@ -398,12 +398,15 @@ class Dashboard(VBox):
         self.trainer.reset(seed=seed)
 
     def _undo_blowup(self) -> None:
-        """Back to before the last sgd, the step that pushed W too far (and the half-done iteration after it)."""
+        """Back to just before the last sgd, the step that pushed W too far: that batch, its forward and its
+        gradients are back, sgd is lit (with a lower lr it goes on from there)."""
         t = self.trainer
         event = self._event
         ways = (event.detail or {}).get("ways_out", ()) if event is not None and event.kind == "divergence" else ()
-        wanted = 1 if t.next_phase is Phase.NEXT_BATCH else 2
-        t.undo(min(wanted, t.snapshots.iterations) or None)  # none left: undo() says so in words
+        if t.snapshots.find_phase(Phase.SGD) > 0:
+            t.undo(before=Phase.SGD)
+        else:  # no sgd this run (W or b were set by hand): back over the half-done iteration
+            t.undo(min(1, t.snapshots.iterations) or None)  # none left: undo() says so in words
         if "lower_lr" in ways:  # the same lr takes the same steps again
             self._warning = (f"The learning rate is still {t.lr:g}: the same steps may blow up again. Lower it "
                              f"(lr × 0.1 → {t.lr / 10:g}) before ▶ Play.")
@@ -539,7 +542,8 @@ class Dashboard(VBox):
         code before the dashboard was made) says where it stands and which phase is lit."""
         t = self.trainer
         if t.iteration == 0 and t.last_phase is None:
-            return f"{t.data.name}: press next_batch (or Step) to start"
+            return (f"{t.data.name}: press next_batch (or Step) to start, then each lit button in turn; ▶ Play runs "
+                    "the loop for you")
         return (f"{t.data.name}: a run already under way (loaded, or trained before this dashboard), at {t.where()}. "
                 f"Press {t.next_phase} (the lit button) or Step to go on.")
 

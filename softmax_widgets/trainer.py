@@ -416,9 +416,10 @@ class Trainer:
                 from err
 
     # ---- undo, save, load (the mechanics live in undo.py and persist.py) ----
-    def undo(self, iterations: int | None = None) -> Trainer:
-        """Take back the last phase (or reset, or load), or `iterations` whole iterations, exactly."""
-        return undo.undo(self, iterations)
+    def undo(self, iterations: int | None = None, before: Phase | str | None = None) -> Trainer:
+        """Take back the last phase (or reset, or load), or `iterations` whole iterations, or everything back to
+        just before the last `before` phase (undo(before="sgd")), exactly."""
+        return undo.undo(self, iterations, before)
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly (not the dataset, only its name)."""

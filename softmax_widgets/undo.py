@@ -100,6 +100,17 @@ class SnapshotRing:
             n += slot.phase is Phase.NEXT_BATCH
         return n
 
+    def find_phase(self, phase: Phase) -> int:
+        """How many phases undo() pops to take back the newest `phase` of this run (and all after it); -1 when
+        there is none since the run's start (a reset or a load)."""
+        for back in range(1, self._count + 1):
+            slot = self._slot(self._count - back)
+            if slot.whole is not None:
+                return -1
+            if slot.phase is phase:
+                return back
+        return -1
+
     @property
     def nbytes(self) -> int:
         """Memory the snapshots hold: their copies of W, b and gradients (reused buffers) and old y_hat."""
@@ -290,14 +301,25 @@ def undoable(phase: Phase):
     return wrap
 
 
-def undo(t: Trainer, iterations: int | None = None) -> Trainer:
-    """Back one phase, or `iterations` whole iterations (a half-done one counts); settings (lr, batch size,
-    swapped functions) stay as they are now: undo takes back phases, not choices."""
+def undo(t: Trainer, iterations: int | None = None, before: Phase | str | None = None) -> Trainer:
+    """Back one phase, or `iterations` whole iterations (a half-done one counts), or to just before the last
+    `before` phase ("sgd": the step that pushed W too far); settings (lr, batch size, swapped functions) stay as
+    they are now: undo takes back phases, not choices."""
     ring = t.snapshots
     if not ring.capacity:
         raise PhaseError("Nothing to undo: undo is switched off (trainer.snapshots has capacity 0). Switch it on "
                          "with trainer.snapshots = softmax_widgets.undo.SnapshotRing(); it keeps what follows.")
-    if iterations is None:
+    if before is not None:
+        if iterations is not None:
+            raise ValueError("give iterations or before, not both: undo(iterations=2) or undo(before='sgd')")
+        try:
+            phase = Phase(before)
+        except ValueError:
+            raise ValueError(f"before must be one of the five phases ({', '.join(p.value for p in Phase)}), "
+                             f"got {before!r}") from None
+        pops = ring.find_phase(phase)
+        what = f"the last {phase}()"
+    elif iterations is None:
         pops = 1 if len(ring) else -1
         what = "the last phase"
     else:

@@ -71,17 +71,20 @@ CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-
 # JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
 # on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
 # cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),
-# and a focus it loses to nothing (ipyevents lets go when the mouse leaves) goes back to the notebook, so b, m,
-# dd... work again. A shortcut with Ctrl, ⌘ or Alt (Ctrl-S) goes to JupyterLab: ipyevents takes every key while the
-# mouse is over its area, so for that one key it is told the mouse left (and came back). No other front-end code
-# ships with ipywidgets: an image that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike
+# and a focus it loses to nothing (ipyevents lets go when the mouse leaves), or a clicked button's focus when the
+# mouse leaves the dashboard, goes back to the notebook, so b, m, dd... work again (a text box keeps its focus). A
+# shortcut with Ctrl, ⌘ or Alt (Ctrl-S) goes to JupyterLab: ipyevents takes every key while the mouse is over its
+# area, so for that one key it is told the mouse left (and came back). No other front-end code ships with ipywidgets:
+# an image that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike
 KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function(img){var n=0;(function hook(){"
               "var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}"
               "if(d.swKeepFocus)return;d.swKeepFocus=1;var stop=function(e){e.stopPropagation();};"
               "['focusin','mousedown','pointerdown'].forEach(function(k){d.addEventListener(k,stop);});"
-              "d.addEventListener('focusout',function(e){var nb=d.closest('.jp-Notebook');"
-              "if(nb&&!e.relatedTarget)setTimeout(function(){"
-              "if(document.activeElement===document.body)nb.focus({preventScroll:true});},0);});"
+              "var back=function(){var nb=d.closest('.jp-Notebook');if(nb)nb.focus({preventScroll:true});};"
+              "d.addEventListener('focusout',function(e){if(!e.relatedTarget)setTimeout(function(){"
+              "if(document.activeElement===document.body)back();},0);});"
+              "d.addEventListener('mouseleave',function(){var a=document.activeElement;"
+              "if(a&&d.contains(a)&&!a.matches('input,textarea,select,[contenteditable]'))back();});"
               "window.addEventListener('keydown',function(e){if(!(e.ctrlKey||e.metaKey||e.altKey)||"
               "['Control','Meta','Alt','Shift'].indexOf(e.key)>=0)return;var w=d.querySelector('.ipyevents-watched');"
               "if(!w)return;w.dispatchEvent(new MouseEvent('mouseleave'));setTimeout(function(){"
@@ -256,8 +259,9 @@ class Controls:
             text, extra = details, ""
         self.status_text, self.status_level = text, level
         weight = "bold" if level == "error" and not (details and self.details.value) else "normal"
-        body = html.escape(text) + (f" <span style='color:{COLORS['warning']}'>{html.escape(extra)}</span>"
-                                    if extra else "")
+        ends = "" if not extra or text.rstrip().endswith((".", "!", "?", ":")) else "."  # two sentences
+        body = html.escape(text) + ends + (f" <span style='color:{COLORS['warning']}'>{html.escape(extra)}</span>"
+                                           if extra else "")
         long = len(text) + len(extra) > STATUS_CHARS
         value = (f"<div class='sw-status-box' title='{html.escape(' '.join(x for x in (text, extra) if x))}' "
                  f"style='height:{STATUS_H};overflow-y:{'scroll' if long else 'auto'};overflow-x:hidden;"

@@ -202,9 +202,11 @@ def test_way_out_undo_goes_back_to_before_the_step_that_blew_up(dash):
     t.on_change(lambda tr, e: e.phase is Phase.SGD and e.kind == "phase" and weights.append(tr.W.detach().clone()))
     stopped = diverge(dash)
     dash.buttons["way_undo"].click()
+    # just before that sgd, as the button says: its batch, forward and gradients are back, sgd is lit
     assert t.iteration == stopped - 1 and torch.equal(t.W, weights[stopped - 1])
-    assert t.next_phase is Phase.NEXT_BATCH and len(t.history.loss) == stopped - 1
-    assert not visible(dash.controls.way_out) and dash.status.startswith("undo: back to before next_batch")
+    assert t.next_phase is Phase.SGD and len(t.history.loss) == stopped - 1
+    assert dash.buttons["sgd"].button_style == "primary"
+    assert not visible(dash.controls.way_out) and dash.status.startswith("undo: back to before sgd")
     # lr 50 made the blow-up: the status says it is still there; the W maps' colour scale fits W again at once
     assert "The learning rate is still 50: the same steps may blow up again" in dash.controls.status_html.value
     assert dash.plots.w_range <= 2.5 * float(t.W.abs().max()), (dash.plots.w_range, float(t.W.abs().max()))

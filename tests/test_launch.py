@@ -292,8 +292,8 @@ def test_the_app_page_opens_on_a_prepared_state(tmp_path, monkeypatch):
     out = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert "ITER 3 zero_grad 4 SCALE 1.5" in out
     # what was loaded is said on the status line (a note above the buttons would cost the projector a line)
-    assert ("STATUS loaded lesson.pt: epoch 1, iteration 3 (batch drawn, forward live, gradient filled); next: "
-            "zero_grad(). Press zero_grad (the lit button) or Step to go on.") in out, out
+    assert ("STATUS loaded lesson.pt: epoch 1, iteration 3. Press zero_grad (the lit button) or Step to go "
+            "on.") in out, out
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
 

@@ -112,6 +112,28 @@ def test_undo_mid_iteration_and_of_several_iterations(digits):
         t.undo(iterations=0)
 
 
+def test_undo_before_sgd_goes_back_to_just_before_the_last_step(digits):
+    """undo(before="sgd"): the batch, its forward and its gradients come back, sgd is next; W is as before it."""
+    t = Trainer(digits, batch_size=64, seed=1)
+    t.train_step()
+    t.next_batch().forward().zero_grad().backward()
+    W, grad, batch = t.W.detach().clone(), t.W.grad.clone(), t.batch_indices.clone()
+    t.sgd()
+    t.next_batch().forward()
+    t.undo(before="sgd")
+    assert t.iteration == 1 and t.next_phase is Phase.SGD and len(t.history.loss) == 1
+    assert torch.equal(t.W, W) and torch.equal(t.W.grad, grad) and torch.equal(t.batch_indices, batch)
+    t.undo(before=Phase.SGD)  # the first iteration's
+    assert t.iteration == 0 and t.next_phase is Phase.SGD
+    with pytest.raises(PhaseError, match=r"Nothing to undo: cannot take back the last sgd\(\)"):
+        t.undo(before="sgd")  # none left: nothing changes
+    assert t.next_phase is Phase.SGD
+    with pytest.raises(ValueError, match="before must be one of the five phases"):
+        t.undo(before="jump")
+    with pytest.raises(ValueError, match="not both"):
+        t.undo(2, before="sgd")
+
+
 def test_undo_backward_then_backward_again_rebuilds_the_graph(digits):
     t = Trainer(digits, batch_size=64, seed=0)
     t.next_batch().forward().zero_grad().backward()

@@ -279,8 +279,8 @@ def test_voila_app_in_class_state_and_scale_fit_the_projector(tmp_path, browser_
         dash.wait_drawn(FIRST_RENDER_S, artifacts / "app-scale1.5-not-rendered.png", voila)
         assert _scale_of(page) == "sw-scale-150"
         status = dash.state()["status"]
-        assert status.startswith("loaded lesson.pt: epoch 1, iteration 10 (batch drawn, forward none") \
-            and "Press forward (the lit button) or Step" in status, status
+        assert status == "loaded lesson.pt: epoch 1, iteration 10. Press forward (the lit button) or Step to go on.", \
+            status
         _one_screen(page, "app-1280x720-scale1.5-state", artifacts)
         _figures_fit(page, "app")
         stepped = dash.press_key("s", status, over="forward")
