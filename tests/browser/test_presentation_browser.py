@@ -150,6 +150,18 @@ def _click_then_shift_enter_runs_the_next_cell(dash: DashboardPage, page) -> Non
     page.keyboard.press("d")
     page.keyboard.press("d")  # and deleted again
     dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n}", 10)
+    # the same after a click, leaving upwards over the notebook's toolbar (the button kept the focus: b was lost
+    # and the dd after it deleted a real cell)
+    before = dash.state()
+    dash.click("Step")
+    dash.wait_for("(s) => window.__sw.statusText() !== s", 30, before["status"])
+    page.mouse.move(640, 75, steps=4)
+    page.wait_for_timeout(300)
+    page.keyboard.press("b")
+    dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n + 1}", 10)
+    page.keyboard.press("d")
+    page.keyboard.press("d")
+    dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n}", 10)
     # Ctrl-S with the mouse over the dashboard saves the notebook (ipyevents used to swallow it as "s"), and the
     # dashboard's own keys still work right after
     dirty = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
