@@ -60,6 +60,19 @@ JS_HELPERS = r"""
       const img = d ? d.querySelectorAll('.sw-weights image')[i || 0] : null;
       return img ? (img.getAttribute('href') || img.getAttribute('xlink:href') || '') : '';
     },
+    // the part of the page the dashboard is seen through: the notebook's own scroll box (Lab), or the window
+    viewArea() {
+      const dash = sw.dashboard();
+      let box = dash.parentElement;  // the first ancestor that scrolls
+      while (box && box !== document.body) {
+        const s = getComputedStyle(box);
+        if (/(auto|scroll)/.test(s.overflowY) && box.scrollHeight > box.clientHeight) break;
+        box = box.parentElement;
+      }
+      const r = (box && box !== document.body) ? box.getBoundingClientRect()
+                                               : {top: 0, left: 0, bottom: innerHeight, right: innerWidth};
+      return {top: r.top, left: r.left, bottom: r.bottom, right: r.right};
+    },
     state() {
       const s = sw.statusLine();
       return {status: sw.statusText(), color: s ? getComputedStyle(s).color : '',
@@ -200,15 +213,7 @@ def words(text: str) -> str:
 LAYOUT = r"""
 (phases) => {
   const dash = document.querySelector('.sw-dashboard');
-  // the notebook's own scroll box (Lab) or the page (Voila): the first ancestor that scrolls
-  let box = dash.parentElement;
-  while (box && box !== document.body) {
-    const s = getComputedStyle(box);
-    if (/(auto|scroll)/.test(s.overflowY) && box.scrollHeight > box.clientHeight) break;
-    box = box.parentElement;
-  }
-  const area = (box && box !== document.body) ? box.getBoundingClientRect()
-                                             : {top: 0, left: 0, bottom: innerHeight, right: innerWidth};
+  const area = window.__sw.viewArea();  // the notebook's own scroll box (Lab) or the page (Voila)
   const text = (el) => (el.textContent || '').replace(/\s+/g, ' ').trim();
   const buttons = Array.from(dash.querySelectorAll('button'));
   const rect = (el) => { const r = el.getBoundingClientRect();
