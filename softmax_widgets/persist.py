@@ -29,6 +29,7 @@ _KEYS = {"format", "dataset", "shape", "lr", "batch_size", "seed", "init_std", "
          "b.grad", "rng", "shuffle", "position", "batch_indices", "y_hat", "loss_value", "correct", "iteration",
          "epoch", "last_phase", "progress", "batches_drawn", "epoch_totals", "epoch_seconds", "history"}
 _HISTORY = set(vars(History()))
+_PROGRESS = {"batch", "forward", "grad", "passes"}  # the loop state by its public names (phases.LoopState)
 
 
 # ---- in memory: the whole run, for undo() of reset() and load_state_dict() ----
@@ -100,10 +101,33 @@ def read(path: str | os.PathLike | BinaryIO, name: str | None = None) -> dict[st
     except FileNotFoundError:
         raise
     except Exception as err:  # the unpickler of a corrupt file raises anything (struct.error, KeyError, ...)
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{name} is not a readable softmax_widgets state file (truncated, corrupt, or "
-                         f"not made by Trainer.save): {first}. Save the run again with trainer.save(path).") from err
+        raise ValueError(f"{name} is not a softmax_widgets state file: {_what_it_is(path)}. Choose a file that "
+                         "trainer.save(path) or the export tab's state file wrote.") from err
     return upgrade(sd, source=name)
+
+
+def _what_it_is(path: str | os.PathLike | BinaryIO) -> str:
+    """What a file that torch.load refused holds, in words (PyTorch's own text is about its unpickler)."""
+    try:
+        if isinstance(path, str | os.PathLike):
+            with open(path, "rb") as f:
+                head = f.read(4096)
+        else:
+            path.seek(0)
+            head = path.read(4096)
+    except OSError:
+        return "it could not be read"
+    if not head:
+        return "it is empty"
+    if head.startswith(b"PK\x03\x04"):  # torch.save's zip archive
+        return ("it was cut short or damaged (a torch.save archive that does not open), or it holds Python objects "
+                "a state file never has")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not a file that torch.save wrote"
+    kind = "a CSV table" if "," in text.splitlines()[0] else "text"
+    return f"it holds {kind} (it starts {text.splitlines()[0][:40]!r}), not a saved run"
 
 
 def upgrade(sd: Any, source: str = "this state") -> dict[str, Any]:
@@ -170,8 +194,11 @@ def _check(t: Trainer, sd: dict[str, Any], source: str) -> LoopState:
             raise bad(f"{key} holds NaN or inf")
     if (sd["W.grad"] is None) != (sd["b.grad"] is None):
         raise bad("W.grad and b.grad must both be there or both be None")
+    p = sd["progress"]
+    if not isinstance(p, dict) or set(p) != _PROGRESS:
+        got = sorted(map(str, p)) if isinstance(p, dict) else type(p).__name__
+        raise bad(f"progress must have exactly the parts {sorted(_PROGRESS)}, got {got}")
     try:
-        p = sd["progress"]
         state = LoopState(Batch(p["batch"]), Forward(p["forward"]), Grad(p["grad"]), int(p["passes"]))
     except (KeyError, TypeError, ValueError) as err:
         raise bad(f"progress {sd['progress']!r:.120} is not a loop state ({err})") from err
@@ -243,7 +270,7 @@ def _check_counters(sd: dict[str, Any], n: int, bad) -> None:
         if not isinstance(sd[key], (int, float)):
             raise bad(f"{key} must be a number")
     if not isinstance(sd["functions"], dict) or set(sd["functions"]) != set(_FUNCTIONS):
-        raise bad(f"functions must name {list(_FUNCTIONS)}")
+        raise bad(f"functions must have exactly the parts {sorted(_FUNCTIONS)}")
 
 
 def load_state_dict(t: Trainer, sd: Any, source: str = "this state") -> Trainer:

@@ -174,6 +174,32 @@ def test_load_refuses_private_keys_and_typos_and_changes_nothing(t):
         assert same(everything(t), before)
 
 
+@pytest.mark.parametrize(("part", "extra"), [
+    ("progress", {"_batch_size": 256}), ("progress", {"bacth": "drawn"}), ("functions", {"softmaxx": "softmax"}),
+    ("history", {"_loss": []}),
+], ids=["progress-private", "progress-typo", "functions-typo", "history-private"])
+def test_load_refuses_an_unknown_key_inside_a_section_too(t, part, extra):
+    """Unknown keys are refused at every level: a typo or a private name in progress was silently ignored."""
+    t.train_step()
+    sd = t.state_dict()
+    sd[part] = {**sd[part], **extra}
+    before = everything(t)
+    with pytest.raises(ValueError, match=rf"{part} must have exactly the parts .*Nothing was changed"):
+        t.load_state_dict(sd)
+    assert same(everything(t), before)
+
+
+def test_a_csv_renamed_pt_is_refused_in_one_whole_sentence_without_pytorchs_text(t, tmp_path):
+    path = tmp_path / "history.pt"
+    path.write_text("iteration,loss,train_acc\n1,2.30,0.10\n2,2.10,0.21\n")
+    with pytest.raises(ValueError) as err:
+        Trainer.load(path, data=t.data)
+    text = str(err.value)
+    assert text.startswith(f"{path} is not a softmax_widgets state file: it holds a CSV table")
+    assert "weights_only" not in text and "…" not in text and text.endswith(".")
+    assert "trainer.save(" in text
+
+
 @pytest.mark.parametrize(("change", "words"), [
     (lambda sd: sd.update(W=torch.zeros(10, 64)), "W must be a float32 tensor of shape (64, 10)"),
     (lambda sd: sd["W"].__setitem__((0, 0), math.nan), "W holds NaN or inf"),
@@ -215,7 +241,7 @@ def test_a_truncated_file_is_a_valueerror_naming_the_file(t, tmp_path):
     data = path.read_bytes()
     for cut in (len(data) // 2, 100, 0):
         path.write_bytes(data[:cut])
-        with pytest.raises(ValueError, match=r"run\.pt is not a readable softmax_widgets state file"):
+        with pytest.raises(ValueError, match=r"run\.pt is not a softmax_widgets state file: it (was cut|is empty)"):
             Trainer.load(path)
     path.write_bytes(b"not a zip at all" * 10)
     with pytest.raises(ValueError, match="run.pt"):
@@ -233,6 +259,8 @@ def test_a_state_from_another_dataset_names_both(fashion, digits):
 
 
 def test_a_0_1_0_state_file_loads_and_continues_exactly(digits):
+    """The file was written on another machine: its W matches a run made here within float32 rounding (CPUs with
+    other SIMD units round the last bits differently), and it continues exactly, proven on this machine."""
     old = Trainer.load(OLD_FILE, data=digits)
     assert old.iteration == 3 and old.next_phase is Phase.ZERO_GRAD and old.history.batch == [1, 2, 3]
     new = Trainer(digits, batch_size=64, seed=3, lr=0.2)
@@ -240,11 +268,17 @@ def test_a_0_1_0_state_file_loads_and_continues_exactly(digits):
         new.train_step()
     new.next_batch()
     new.forward()
-    assert new.state == old.state and torch.equal(new.W, old.W)
+    assert new.state == old.state and torch.allclose(new.W, old.W, rtol=0, atol=1e-6)
+    assert torch.equal(new.batch_indices, old.batch_indices)  # the same place in the same shuffle
+    again = Trainer.load(OLD_FILE, data=digits)  # the same file continued twice here: bit for bit the same
     for _ in range(5):
         old.train_step()
+        again.train_step()
         new.train_step()
-    assert torch.equal(new.W, old.W) and new.history == old.history
+    assert torch.equal(again.W, old.W) and again.history == old.history
+    assert new.history.batch == old.history.batch and new.history.batch_size == old.history.batch_size
+    assert new.history.loss == pytest.approx(old.history.loss, rel=1e-5)
+    assert torch.allclose(new.W, old.W, rtol=0, atol=1e-5)
 
 
 def test_trainer_load_status_names_what_was_loaded_and_the_lit_phase(digits, tmp_path):

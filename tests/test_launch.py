@@ -302,7 +302,7 @@ def test_app_refuses_a_broken_state_before_starting_anything(tmp_path, capsys):
     (tmp_path / "broken.pt").write_bytes(b"not a state")
     assert launch.app(state=tmp_path / "broken.pt") == 2
     err = capsys.readouterr().err
-    assert "cannot open the state" in err and "broken.pt is not a readable softmax_widgets state file" in err
+    assert "cannot open the state" in err and "broken.pt is not a softmax_widgets state file" in err
 
 
 @pytest.mark.parametrize("scale", [0.5, 3.0, float("nan")])
