@@ -165,7 +165,22 @@ def colour_bar(m: float, low: str, mid: str, high: str, what: str, width: int = 
             f"linear-gradient(to right,{low},{mid},{high})'></span> +{m:g}</span>")
 
 
+# kept runs in the order kept: the same colour on the main loss plot and in the compare runs tab (the live loss
+# is blue on the one, black in the other, so neither palette starts with them)
 RUN_COLOURS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def run_colour(i: int) -> str:
+    """The colour of the i-th kept run, wherever it is drawn."""
+    return RUN_COLOURS[i % len(RUN_COLOURS)]
+
+
+def kept_curve(loss, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """A kept run's loss as drawn: its smoothed mean (bias-corrected), decimated; x is the iteration (1-based)."""
+    loss = np.asarray(loss, np.float64)
+    idx = decimate_indices(len(loss), max_points)
+    y = debias(smoothed(loss)[idx], idx) if len(loss) else np.zeros(0, np.float32)
+    return (idx + 1).astype(np.float32), y
 W_COLOURS = ("#2166ac", "#f7f7f7", "#b2182b")  # RdBu reversed, as the W maps: blue −, white 0, red +
 G_COLOURS = ("#b35806", "#f7f7f7", "#542788")  # PuOr, as the W.grad maps: orange −, purple +
 
@@ -334,12 +349,10 @@ class Plots:
             self.run_lines.pop(key).close()
         items = []
         for key, (i, run) in wanted.items():
-            color = RUN_COLOURS[i % len(RUN_COLOURS)]
+            color = run_colour(i)
             if key not in self.run_lines:  # a kept run is frozen: its curve is computed once
-                loss = np.asarray(run.history.loss, np.float64)
-                idx = decimate_indices(len(loss))
-                y = debias(smoothed(loss)[idx], idx) if len(loss) else np.zeros(0, np.float32)
-                self.run_lines[key] = Lines(x=(idx + 1).astype(np.float32), y=y, scales=self.loss_line.scales,
+                x, y = kept_curve(run.history.loss)
+                self.run_lines[key] = Lines(x=x, y=y, scales=self.loss_line.scales,
                                             colors=[color], line_style="dashed",
                                             stroke_width=2.0 * self.sizer.scale)
             items.append((color, run.label, True))

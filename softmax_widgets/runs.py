@@ -40,11 +40,16 @@ class Run:
 
     def __str__(self) -> str:
         """The run in words, truthful about where it stopped and numbered as the counter numbers epochs:
-        "lr 0.1 ... (after epoch 1 (iteration 235), loss 0.78)" or "(paused in epoch 2, at iteration 300, ...)"."""
+        "lr 0.1 ... (after epoch 1 (iteration 235), epoch loss 0.7838, test acc 0.791)" at an epoch's end (the
+        numbers the epoch's status line said), "(paused in epoch 2, at iteration 300, last batch's loss 0.61)"."""
         where = when(self.history, self.iteration)
         if where.startswith("in "):
             where = "paused " + where
-        last = f", loss {self.history.loss[-1]:.4f}" if self.history.loss else ""
+        h = self.history
+        if where.startswith("after epoch"):  # the epoch's own line: its mean loss and test accuracy, as the status
+            last = f", epoch loss {h.epoch_loss[-1]:.4f}, test acc {h.test_acc[-1]:.3f}"
+        else:  # mid-epoch there is no epoch mean yet: the last batch's loss, named so
+            last = f", last batch's loss {h.loss[-1]:.4f}" if h.loss else ""
         return f"{self.label} ({where}{last})"
 
 

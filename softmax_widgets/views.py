@@ -22,7 +22,7 @@ from ipywidgets import HTML, Box, Button, FileUpload, HBox, Image, Layout, Selec
 from traitlets import Any
 
 from . import evaluation, export, persist
-from .plots import SMOOTH, debias, decimate_indices, iteration_ticks, set_ticks, smoothed
+from .plots import SMOOTH, iteration_ticks, kept_curve, run_colour, set_ticks
 from .presentation import Sizer
 from .runs import RunStore, when
 from .throttle import Throttle
@@ -35,7 +35,6 @@ MAX_RUN_POINTS = 500  # points per compared curve
 FITS_IN_LIST = 72  # characters of a kept run's description the 600 px list shows whole (13 px font)
 COMPARE_PX = 460 - 60 - 10  # a compare figure's plotting width (its width less the left and right margins)
 WAKE = frozenset({"epoch", "reset", "undo"})  # events after which W differs from what the views show
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 LIVE = "#000000"
 EXPORTS = "exports"  # files go into this folder beside the notebook (the kernel's working directory)
 # the row of tabs, in order; "graph" holds graph_view.GraphPanel when that module is there
@@ -278,10 +277,8 @@ class ComparePane:
         self.status.value = _ok(f"removed {len(chosen)} run{'s' * (len(chosen) != 1)}")
 
     def _curves(self, history) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        loss = np.asarray(history.loss, np.float64)
-        idx = decimate_indices(len(loss), MAX_RUN_POINTS)
-        mean = debias(smoothed(loss)[idx], idx) if len(loss) else np.zeros(0, np.float32)
-        return ((idx + 1).astype(np.float32), mean,
+        x, mean = kept_curve(history.loss, MAX_RUN_POINTS)
+        return (x, mean,
                 np.asarray(history.epoch_iteration, np.float32), np.asarray(history.test_acc, np.float32))
 
     def _set(self, key, label: str, color: str, history, dashed: bool = False) -> None:
@@ -305,7 +302,7 @@ class ComparePane:
                 line.close()
         for i, run in enumerate(self.runs):
             if run.id not in self.lines:
-                self._set(run.id, run.label, PALETTE[i % len(PALETTE)], run.history)
+                self._set(run.id, run.label, run_colour(i), run.history)
         self.kept.options = [(describe(r), r.id) for r in self.runs]
         full = [describe(r) for r in self.runs]
         self.kept.tooltip = "\n".join(full) or None

@@ -67,7 +67,11 @@ LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 *
 CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-watched:focus-visible, "
        ".sw-dashboard .sw-keys:focus {outline: none !important;} "
        ".sw-dashboard .sw-code .widget-html-content, .sw-dashboard .sw-math .widget-html-content "
-       "{min-width: 0; overflow: hidden;}</style>")
+       "{min-width: 0; overflow: hidden;} "
+       # ipywidgets' FileUpload always writes "description (N files)": after a load it read "(0)" (the value is
+       # emptied so the same file can be chosen again). Its text is hidden and the label drawn by CSS instead
+       ".sw-dashboard .sw-upload {font-size: 0 !important;} .sw-dashboard .sw-upload::before "
+       "{content: 'load state file (.pt)'; font-size: var(--jp-widgets-font-size, 13px);}</style>")
 # JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
 # on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
 # cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),

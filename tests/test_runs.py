@@ -34,7 +34,19 @@ def test_whole_epochs_give_test_accuracy_points(digits):
     run = store.add(t, label="two epochs", status="finished")
     assert [i for i, _ in run.test_acc_points] == t.history.epoch_iteration == [3, 6]
     # numbered as the counter and the views number epochs (it said "finished: epoch 3" after two)
-    assert str(run).startswith("two epochs (after epoch 2 (iteration 6), loss ") and "two epochs" in repr(store)
+    assert str(run).startswith("two epochs (after epoch 2 (iteration 6), epoch loss ") and "two epochs" in repr(store)
+
+
+def test_a_kept_run_quotes_the_epochs_own_loss_not_the_last_batchs(digits):
+    """The kept list said "loss 1.0296" (the last batch) where the epoch's status had said 1.3940 (its mean)."""
+    store = RunStore()
+    t = Trainer(digits, lr=0.1, batch_size=64, seed=0)
+    t.run_epoch()
+    words = str(store.add(t))
+    assert f"epoch loss {t.history.epoch_loss[-1]:.4f}, test acc {t.history.test_acc[-1]:.3f}" in words
+    assert t.history.epoch_loss[-1] != t.history.loss[-1]
+    t.train_step()
+    assert str(store.add(t)).endswith(f"last batch's loss {t.history.loss[-1]:.4f})")
 
 
 def test_labels_are_unique_and_runs_can_be_removed(digits):

@@ -126,6 +126,19 @@ def test_fashion_shirts_taken_for_t_shirts(fashion):
         d.close()
 
 
+def test_a_kept_run_has_one_colour_on_the_loss_plot_and_in_compare_runs(fresh):
+    """Kept run 0 was orange on the main loss plot and blue in compare runs: two palettes indexed the same way."""
+    t = fresh.trainer
+    for _ in range(3):
+        t.train_step()
+        fresh.keep.click()
+    runs = list(fresh.views.runs)
+    main = [fresh.plots.run_lines[r.id].colors[0] for r in runs]
+    compare = [fresh.views.compare.lines[r.id][0].colors[0] for r in runs]
+    assert main == compare and len(set(main)) == 3
+    assert fresh.plots.loss_line.colors[0] not in main  # never the live curve's colour
+
+
 def test_keep_two_runs_compare_and_remove_one(fresh):
     t, cmp = fresh.trainer, fresh.views.compare
     cmp.keep.click()
@@ -419,7 +432,8 @@ def test_a_bad_upload_is_said_in_red_and_changes_nothing(fresh):
     t.train_step()
     W = t.W.detach().clone()
     _upload(ex, "notes.pt", b"this is not a state file")
-    assert "#b00020" in ex.status.value and "notes.pt" in ex.status.value and "not a readable" in ex.status.value
+    assert "#b00020" in ex.status.value and "notes.pt" in ex.status.value
+    assert "is not a softmax_widgets state file: it holds text" in ex.status.value
     assert t.iteration == 1 and torch.equal(t.W, W)
 
 

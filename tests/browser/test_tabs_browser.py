@@ -93,6 +93,10 @@ def test_voila_tabs_downloads_upload_and_a_clean_console(voila, browser_page, ar
     chooser.value.set_files(str(state_path))
     dash.wait_for("(n) => window.__sw.iteration() === n", 60, done)
     page.locator(".sw-export-status", has_text="loaded softmax_state.pt").wait_for(timeout=30_000)
+    # the upload button reads as its label, never with ipywidgets' file count "(0)" after a load
+    label = page.evaluate("""() => { const el = document.querySelector('.sw-upload');
+        return [getComputedStyle(el, '::before').content, getComputedStyle(el).fontSize]; }""")
+    assert label == ['"load state file (.pt)"', "0px"], label
 
     for name in TABS:  # and once more after training, every tab
         open_tab(page, name)
