@@ -73,6 +73,7 @@ class Dashboard(VBox):
         self._key_hint = ""  # a key that does nothing: said on the keys line, never glued to the status
         self._error = ""
         self._diverged = False  # the last event was a divergence: the ways out are shown
+        self._pause_asked = False  # Pause was pressed and Play's task has not stopped yet
         self._syncing = False
         self._hidden = HIDDEN  # heatmap parts whose tab is closed: they stay dirty until it opens
         self._code_flush = Throttle(self._flush, 1 / fps, self._loop)
@@ -187,9 +188,13 @@ class Dashboard(VBox):
             self.play()
             return
         self.pause()
-        t = self.trainer
-        self._notice = f"paused at iteration {t.iteration} (epoch {t.epoch + 1}) — ▶ Play goes on"
+        self._pause_asked = True  # said again when Play's task has stopped (see play_stopped)
+        self._notice = self._paused_notice()
         self.push(CONTROLS)
+
+    def _paused_notice(self) -> str:
+        t = self.trainer
+        return f"paused at iteration {t.iteration} (epoch {t.epoch + 1}) — ▶ Play goes on"
 
     def run_for(self, iterations: int) -> int:
         """Play's work without an event loop (scripts, tests): `iterations` whole iterations, pushed by time."""
@@ -271,6 +276,10 @@ class Dashboard(VBox):
 
     def play_stopped(self) -> None:
         self.controls.set_playing(False)
+        if self._pause_asked:  # the step in progress when Pause landed has finished since: its event replaced the
+            self._pause_asked = False  # notice (at max speed, 4 pauses in 5), and the iteration may have moved
+            if not self._error and not self._diverged:
+                self._notice = self._paused_notice()
         self.push()
 
     def play_error(self, err) -> None:

@@ -267,6 +267,26 @@ def test_play_pause_on_the_event_loop(digits):
     asyncio.run(main())
 
 
+def test_pause_at_max_speed_is_said_on_the_status_line_after_the_step_in_progress(digits):
+    """At max speed the step in progress when Pause lands finishes after the click: its event replaced "paused at
+    ..." with "sgd: ... iteration N done" (4 pauses in 5), and only the button said Play had stopped."""
+    async def main():
+        d = Dashboard(Trainer(digits, batch_size=64))
+        d.controls.speed.value = "max"
+        d.buttons["play"].click()
+        await wait_until(lambda: d.trainer.iteration >= 5)
+        d.buttons["play"].click()  # Pause: the flag is cleared, Play's task has not seen it yet
+        d.player.driving = True  # ... and the step it was running ends now, as Play's own step
+        d.trainer.train_step()
+        d.player.driving = False
+        await wait_until(lambda: d.player.task.done())
+        assert d.status == f"paused at iteration {d.trainer.iteration} (epoch {d.trainer.epoch + 1}) — ▶ Play goes on"
+        assert d.controls.status_level == "info" and d.buttons["play"].description == PLAY
+        d.close()
+
+    asyncio.run(main())
+
+
 def test_slow_play_walks_phase_by_phase(digits):
     async def main():
         d = Dashboard(Trainer(digits))
