@@ -46,8 +46,16 @@ class _Swappable:
         first = self.slot not in obj.__dict__  # __init__'s assignment: nobody listens yet
         obj.__dict__[self.slot] = fn
         if not first:  # every later assignment is told, like lr's, even when it repeats the function in use
-            name = getattr(fn, "__name__", type(fn).__name__)
-            obj.emit("settings", None, lambda: f"{self.name} set to {name}: used from the next {self.used_by}()")
+            obj.emit("settings", None, lambda: f"{self.name} set to {self.describe(fn)}: used from the next "
+                     f"{self.used_by}()")
+
+    def describe(self, fn) -> str:
+        """Whose function it is, in words: "softmax set to softmax" said nothing when the lesson's was picked."""
+        if fn is getattr(model, self.lesson):
+            return f"the lesson's {self.lesson}"
+        if fn is model.stable_softmax:
+            return "the stable softmax (it subtracts each row's max before exp)"
+        return f"your {getattr(fn, '__name__', type(fn).__name__)}"
 
 
 class Trainer:

@@ -179,7 +179,7 @@ def test_way_out_stable_softmax(dash):
     diverge(dash)
     dash.buttons["way_stable"].click()
     assert dash.trainer.softmax is model.stable_softmax and dash.controls.softmax.value == "stable"
-    assert not visible(dash.controls.way_out) and dash.status.startswith("softmax set to stable_softmax")
+    assert not visible(dash.controls.way_out) and dash.status.startswith("softmax set to the stable softmax")
     dash.buttons["step"].click()  # the forward that overflowed now gives a finite loss... or a log(0)
     assert dash.trainer.last_phase is Phase.FORWARD
     if dash.controls.status_level == "error":  # at lr 50 the probabilities underflow to 0: cross_entropy's log(0)
@@ -235,16 +235,16 @@ def test_softmax_toggle_both_ways_and_synced_from_code(dash):
     t, toggle = dash.trainer, dash.controls.softmax
     assert toggle.value == "lesson" and t.softmax is model.softmax
     toggle.value = "stable"
-    assert t.softmax is model.stable_softmax and dash.status.startswith("softmax set to stable_softmax")
+    assert t.softmax is model.stable_softmax and dash.status.startswith("softmax set to the stable softmax")
     toggle.value = "lesson"
-    assert t.softmax is model.softmax and dash.status.startswith("softmax set to softmax")
+    assert t.softmax is model.softmax and dash.status.startswith("softmax set to the lesson's softmax")
     t.use_stable_softmax()  # from code: the toggle follows
     dash.push()
     assert toggle.value == "stable"
     t.softmax = lambda X: torch.softmax(X, dim=1)  # a student's own, typed in a cell: neither lit, at once
     dash.push()
     assert toggle.value is None and t.softmax is not model.softmax
-    assert dash.status.startswith("softmax set to <lambda>: used from the next forward()")
+    assert dash.status.startswith("softmax set to your <lambda>: used from the next forward()")
     toggle.value = "lesson"  # choosing one replaces the student's
     assert t.softmax is model.softmax
 

@@ -366,3 +366,24 @@ def test_cuda_matches_cpu(digits):
     assert gpu.W.device.type == "cuda"
     torch.testing.assert_close(gpu.W.detach().cpu(), cpu.W.detach(), rtol=1e-4, atol=1e-5)
     assert abs(gpu.evaluate() - cpu.evaluate()) < 0.01
+
+
+def test_a_swap_says_whose_function_it_is_not_softmax_set_to_softmax(digits):
+    from softmax_widgets import model
+
+    t = Trainer(digits)
+    said = []
+    t.on_change(lambda tr, ev: said.append(ev.message))
+
+    def my_softmax(X):
+        return X.exp() / X.exp().sum(dim=1, keepdim=True)
+
+    t.softmax = my_softmax
+    t.softmax = model.softmax
+    t.use_stable_softmax()
+    t.optimizer = model.sgd
+    assert said == ["softmax set to your my_softmax: used from the next forward()",
+                    "softmax set to the lesson's softmax: used from the next forward()",
+                    "softmax set to the stable softmax (it subtracts each row's max before exp): used from the next "
+                    "forward()",
+                    "optimizer set to the lesson's sgd: used from the next sgd()"]

@@ -319,7 +319,7 @@ def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifact
     dash.click("details")  # and back to the short one
     dash.wait_for("(s) => window.__sw.statusText() === s", arg=short)
     state = dash.click_and_wait_status("use stable softmax", state["status"])
-    assert state["status"].startswith("softmax set to stable_softmax"), state
+    assert state["status"].startswith("softmax set to the stable softmax"), state
     dash.wait_for(no_way_out)  # a way out taken: the row goes
     stable = page.evaluate("() => Array.from(document.querySelectorAll('.sw-softmax button'))"
                            ".filter(b => b.classList.contains('mod-active')).map(b => b.textContent.trim())")
