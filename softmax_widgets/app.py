@@ -12,7 +12,7 @@ from ipyevents import Event as DomEvent
 from ipywidgets import Button, Layout, VBox
 from traitlets import List
 
-from . import model
+from . import model, rerun
 from .data import load_or_offline
 from .phases import DivergenceError, Phase, TrainerError
 from .player import Player
@@ -58,9 +58,12 @@ class Dashboard(VBox):
     """Buttons for each phase, Play/Pause and live plots of one Trainer; display it as a cell's value."""
 
     def __init__(self, trainer: Trainer, *, fps: float = 10.0, heavy_fps: float = 0.5,
-                 w_range: float | None = None, note: str = "", scale: float = 1.0, **kwargs):
-        scale = check_scale(scale)  # a wrong scale is refused before anything is built
+                 w_range: float | None = None, note: str = "", scale: float | None = None, **kwargs):
+        # a wrong scale is refused before anything is built; none given: the size of the dashboard this one
+        # replaces (a re-run during a lecture kept A+ on)
+        scale = check_scale(rerun.scale_of_previous() if scale is None else scale)
         self.trainer = trainer
+        self.previous: Trainer | None = None  # the run a re-run of this cell replaced (rerun.py)
         # pushes by time, never per step: ≤ fps for curves and text, ≤ heavy_fps for the heatmaps. Measured in
         # JupyterLab on the busy 2-core box (bqplot redraws a HeatMap cell by cell): W alone at 0.5 Hz during
         # full-speed Play, Pause lands in 0.2 s; all 28 maps at 1 Hz, 0.4 s and the counter settles after 1.3 s
@@ -114,14 +117,16 @@ class Dashboard(VBox):
         # the presentation scale: every text and plot ×scale (presentation.py); A+ toggles it and back
         self._scale, self._presentation = 1.0, scale if scale > 1 else PRESENTATION
         self._apply_scale(scale)
+        self._notice = rerun.take_over(self)
         self.push()
 
     @classmethod
-    def from_dataset(cls, name: str = "fashion-mnist", root=None, download: bool = True, scale: float = 1.0,
+    def from_dataset(cls, name: str = "fashion-mnist", root=None, download: bool = True, scale: float | None = None,
                      **trainer_kwargs):
         """A Dashboard on a fresh Trainer; offline without the files it trains on the bundled Fashion-MNIST subset
         (the same lesson, 6,000 images) and says so at the top. `scale`: the presentation scale."""
-        scale = check_scale(scale, example=f'Dashboard.from_dataset("{name}", scale={PRESENTATION:g})')  # first
+        if scale is not None:  # first: a wrong scale is refused before the data is read
+            scale = check_scale(scale, example=f'Dashboard.from_dataset("{name}", scale={PRESENTATION:g})')
         data, note = load_or_offline(name, root=root, download=download)
         return cls(Trainer(data, **trainer_kwargs), note=note, scale=scale)
 
@@ -242,6 +247,7 @@ class Dashboard(VBox):
 
     def close(self) -> None:
         """Stop Play, unsubscribe from the Trainer and close every widget this dashboard made."""
+        rerun.forget(self)
         player = getattr(self, "player", None)
         if player is not None:
             player.playing = False
@@ -373,6 +379,8 @@ class Dashboard(VBox):
         self.plots.show_runs(list(store))
 
     def _on_views(self, change) -> None:
+        if change["new"]:
+            rerun.shown(self)  # a re-run of its cell keeps this run
         if change["old"] and not change["new"] and self.player.playing:
             self.pause()
             self._warning = ("Play paused: the dashboard is no longer on the page (its output was cleared or its "

@@ -169,8 +169,15 @@ def exercise_tabs(dash: DashboardPage, page, artifacts, exports=None) -> dict:
     cell.click(position={"x": 3, "y": 3}, timeout=30_000)
     dash.wait_for("() => (document.querySelector('.sw-cell-title') || {}).textContent"
                   "?.includes('Shirt taken for T-shirt/top')")
-    shown = page.evaluate("() => Array.from(document.querySelectorAll('.sw-cell-images img'))"
-                          ".filter(i => i.offsetParent && i.naturalWidth > 0).length")
+    # the images arrive as widget values after the title, and decode after that: wait for one to be drawn (on the
+    # busy 2-core box it was not yet, once, right after the title)
+    images = ("() => Array.from(document.querySelectorAll('.sw-cell-images img'))"
+              ".filter(i => i.offsetParent && i.complete && i.naturalWidth > 0).length")
+    try:
+        dash.wait_for(f"() => ({images})() >= 1", 30)
+    except Exception:
+        pass
+    shown = page.evaluate(images)
     assert shown >= 1, "clicking the Shirt → T-shirt cell showed no test images"
     title = page.inner_text(".sw-cell-title")
     screenshot(page, artifacts / "lab-tab-evaluation.png", "() => document.querySelector('.sw-views')")
