@@ -64,7 +64,8 @@ DEFAULT_SPEED = "20"
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
 # no focus frame on the area ipyevents focuses; the code and math lines may shrink inside their row, so a line
 # longer than the row ends in "…" (ipywidgets' HTML content box does not shrink below its text by itself)
-CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-watched:focus-visible, "
+CSS = ("<style>.sw-dashboard:focus, .sw-dashboard .ipyevents-watched:focus, "
+       ".sw-dashboard .ipyevents-watched:focus-visible, "
        ".sw-dashboard .sw-keys:focus {outline: none !important;} "
        ".sw-dashboard .sw-code .widget-html-content, .sw-dashboard .sw-math .widget-html-content "
        "{min-width: 0; overflow: hidden;} "
@@ -77,12 +78,17 @@ CSS = ("<style>.sw-dashboard .ipyevents-watched:focus, .sw-dashboard .ipyevents-
 # cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),
 # and a focus it loses to nothing (ipyevents lets go when the mouse leaves), or a clicked button's focus when the
 # mouse leaves the dashboard, goes back to the notebook, so b, m, dd... work again (a text box keeps its focus). A
-# shortcut with Ctrl, ⌘ or Alt (Ctrl-S) goes to JupyterLab: ipyevents takes every key while the mouse is over its
-# area, so for that one key it is told the mouse left (and came back). No other front-end code ships with ipywidgets:
-# an image that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike
+# click on text or a plot outside the keys area (the counter, a confusion-matrix cell) moved the focus to the
+# nearest focusable ancestor, the cell itself, which made it active: the dashboard is focusable (tabindex -1), so
+# that focus stays inside it. A right-click goes through: JupyterLab's context menu (Create New View for Cell
+# Output) must act on the dashboard's cell. A shortcut with Ctrl, ⌘ or Alt (Ctrl-S) goes to JupyterLab: ipyevents
+# takes every key while the mouse is over its area, so for that one key it is told the mouse left (and came back).
+# No other front-end code ships with ipywidgets: an image that fails to load runs this once per view, in Lab,
+# Notebook 7 and Voila alike
 KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function(img){var n=0;(function hook(){"
               "var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}"
-              "if(d.swKeepFocus)return;d.swKeepFocus=1;var stop=function(e){e.stopPropagation();};"
+              "if(d.swKeepFocus)return;d.swKeepFocus=1;if(!d.hasAttribute('tabindex'))d.tabIndex=-1;"
+              "var stop=function(e){if(e.button===2)return;e.stopPropagation();};"
               "['focusin','mousedown','pointerdown'].forEach(function(k){d.addEventListener(k,stop);});"
               "var back=function(){var nb=d.closest('.jp-Notebook');if(nb)nb.focus({preventScroll:true});};"
               "d.addEventListener('focusout',function(e){if(!e.relatedTarget)setTimeout(function(){"
