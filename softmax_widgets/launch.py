@@ -103,12 +103,22 @@ def kernel_metadata() -> dict:
         major, minor = sys.version_info[:2]
         if argv0 in ("python", f"python{major}", f"python{major}.{minor}") or (
                 argv0 and Path(argv0).resolve() == Path(sys.executable).resolve()):
-            from ipykernel.ipkernel import IPythonKernel
-
-            meta["language_info"] = json.loads(json.dumps(IPythonKernel.language_info))
+            meta["language_info"] = _language_info()
     except Exception:  # metadata is a nicety: a missing or odd Jupyter must not stop the lesson
         pass
     return meta
+
+
+LANGUAGE_INFO = ("import json; from ipykernel.ipkernel import IPythonKernel; "
+                 "print(json.dumps(IPythonKernel.language_info))")
+
+
+def _language_info() -> dict:
+    """ipykernel's language_info, asked of this Python in a child process: importing ipykernel here would make
+    tqdm.auto (the download's bar) take this process for a notebook kernel."""
+    out = subprocess.run([sys.executable, "-c", LANGUAGE_INFO], capture_output=True, text=True, timeout=60,
+                         check=True)
+    return json.loads(out.stdout)
 
 
 def _copy_notebook(src: Path, target: Path, meta: dict) -> None:
