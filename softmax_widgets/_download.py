@@ -1,4 +1,7 @@
-"""Fetching a data set's .gz files: a progress bar while it comes, and no network told in about 2 s."""
+"""Fetching a data set's .gz files: a progress bar while it comes, and no network told in about 2 s.
+
+Nothing is printed before a server answers, so offline the only line a student sees is the one saying so.
+"""
 
 from __future__ import annotations
 
@@ -23,14 +26,15 @@ def fetch(source, raw: Path) -> None:
     """
     raw.mkdir(parents=True, exist_ok=True)
     missing = [(name, md5) for name, md5 in source.resources if not ((raw / name).exists() and _md5(raw / name) == md5)]
-    if missing:  # say what is happening before the network is asked (torchvision prints its steps likewise)
-        print(f"Downloading {len(missing)} file{'s' * (len(missing) > 1)} into {raw} (only this once)", flush=True)
+    # said once a server has answered, never before: offline, a "Downloading ..." printed while the network is
+    # asked would stay standing above the failure in a notebook (a terminal could overwrite it; an output cannot)
+    announce = _Once(f"Downloading {len(missing)} file{'s' * (len(missing) > 1)} into {raw} (only this once)")
     for filename, md5 in missing:
         target = raw / filename
         failures = []
         for mirror in source.mirrors:
             try:
-                _download(f"{mirror}{filename}", target, md5)
+                _download(f"{mirror}{filename}", target, md5, announce)
                 break
             except (OSError, ValueError, HTTPException) as err:
                 failures.append(f"{_short(err)} from {urlsplit(mirror).netloc}")
@@ -38,11 +42,27 @@ def fetch(source, raw: Path) -> None:
             raise RuntimeError(f"could not download {filename}: {'; '.join(failures)}")
 
 
-def _download(url: str, target: Path, md5: str) -> None:
-    """Write `url` to `target` through a `.part` file, so a cut-off download is never taken for the file."""
+class _Once:
+    """A line printed the first time it is called, and never again."""
+
+    def __init__(self, line: str):
+        self.line, self.said = line, False
+
+    def __call__(self) -> None:
+        if not self.said:
+            self.said = True
+            print(self.line, flush=True)
+
+
+def _download(url: str, target: Path, md5: str, announce=lambda: None) -> None:
+    """Write `url` to `target` through a `.part` file, so a cut-off download is never taken for the file.
+
+    `announce()` is called once the server has answered, before the first byte is written.
+    """
     part = target.with_name(target.name + ".part")
     try:
         with _open(url) as response:
+            announce()
             total = int(response.headers.get("Content-Length") or 0) or None
             digest, size = hashlib.md5(), 0
             with open(part, "wb") as out, _progress(total, target.name) as bar:

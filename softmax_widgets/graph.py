@@ -131,7 +131,7 @@ def autograd_graph(trainer, softmax: Callable | None = None, loss_fn: Callable |
         if fn in leaves:
             name, grad = leaves[fn], fn.variable.grad
             norm = float(torch.linalg.vector_norm(grad)) if grad is not None else None
-            code, where = _leaf_line(type(trainer), name)
+            code, where = _lesson_leaf_line(trainer, name, tuple(fn.variable.shape))
             nodes.append(GraphNode(i, "AccumulateGrad", tuple(fn.variable.shape), PARAMETERS, code, where,
                                    name, norm))
             continue
@@ -304,6 +304,23 @@ def _op_of(node, params: set[str]) -> str | None:
     else:
         return None
     return name.replace("_", "").lower() if name else None
+
+
+def _lesson_leaf_line(trainer, name: str, shape: tuple[int, ...]) -> tuple[str, str]:
+    """The lesson's line that makes W (or b) a leaf, as a student would type it, and where the Trainer does it.
+
+    The Trainer's own statement (`self.W.copy_(torch.from_numpy(w)).requires_grad_()`, W stored column by column
+    for speed) is an implementation detail: the table shows the line of the lesson, with this Trainer's numbers.
+    """
+    code, where = _leaf_line(type(trainer), name)
+    if name == "W" and len(shape) == 2:
+        std = getattr(trainer, "init_std", 0.01)
+        lesson = f"W = torch.tensor(np.random.normal(0, {std:g}, {shape}), dtype=torch.float).requires_grad_()"
+    elif name == "b" and len(shape) == 1:
+        lesson = f"b = torch.zeros({shape[0]}, dtype=torch.float).requires_grad_()"
+    else:
+        return code, where
+    return lesson, f"the lesson's init, done by {where}" if code else "the lesson's init"
 
 
 @functools.lru_cache(maxsize=16)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import filecmp
 import json
 import os
 import shutil
@@ -17,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["APP_PAGE", "DEFAULT_FOLDER", "CopyReport", "add_app_arguments", "add_lab_arguments", "app", "app_command",
-           "copy_examples", "examples_dir", "lab", "lab_command", "lab_settings_env", "run_app", "run_lab"]
+           "cell_sources", "copy_examples", "examples_dir", "kernel_metadata", "lab", "lab_command",
+           "lab_settings_env", "run_app", "run_lab"]
 
 PACKAGE = Path(__file__).resolve().parent
 # the notebook Voila serves: the dashboard and nothing else (its code cells are hidden by Voila)
@@ -28,11 +28,14 @@ DATASET_ENV = "SOFTMAX_WIDGETS_DATASET"
 STATE_ENV = "SOFTMAX_WIDGETS_STATE"  # a state file the app page opens on (`softmax-widgets app --state`)
 SCALE_ENV = "SOFTMAX_WIDGETS_SCALE"  # the app page's presentation scale (`softmax-widgets app --scale 1.5`)
 # defaults for this Lab only (the user's own settings still win): no "fetch news?" pop-up and no update check
-# over the network, and widget state saved with the notebook, so a reopened one shows its last picture
+# over the network, and no widget state saved with the notebook. Saved state weighs a megabyte for the
+# dashboard and brings back a dead picture: every model disconnected, bqplot drawing into a zero-sized page
+# (negative <rect> widths); without it a reopened notebook says where the dashboard was, and Run all brings it back
 LAB_SETTING_DEFAULTS = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
-    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": False},
 }
+KERNEL_NAME = "python3"  # the shipped notebooks' kernel (ipykernel's own)
 
 
 def examples_dir() -> Path:
@@ -50,17 +53,84 @@ class CopyReport:
     """What copy_examples did with each notebook, so the command can say it."""
 
     copied: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)  # already there, identical to the shipped one
-    kept: list[str] = field(default_factory=list)  # already there and different: the student's work
+    unchanged: list[str] = field(default_factory=list)  # already there with the shipped cells (maybe run, saved)
+    kept: list[str] = field(default_factory=list)  # already there with cells of its own: the student's edits
 
     def lines(self, folder: Path) -> list[str]:
         out = []
         if self.copied:
-            out.append(f"copied {', '.join(self.copied)} into {folder}")
+            out.append(f"copied {_names(self.copied)} into {folder}")
         if self.kept:
-            out.append(f"kept your own {', '.join(self.kept)} (it differs from the shipped copy; rename or delete "
-                       "it to get a fresh one)")
+            one = len(self.kept) == 1
+            out.append(f"kept your edited {_names(self.kept)} ({'its' if one else 'their'} cells differ from the "
+                       f"shipped {'copy' if one else 'copies'}; rename or delete {'it' if one else 'them'} to get "
+                       f"a fresh {'one' if one else 'set'})")
         return out
+
+
+def _names(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def cell_sources(path: Path) -> list[tuple[str, str]] | None:
+    """A notebook's cells as (type, source): what a student edits. Outputs, execution counts and metadata
+    (which running and saving change) are left out. None for a file that is not a readable notebook."""
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+        return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+                for c in cells]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def kernel_metadata() -> dict:
+    """The notebook metadata JupyterLab writes when this machine's python3 kernel connects (kernelspec and the
+    kernel's language_info, Python version included). A notebook that already has it is not marked modified
+    the moment it opens; what cannot be read here is left out (Lab then writes it, as before)."""
+    meta: dict = {}
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        try:
+            spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        except NoSuchKernel:
+            return meta
+        meta["kernelspec"] = {"display_name": spec.display_name, "language": spec.language, "name": KERNEL_NAME}
+        # the kernel runs on this Python (Lab's) when its spec names plain "python" (jupyter_client then starts
+        # sys.executable; ipykernel's own spec does) or this very interpreter
+        argv0 = spec.argv[0] if spec.argv else ""
+        major, minor = sys.version_info[:2]
+        if argv0 in ("python", f"python{major}", f"python{major}.{minor}") or (
+                argv0 and Path(argv0).resolve() == Path(sys.executable).resolve()):
+            meta["language_info"] = _language_info()
+    except Exception:  # metadata is a nicety: a missing or odd Jupyter must not stop the lesson
+        pass
+    return meta
+
+
+LANGUAGE_INFO = ("import json; from ipykernel.ipkernel import IPythonKernel; "
+                 "print(json.dumps(IPythonKernel.language_info))")
+
+
+def _language_info() -> dict:
+    """ipykernel's language_info, asked of this Python in a child process: importing ipykernel here would make
+    tqdm.auto (the download's bar) take this process for a notebook kernel."""
+    out = subprocess.run([sys.executable, "-c", LANGUAGE_INFO], capture_output=True, text=True, timeout=60,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def _copy_notebook(src: Path, target: Path, meta: dict) -> None:
+    """The shipped notebook with this machine's kernel metadata; contents only (a read-only install must not
+    make a read-only copy)."""
+    if not meta:
+        shutil.copyfile(src, target)
+        return
+    nb = json.loads(src.read_text(encoding="utf-8"))
+    nb.setdefault("metadata", {}).update(meta)
+    # nbformat's layout (indent 1, sorted keys, a final newline): what Lab itself writes on save
+    target.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _inside(path: Path, parent: Path) -> bool:
@@ -81,7 +151,11 @@ def _install_dirs() -> list[Path]:
 
 
 def copy_examples(folder: str | os.PathLike = DEFAULT_FOLDER) -> CopyReport:
-    """Copy the shipped notebooks into `folder`; never overwrite a copy that differs (the student's changes)."""
+    """Copy the shipped notebooks into `folder`; never overwrite one that is already there.
+
+    One whose cells hold the shipped sources (only run or saved: outputs and metadata differ) is `unchanged`;
+    one whose cells differ is `kept`, the student's edits. Copies get this machine's kernel metadata.
+    """
     dest = Path(folder).expanduser().resolve()
     for forbidden in _install_dirs():
         if _inside(dest, forbidden):
@@ -94,13 +168,14 @@ def copy_examples(folder: str | os.PathLike = DEFAULT_FOLDER) -> CopyReport:
     if dest.exists() and not dest.is_dir():
         raise ValueError(f"{dest} is a file, not a folder: give the folder the notebooks should go into")
     dest.mkdir(parents=True, exist_ok=True)
-    report = CopyReport()
+    report, meta = CopyReport(), None
     for src in sorted(examples_dir().glob("*.ipynb")):
         target = dest / src.name
         if not target.exists():
-            shutil.copyfile(src, target)  # contents only: a read-only install must not make a read-only copy
+            meta = kernel_metadata() if meta is None else meta
+            _copy_notebook(src, target, meta)
             report.copied.append(src.name)
-        elif target.samefile(src) or filecmp.cmp(src, target, shallow=False):
+        elif target.samefile(src) or cell_sources(target) == cell_sources(src):
             report.unchanged.append(src.name)
         else:
             report.kept.append(src.name)

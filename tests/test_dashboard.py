@@ -241,7 +241,8 @@ def test_from_dataset_falls_back_to_the_bundled_fashion_subset_with_a_note(tmp_p
     d = Dashboard.from_dataset("fashion-mnist", root=tmp_path, download=False, batch_size=64)
     assert d.trainer.data.name == "fashion-mnist-small" and d.trainer.batch_size == 64
     note = d.controls.note.value
-    assert "bundled offline subset" in note and "SOFTMAX_WIDGETS_DATA" in note and "root=" in note
+    # one short line above the buttons (load_or_offline's note; its .details, with root=, belong in a tooltip)
+    assert "6,000-image subset" in note and "SOFTMAX_WIDGETS_DATA" in note
     d.close()
 
 

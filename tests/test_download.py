@@ -88,11 +88,23 @@ def test_fetch_shows_progress_and_keeps_what_it_has(tmp_path, small_mirror, caps
     for name, _ in source.resources:
         assert (tmp_path / "raw" / name).read_bytes() == (BUNDLED / name).read_bytes()
     out, err = capsys.readouterr()
-    assert f"Downloading 4 files into {tmp_path / 'raw'}" in out  # said before the network is asked
+    assert f"Downloading 4 files into {tmp_path / 'raw'}" in out  # said once the server has answered
     assert "downloading train-images-idx3-ubyte.gz" in err and "100%" in err  # tqdm's bar, on stderr here
     assert len(hits) == 4 and not list((tmp_path / "raw").glob("*.part"))
     _download.fetch(source, tmp_path / "raw")  # all there with the right checksums: nothing is asked again
     assert len(hits) == 4 and "Downloading" not in capsys.readouterr().out
+
+
+def test_a_failed_download_prints_no_downloading_line_above_the_failure(tmp_path, capsys):
+    """Offline, "Downloading 4 files into …/raw (only this once)" was printed before the network was asked, and
+    stayed standing above the failure in a notebook: it is said once a server answers, never before."""
+    source = SimpleNamespace(mirrors=["http://127.0.0.1:9/"],  # port 9: nothing listens, refused at once
+                             resources=[(f"{name}.gz", "0" * 32) for name in ("train-images-idx3-ubyte",
+                                                                             "train-labels-idx1-ubyte")])
+    with pytest.raises(RuntimeError, match="could not download train-images-idx3-ubyte.gz"):
+        _download.fetch(source, tmp_path / "raw")
+    out, err = capsys.readouterr()
+    assert "ownloading" not in out + err, out + err
 
 
 def test_a_damaged_download_is_never_kept(tmp_path, small_mirror):

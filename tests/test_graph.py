@@ -103,7 +103,19 @@ def test_each_node_points_at_the_line_that_made_it(digits):
         assert node.where == f"model.py:{line} in {fn}"
     loss = g.labelled("loss")
     assert "loss.sum()" in loss.code and loss.where.startswith("trainer.py:") and "in forward" in loss.where
-    assert "requires_grad" in g.labelled("W").code and "self.W" in g.labelled("W").code
+    assert "requires_grad" in g.labelled("W").code
+
+
+def test_the_leaf_rows_show_the_lessons_line_not_the_trainers_internals(digits):
+    """The W row showed `self.W.copy_(torch.from_numpy(w)).requires_grad_()`, the Trainer's storage trick, where
+    the lesson's line belongs; it still says where the Trainer does it."""
+    t = lesson_trainer(digits)
+    g = autograd_graph(t)
+    w, b = g.labelled("W"), g.labelled("b")
+    assert w.code == "W = torch.tensor(np.random.normal(0, 0.01, (64, 10)), dtype=torch.float).requires_grad_()"
+    assert b.code == "b = torch.zeros(10, dtype=torch.float).requires_grad_()"
+    assert w.where.startswith("the lesson's init, done by trainer.py:") and w.where.endswith("in _start")
+    assert "self." not in str(g).splitlines()[0] and "copy_" not in str(g)
 
 
 def test_stable_softmax_adds_its_sub_node_and_says_the_max_is_detached(digits):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import signal
 import socket
@@ -33,7 +34,7 @@ def test_copy_examples_copies_then_leaves_identical_and_keeps_changed_copies(tmp
     first = launch.copy_examples(dest)
     assert first.copied == SHIPPED and not first.kept
     for name in SHIPPED:
-        assert (dest / name).read_bytes() == (REPO / "examples" / name).read_bytes()
+        assert launch.cell_sources(dest / name) == launch.cell_sources(REPO / "examples" / name)
 
     # a student edits one notebook and deletes another
     mine = dest / SHIPPED[0]
@@ -46,7 +47,71 @@ def test_copy_examples_copies_then_leaves_identical_and_keeps_changed_copies(tmp
     assert second.copied == [SHIPPED[-1]]
     assert sorted(second.unchanged) == SHIPPED[1:-1]
     assert mine.read_bytes() == edited, "the student's changed copy was overwritten"
-    assert any("kept your own" in line for line in second.lines(dest))
+    assert any("kept your edited" in line for line in second.lines(dest))
+
+
+def run_and_save_like_lab(path: Path) -> None:
+    """What running every cell and saving in JupyterLab does to a notebook: outputs, execution counts, the
+    kernel's metadata, cell metadata; the sources stay."""
+    nb = json.loads(path.read_text())
+    for n, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        cell["execution_count"] = n + 1
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\n"]}]
+        cell["metadata"]["scrolled"] = True
+    nb["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "file_extension": ".py"}
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    path.write_text(json.dumps(nb, indent=2))
+
+
+def test_a_second_make_lab_never_calls_notebooks_that_were_only_run_your_own(tmp_path):
+    """A second `make lab` said "kept your own 01…, 02… (it differs …)" for notebooks only run, not edited."""
+    dest = tmp_path / "lesson"
+    launch.copy_examples(dest)
+    for name in SHIPPED:
+        run_and_save_like_lab(dest / name)
+    ran = {name: (dest / name).read_bytes() for name in SHIPPED}
+    again = launch.copy_examples(dest)
+    assert again.unchanged == SHIPPED and not again.kept and not again.copied
+    assert again.lines(dest) == []
+    assert ran == {name: (dest / name).read_bytes() for name in SHIPPED}, "a run notebook was overwritten"
+
+
+def test_two_edited_notebooks_are_named_in_the_plural(tmp_path):
+    """Two kept notebooks were reported as "kept your own 01…, 02… (it differs from the shipped copy…)"."""
+    dest = tmp_path / "lesson"
+    launch.copy_examples(dest)
+    for name in SHIPPED[:2]:
+        nb = json.loads((dest / name).read_text())
+        nb["cells"][0]["source"] = ["my notes\n", *nb["cells"][0]["source"]]
+        (dest / name).write_text(json.dumps(nb))
+    (line,) = launch.copy_examples(dest).lines(dest)
+    assert line == (f"kept your edited {SHIPPED[0]} and {SHIPPED[1]} (their cells differ from the shipped copies; "
+                    "rename or delete them to get a fresh set)")
+    (dest / SHIPPED[1]).unlink()
+    lines = launch.copy_examples(dest).lines(dest)
+    assert lines == [f"copied {SHIPPED[1]} into {dest.resolve()}",
+                     f"kept your edited {SHIPPED[0]} (its cells differ from the shipped copy; rename or delete it "
+                     "to get a fresh one)"]
+
+
+def test_copies_carry_the_kernel_metadata_lab_would_write_on_open(tmp_path):
+    """JupyterLab writes kernelspec and language_info when the kernel connects: a copy without them showed as
+    modified the moment it opened. The copies carry this machine's, as Lab would write them."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    # asked of a child: importing ipykernel here would turn this process's tqdm.auto bars into notebook widgets
+    language_info = json.loads(subprocess.run([sys.executable, "-c", launch.LANGUAGE_INFO], capture_output=True,
+                                              text=True, check=True, timeout=60).stdout)
+    assert language_info["name"] == "python" and language_info["version"] == platform.python_version()
+    launch.copy_examples(tmp_path)
+    for name in SHIPPED:
+        meta = json.loads((tmp_path / name).read_text())["metadata"]
+        assert meta["kernelspec"] == {"name": "python3", "display_name": spec.display_name, "language": "python"}
+        assert meta["language_info"] == language_info  # the version included
+        shipped = json.loads((REPO / "examples" / name).read_text())["metadata"]
+        assert shipped["kernelspec"] == {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                         "language": "python"}
 
 
 def test_the_shipped_examples_folder_is_never_the_work_folder(capsys):
@@ -78,12 +143,14 @@ def test_lab_command_opens_the_dashboard_notebook(tmp_path):
     assert not any("default_url" in a for a in launch.lab_command(tmp_path, open_notebook=None))
 
 
-def test_lab_settings_defaults_turn_the_news_off_and_keep_widget_state(tmp_path):
+def test_lab_settings_defaults_turn_the_news_off_and_save_no_widget_state(tmp_path):
+    """Saved widget state made notebook 02 weigh 1.2 MB and a reopened one a dead picture (disconnected icons,
+    72 console errors `<rect> attribute width: A negative value`): this Lab saves none."""
     env = launch.lab_settings_env(tmp_path / "cfg", {"JUPYTER_CONFIG_PATH": "/elsewhere"})
     assert env["JUPYTER_CONFIG_PATH"] == os.pathsep.join([str(tmp_path / "cfg"), "/elsewhere"])
     written = json.loads((tmp_path / "cfg" / "labconfig" / "default_setting_overrides.json").read_text())
     assert written["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
-    assert written["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    assert written["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is False
 
 
 def test_make_lab_installs_the_lesson_without_test_tools_and_works_outside_the_tracked_tree():
@@ -229,9 +296,9 @@ def test_a_fresh_clone_opens_lab_on_the_dashboard_in_an_ignored_work_folder(tmp_
         printed = re.findall(r"http://\S+", log.read_text())
         assert any(f":{port}/lab/tree/02_dashboard.ipynb" in url for url in printed), log.read_text()[-2000:]
         assert f"serves {clone / 'notebooks'}" in log.read_text()
-        # no "fetch news?" pop-up, and widget state saved with the notebook
+        # no "fetch news?" pop-up, and no widget state saved with the notebook (small files, no dead picture)
         assert _settings_default(port, "@jupyterlab/apputils-extension:notification", "fetchNews") == "false"
-        assert _settings_default(port, "@jupyter-widgets/jupyterlab-manager:plugin", "saveState") is True
+        assert _settings_default(port, "@jupyter-widgets/jupyterlab-manager:plugin", "saveState") is False
         servers = _server_pids(proc.pid)
         assert servers
     finally:
