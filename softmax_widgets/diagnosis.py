@@ -242,7 +242,7 @@ def _cause_of_large_weights(t: Trainer) -> str:
     cause = blowup(t)
     if cause.kind == "hand":
         return (f"{cause.note} before this phase, and that is what pushed the numbers out of range (largest |W| or "
-                f"|b|: {big:.3g}): undo the change to go on")
+                f"|b|: {big:.3g}), so the learning rate is not the cause: undo the change to go on")
     if cause.kind == "lr" and cause.steps and cause.complete:
         return (f"W grew that large (largest |W| or |b|: {big:.3g}) through {cause.steps_text}, too large for this "
                 f"data, and a lower lr alone keeps that W: take those steps back and go on at lr "
