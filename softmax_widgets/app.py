@@ -21,7 +21,7 @@ from .presentation import FITS_720, PRESENTATION, check_scale, is_compact, scale
 from .throttle import ALL, BATCH, CONTROLS, CURVES, DIRTY, GRAD, PARTS, PushClock, Throttle
 from .trainer import Trainer
 from .views import Views
-from .widgets import KEYS, KEYS_HELP, PASS_KEYS, Controls, descendants
+from .widgets import DEFAULT_LABELS, KEYS, KEYS_HELP, PASS_KEYS, WAY_BUTTONS, Controls, descendants
 
 __all__ = ["KEYS", "Dashboard"]
 
@@ -32,7 +32,9 @@ HIDDEN = GRAD | BATCH
 FOLLOW = {Phase.NEXT_BATCH: "batch", Phase.FORWARD: "batch", Phase.ZERO_GRAD: "W.grad", Phase.BACKWARD: "W.grad"}
 
 
-DEFAULT_WAYS = ("undo", "lower_lr", "stable_softmax", "reset")  # an event without its ways_out codes
+DEFAULT_WAYS = ("reset",)  # an event without its ways (a listener's own divergence event): Reset always works
+# a way out without a button, in the dashboard's words (a page without code cells must not say "type ...")
+NO_BUTTON = {"lesson_function": "{label} back (the softmax toggle: lesson's)"}
 
 
 class KeyEvents(DomEvent):
@@ -43,15 +45,36 @@ class KeyEvents(DomEvent):
     _modifier_keys = List(PASS_KEYS).tag(sync=True)
 
 
+def event_ways(event) -> list[dict]:
+    """A divergence event's ways out, as data (detail["ways"]; codes alone for an event that has only those)."""
+    detail = event.detail or {}
+    ways = detail.get("ways")
+    if ways:
+        return list(ways)
+    return [{"code": c, "label": DEFAULT_LABELS.get(c, c), "lr": None, "steps": 0, "undo": None}
+            for c in detail.get("ways_out", DEFAULT_WAYS)]
+
+
 def divergence_status(event) -> tuple[str, str]:
-    """A divergence read aloud: the cause in one sentence, then the ways out; the rest (rows, images) folded."""
+    """A divergence read aloud: the cause in one sentence, why W got there, then the ways out by the names of their
+    buttons below (never code: the app has no cells); the whole explanation (rows, images) waits behind details."""
     detail = event.detail or {}
     cause = (detail.get("cause") or detail.get("what") or "a number turned NaN or inf").strip()
     if event.phase is not None and not cause.startswith(f"{event.phase}()"):
         cause = f"{event.phase}(): {cause}"
     cause = cause if cause.endswith(".") else cause + "."
-    ways = event.message.split("Ways out:", 1)
-    return cause + (f" Ways out:{ways[1]}" if len(ways) == 2 else ""), event.message
+    reason = detail.get("reason", "")
+    names = []
+    for way in event_ways(event):
+        if way["code"] in WAY_BUTTONS:
+            names.append(f"“{way['label']}”")
+        elif way["code"] in NO_BUTTON:
+            names.append(NO_BUTTON[way["code"]].format(label=way["label"]))
+    ways = f" Ways out, below: {' or '.join(names)}." if names else ""
+    what = (detail.get("what") or cause).strip()
+    where = detail.get("where", "")
+    details = f"{what}{' ' + where if where else ''} Nothing recorded so far is lost.{ways}"
+    return f"{cause}{' ' + reason if reason else ''}{ways}", details
 
 
 class Dashboard(VBox):
@@ -329,10 +352,8 @@ class Dashboard(VBox):
         c.buttons["reset"].on_click(lambda _: self._act(lambda: self._reset(c.seed.value)))
         c.buttons["new_seed"].on_click(lambda _: self._act(lambda: self._reset(random.randrange(2**31))))
         c.buttons["undo"].on_click(lambda _: self._act(self.trainer.undo))
-        c.buttons["way_stable"].on_click(lambda _: self._act(self.trainer.use_stable_softmax))
-        c.buttons["way_lr"].on_click(lambda _: self._act(lambda: setattr(self.trainer, "lr", self.trainer.lr / 10)))
-        c.buttons["way_undo"].on_click(lambda _: self._act(self._undo_blowup))
-        c.buttons["way_reset"].on_click(lambda _: self._act(lambda: self._reset(self.trainer.seed)))
+        for code, name in WAY_BUTTONS.items():
+            c.buttons[name].on_click(lambda _, code=code: self._act(lambda: self._take_way(code)))
         self.keep.on_click(lambda _: self._guard(self._keep_run))
         c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
         c.details.observe(lambda ch: self._syncing or self.push(CONTROLS), "value")
@@ -418,19 +439,46 @@ class Dashboard(VBox):
         self.plots.reset_scales()
         self.trainer.reset(seed=seed)
 
-    def _undo_blowup(self) -> None:
-        """Back to just before the last sgd, the step that pushed W too far: that batch, its forward and its
-        gradients are back, sgd is lit (with a lower lr it goes on from there)."""
+    def _take_way(self, code: str) -> None:
+        """One click on a way out: what the divergence's detail says it does (take back the change by hand or the
+        large steps, lower the lr, the stable softmax, reset), then the status says what was done and what stays."""
         t = self.trainer
         event = self._event
-        ways = (event.detail or {}).get("ways_out", ()) if event is not None and event.kind == "divergence" else ()
-        if t.snapshots.find_phase(Phase.SGD) > 0:
-            t.undo(before=Phase.SGD)
-        else:  # no sgd this run (W or b were set by hand): back over the half-done iteration
-            t.undo(min(1, t.snapshots.iterations) or None)  # none left: undo() says so in words
-        if "lower_lr" in ways:  # the same lr takes the same steps again
-            self._warning = (f"The learning rate is still {t.lr:g}: the same steps may blow up again. Lower it "
-                             f"(lr × 0.1 → {t.lr / 10:g}) before ▶ Play.")
+        way = next((w for w in event_ways(event) if w["code"] == code), None) if event is not None else None
+        if way is None or event.kind != "divergence":
+            raise TrainerError("That way out belonged to a divergence that is no longer the last thing that "
+                               "happened: nothing changed.")
+        lr = way.get("lr")
+        if code == "reset":
+            self._reset(t.seed)
+        if way.get("undo"):
+            t.undo(**way["undo"])
+        if code == "stable_softmax":
+            t.use_stable_softmax()
+        if lr is not None and lr != t.lr:
+            t.lr = lr
+        self._notice = self._way_done(code, way)
+
+    def _way_done(self, code: str, way: dict) -> str:
+        """What a way out did, in words, and what Play does from there."""
+        t = self.trainer
+        go = f"▶ Play (or {t.next_phase}, lit) goes on from here."
+        kept = f"lr {t.lr:g}" if way.get("lr") is None else f"lr → {t.lr:g}"
+        if code == "reset":
+            softmax = {model.softmax: "the lesson's softmax", model.stable_softmax: "the stable softmax"}.get(
+                t.softmax, "your softmax")
+            return (f"Reset to seed {t.seed}'s start (W ~ N(0, {t.init_std:g}²), b = 0), {kept}; kept: {softmax}, "
+                    f"batch {t.batch_size}. ↶ undo takes the reset back. {go}")
+        if code == "stable_softmax":
+            return f"The stable softmax is on (it subtracts each row's max before exp): {kept}. {go}"
+        undo = way.get("undo") or {}
+        if undo.get("before"):
+            return f"The change by hand is taken back: W and b as before it, {kept}. {go}"
+        if way.get("steps"):
+            steps, them = ("the sgd step", "it") if way["steps"] == 1 else (f"the {way['steps']} sgd steps", "them")
+            return (f"Took back {steps} at the too large lr: W as it was before {them} (iteration {t.iteration}), "
+                    f"{kept}. {go}")
+        return f"{kept[0].upper()}{kept[1:]}: the step that overflowed runs again with it. {go}"
 
     def _choose_softmax(self, value: str | None) -> None:
         """The softmax toggle: the lesson's or the stable one (from the next forward)."""
@@ -588,8 +636,7 @@ class Dashboard(VBox):
             c.show_status(self._opening_status(), "info", self._warning)
         self._warning = ""
         c.show_key_hint(self._key_hint)
-        ways = (self._event.detail or {}).get("ways_out", DEFAULT_WAYS) if self._diverged else ()
-        c.show_way_out(self._diverged, ways, t.lr, can_undo=t.snapshots.iterations > 0)
+        c.show_way_out(self._diverged, event_ways(self._event) if self._diverged else ())
         if self.math is not None:  # the math follows the same push as the code beside it: one phase, not two
             try:
                 self.math.refresh()

@@ -17,18 +17,20 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import model
+from . import model, undo
 from .phases import Phase
 
 if TYPE_CHECKING:
     from ._protocols import TrainerState as Trainer
 
-__all__ = ["EXP_LIMIT", "Diagnosis", "diagnose_backward", "diagnose_forward", "diagnose_sgd", "student_error"]
+__all__ = ["EXP_LIMIT", "LESSON_LR", "Blowup", "Diagnosis", "Way", "blowup", "diagnose_backward", "diagnose_forward",
+           "diagnose_sgd", "student_error", "ways_text"]
 
 EXP_LIMIT = math.log(torch.finfo(torch.float32).max)  # 88.72: exp() of anything larger is inf in float32
 SHOWN = 8  # rows listed in the message; the attribute holds them all
 
-# the ways out, by code (the dashboard shows a button for each it knows)
+# the ways out, by code (the dashboard shows a button for each it knows): what a code user types. The ways a
+# divergence offers come as Way values, the one that works first (Diagnosis.ways, event.detail["ways"])
 WAYS = {
     "stable_softmax": "switch to the stable softmax (trainer.use_stable_softmax())",
     "lower_lr": "lower the learning rate (e.g. trainer.lr = {lr_tenth:g})",
@@ -36,6 +38,86 @@ WAYS = {
     "reset": "reset()",
     "lesson_function": "put the lesson's {name} back (trainer.{name} = softmax_widgets.model.{lesson})",
 }
+LESSON_LR = 0.1  # the lesson's lr: it trains every dataset here without blowing up
+
+
+@dataclass(frozen=True)
+class Way:
+    """One way out of a divergence: its code (a WAYS key, a dashboard button), the button's words, the code a
+    notebook user types, the lr it goes on at (None: the lr stays) and the sgd steps it takes back."""
+
+    code: str
+    label: str  # the button: "↶ undo the 3 sgd steps at lr 10, lr → 0.1"
+    text: str  # for code: "undo the 3 sgd steps ... (trainer.undo(lr_above=0.1); trainer.lr = 0.1)"
+    lr: float | None = None
+    steps: int = 0
+    undo: dict | None = None  # what it passes to trainer.undo(...) first: {"lr_above": 0.1}, {"before": "hand"}
+
+    def detail(self) -> dict:
+        return {"code": self.code, "label": self.label, "text": self.text, "lr": self.lr, "steps": self.steps,
+                "undo": self.undo}
+
+
+@dataclass(frozen=True)
+class Blowup:
+    """Why W or b are as large as they are, read from the undo ring: `kind` "hand" (changed between phases),
+    "lr" (sgd steps at too large an lr: `steps` of them at `lrs`, `lr` the lr to go on at, `complete` when undo
+    reaches back past all of them), or "" (neither: set so from the start, or not known)."""
+
+    kind: str = ""
+    note: str = ""
+    steps: int = 0
+    lrs: tuple[float, ...] = ()
+    lr: float | None = None
+    complete: bool = True
+
+    @property
+    def lrs_text(self) -> str:
+        values = sorted(set(self.lrs), reverse=True)
+        return " and ".join(f"{v:g}" for v in values[:3]) + (" …" if len(values) > 3 else "")
+
+    @property
+    def steps_text(self) -> str:
+        return f"the sgd step at lr {self.lrs_text}" if self.steps == 1 else \
+            f"the {self.steps} sgd steps at lr {self.lrs_text}"
+
+
+def blowup(t: Trainer, operation: str = "") -> Blowup:
+    """Read the undo ring, newest first: a change by hand newer than every sgd step is the cause; else the lr is,
+    when some of the newest steps (or the lr now) are above the lr to go on at: the lr the run used before it was
+    raised, or the lesson's 0.1 (never above the lr now: a student's lower choice stays)."""
+    ring = getattr(t, "snapshots", None)
+    walk = list(ring.walk()) if ring is not None and ring.capacity else []
+    for s in walk:
+        if s.phase == undo.HAND:
+            return Blowup("hand", s.note)
+        if s.phase is Phase.SGD or not isinstance(s.phase, Phase):
+            break
+    step_lrs = []
+    for s in walk:
+        if s.phase == undo.HAND or not isinstance(s.phase, Phase):
+            break
+        if s.phase is Phase.SGD:
+            step_lrs.append(s.lr)
+    top = max([t.lr, *step_lrs[:1]])
+    safe = next((lr for lr in step_lrs if lr < top), None)
+    if safe is None:
+        safe = LESSON_LR if top > LESSON_LR else (t.lr / 10 if operation == "sgd_step_overflow" else None)
+    if safe is None or (t.iteration == 0 and operation != "sgd_step_overflow"):
+        return Blowup()  # the lesson's lr moved W; or no step has run: the lr moved nothing yet
+    safe = min(safe, t.lr)
+    lrs, complete = [], not ring.full if ring is not None and ring.capacity else t.iteration == 0
+    for s in walk:
+        if s.phase is Phase.SGD and s.lr > safe:
+            lrs.append(s.lr)
+        elif s.phase is Phase.SGD or s.phase == undo.HAND or not isinstance(s.phase, Phase):
+            complete = True  # undo reaches back past every step above the safe lr
+            break
+    if not lrs and t.lr <= safe:
+        return Blowup()
+    if not lrs and t.iteration > 0 and operation != "sgd_step_overflow":
+        complete = False  # steps made W large, but none of them is in undo's reach
+    return Blowup("lr", "", len(lrs), tuple(lrs), safe, complete)
 
 
 # the cause in one plain sentence, for a status line read aloud (the full explanation is `what`)
@@ -71,6 +153,8 @@ class Diagnosis:
     ways_out: tuple[str, ...]
     ways_text: str  # "Ways out: ..."
     cause: str = ""  # the cause in one plain sentence (CAUSES)
+    ways: tuple[Way, ...] = ()  # the ways out, the one that works first
+    reason: str = ""  # why W got there, one short sentence ("3 sgd steps at lr 10 pushed W there.")
 
     @property
     def message(self) -> str:
@@ -79,33 +163,97 @@ class Diagnosis:
 
     def detail(self) -> dict:
         return {"operation": self.operation, "cause": self.cause, "what": self.what, "rows": list(self.rows),
-                "images": list(self.images), "ways_out": list(self.ways_out)}
+                "images": list(self.images), "ways_out": list(self.ways_out), "reason": self.reason,
+                "where": self.where,
+                "ways": [w.detail() for w in self.ways]}
 
 
-def _ways(t: Trainer, operation: str, custom: str | None) -> tuple[tuple[str, ...], str]:
-    """The ways out that fit: no stable softmax when it is in use, no lower lr before any sgd step."""
+def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tuple[Way, ...]:
+    """The ways out that can help where the run stands, the one that works first: the lesson's function back; the
+    change by hand taken back; the large steps taken back and the lr lowered, in one (a lower lr alone keeps the W
+    they made); the stable softmax only when the lr is not the cause and it gives this batch a finite loss and
+    gradient; reset last (at the lower lr when the lr was the cause)."""
     ways = []
     if custom:
-        ways.append("lesson_function")
-    if len(getattr(t, "snapshots", ())):
-        ways.append("undo")  # first: a lower lr or another softmax does not shrink a W that already grew
-    if t.iteration > 0 or operation == "sgd_step_overflow":  # before any sgd step the lr moved nothing
-        ways.append("lower_lr")
-    if t.softmax is not model.stable_softmax and operation in ("softmax_exp_overflow", "softmax_backward_overflow"):
-        ways.append("stable_softmax")
-    ways.append("reset")
-    name, lesson = custom or "softmax", {"softmax": "softmax", "loss_fn": "cross_entropy",
-                                         "optimizer": "sgd"}.get(custom or "softmax")
-    texts = [WAYS[w].format(lr_tenth=t.lr / 10, name=name, lesson=lesson) for w in ways]
-    return tuple(ways), "Ways out: " + ", ".join(texts[:-1]) + (", or " if len(texts) > 1 else "") + texts[-1] + "."
+        lesson = {"softmax": "softmax", "loss_fn": "cross_entropy", "optimizer": "sgd"}[custom]
+        ways.append(Way("lesson_function", f"the lesson's {lesson}", WAYS["lesson_function"].format(
+            name=custom, lesson=lesson)))
+    if cause.kind == "hand":
+        ways.append(Way("undo", "↶ undo the change by hand", f"undo the change by hand ({cause.note}): "
+                        "trainer.undo(before='hand')", undo={"before": undo.HAND}))
+    lr = None
+    if cause.kind == "lr":
+        lr = cause.lr if cause.lr < t.lr else None
+        if cause.complete and (cause.steps or lr is not None):
+            to = f", lr → {lr:g}" if lr is not None else ""
+            if cause.steps:
+                label = f"↶ undo {cause.steps_text}{to}"
+                text = (f"undo {cause.steps_text}" + (f" and lower the learning rate to {lr:g}" if lr else "")
+                        + f" (trainer.undo(lr_above={cause.lr:g})" + (f"; trainer.lr = {lr:g})" if lr else ")"))
+            else:
+                label, text = f"lr → {lr:g}", f"lower the learning rate (trainer.lr = {lr:g})"
+            ways.append(Way("lower_lr" if lr is not None else "undo", label, text, lr, cause.steps,
+                            {"lr_above": cause.lr} if cause.steps else None))
+    elif t.softmax is not model.stable_softmax and operation in ("softmax_exp_overflow", "softmax_backward_overflow") \
+            and _stable_helps(t):
+        ways.append(Way("stable_softmax", "use stable softmax", WAYS["stable_softmax"]))
+    if lr is not None:
+        ways.append(Way("reset", f"Reset, lr → {lr:g}", f"reset() at the lr {lr:g} (trainer.lr = {lr:g}; "
+                        "trainer.reset())", lr))
+    else:
+        ways.append(Way("reset", "Reset", WAYS["reset"]))
+    return tuple(ways)
+
+
+def ways_text(ways: tuple[Way, ...]) -> str:
+    """The ways out for a code user, in one sentence: "Ways out: ..., or ...."."""
+    texts = [w.text for w in ways]
+    return "Ways out: " + ", ".join(texts[:-1]) + (", or " if len(texts) > 1 else "") + texts[-1] + "."
+
+
+def _stable_helps(t: Trainer) -> bool:
+    """Would the stable softmax give this batch a finite loss and gradient, with W as it is?"""
+    try:
+        with torch.enable_grad():
+            o = torch.addmm(t.b.detach(), t.X, t.W.detach()).requires_grad_()
+            loss = t.loss_fn(model.stable_softmax(o), t.y).sum()
+            if not bool(torch.isfinite(loss)):
+                return False
+            (g,) = torch.autograd.grad(loss, o)
+        return bool(torch.isfinite(g).all())
+    except Exception:  # a student's loss_fn that cannot run here: say nothing about it
+        return False
+
+
+def _reason(t: Trainer, cause: Blowup) -> str:
+    """Why W got there, in one short sentence for the status line."""
+    if cause.kind == "hand":
+        return f"The cause: {cause.note}."
+    if cause.kind == "lr" and cause.steps:
+        return f"{cause.steps_text[0].upper()}{cause.steps_text[1:]} pushed W there."
+    if cause.kind == "lr":
+        return f"lr {t.lr:g} is too large for this data."
+    return ""
 
 
 def _cause_of_large_weights(t: Trainer) -> str:
-    """Why W or b got so large: sgd steps with too large an lr, if any has run; else they were set from code."""
+    """Why W or b got so large: a change by hand, sgd steps with too large an lr, or set so from the start."""
     big = max(float(t.W.detach().abs().max()), float(t.b.detach().abs().max()))
-    if t.iteration > 0:
+    cause = blowup(t)
+    if cause.kind == "hand":
+        return (f"{cause.note} before this phase, and that is what pushed the numbers out of range (largest |W| or "
+                f"|b|: {big:.3g}), so the learning rate is not the cause: undo the change to go on")
+    if cause.kind == "lr" and cause.steps and cause.complete:
+        return (f"W grew that large (largest |W| or |b|: {big:.3g}) through {cause.steps_text}, too large for this "
+                f"data, and a lower lr alone keeps that W: take those steps back and go on at lr "
+                f"{min(cause.lr, t.lr):g}")
+    if cause.kind == "lr":
         return (f"W grew that large (largest |W| or |b|: {big:.3g}) through sgd steps with a learning rate too large "
-                f"for this data (lr is now {t.lr:g}), and a lower lr alone keeps that W: undo() the large steps first")
+                f"for this data (lr is now {t.lr:g}), and undo no longer reaches back before them: reset() at lr "
+                f"{cause.lr:g}")
+    if t.iteration > 0:
+        return (f"W or b are that large (largest |W| or |b|: {big:.3g}) although no sgd step used an lr above the "
+                f"lesson's {LESSON_LR:g}: they were set to large values (init_std, or from code)")
     return (f"no sgd step has run yet, so the learning rate is not the cause: W or b were set to large values "
             f"(largest |W| or |b|: {big:.3g})")
 
@@ -124,9 +272,11 @@ def _make(t: Trainer, phase: Phase, operation: str, mask: torch.Tensor | None, w
         img = ", ".join(f"#{i}" for i in images[:SHOWN]) + (", …" if len(images) > SHOWN else "")
         where = (f"It came from {len(rows)} of the batch's {len(mask)} rows: rows {shown} (training images "
                  f"{img}; all of them in err.rows and err.images).")
-    ways, text = _ways(t, operation, custom)
+    blown = blowup(t, operation) if custom is None else Blowup()
+    ways = _ways(t, operation, custom, blown)
     cause = CAUSES.get(operation, what).format(top=top, lr=t.lr)
-    return Diagnosis(phase, operation, what, rows, images, where, ways, text, cause)
+    return Diagnosis(phase, operation, what, rows, images, where, tuple(w.code for w in ways), ways_text(ways),
+                     cause, ways, _reason(t, blown))
 
 
 def _safe(diagnose):
@@ -138,8 +288,9 @@ def _safe(diagnose):
         except Exception:
             phase = {"diagnose_forward": Phase.FORWARD, "diagnose_backward": Phase.BACKWARD}.get(
                 diagnose.__name__, Phase.SGD)
+            reset = (Way("reset", "Reset", WAYS["reset"]),)
             return Diagnosis(phase, "unknown", f"{phase}() produced NaN or inf.", (), (), "", ("reset",),
-                             "Ways out: reset().", f"{phase}() produced NaN or inf.")
+                             "Ways out: reset().", f"{phase}() produced NaN or inf.", reset)
     return run
 
 
@@ -214,13 +365,13 @@ def diagnose_backward(t: Trainer) -> Diagnosis:
             return _make(t, Phase.BACKWARD, "cross_entropy_backward_overflow", tiny,
                          lead + f"the true class got a probability as small as {p:.2g}, and the derivative of "
                          f"cross_entropy's -log(p) is -1/p = {-1 / p if p else -math.inf:.2g}, beyond float32's "
-                         "3.4e38.")
+                         f"3.4e38; {_cause_of_large_weights(t)}.")
     top = float(logits.detach().max())
     if top > EXP_LIMIT / 2 and t.softmax is not model.stable_softmax:
         # exp(o) / s: the quotient's derivative divides by s², which is inf once the logits pass ~44
         return _make(t, Phase.BACKWARD, "softmax_backward_overflow", bad, lead + "the derivative of softmax "
                      f"overflowed: it divides by the squared row sum of exp(), which is inf once a logit passes "
-                     f"{EXP_LIMIT / 2:.0f} (the largest is {top:.0f}).", top=top)
+                     f"{EXP_LIMIT / 2:.0f} (the largest is {top:.0f}); {_cause_of_large_weights(t)}.", top=top)
     custom = "softmax" if _custom(t.softmax, "stable_softmax") else ("loss_fn" if _custom(
         t.loss_fn, "cross_entropy") else None)
     return _make(t, Phase.BACKWARD, "backward_nonfinite", bad, lead + "the gradient of the loss was NaN or inf.",

@@ -166,6 +166,7 @@ class Trainer:
         self.state = LoopState()  # where the loop stands: see phases.py
         self.epoch_totals = [0.0, 0, 0]  # summed loss, correct, images, this epoch
         self.epoch_seconds = math.nan
+        self.snapshots.remember(self)  # the new W and b: a change by hand shows against these
 
     @property
     def next_phase(self) -> Phase:
@@ -424,10 +425,13 @@ class Trainer:
                 from err
 
     # ---- undo, save, load (the mechanics live in undo.py and persist.py) ----
-    def undo(self, iterations: int | None = None, before: Phase | str | None = None) -> Trainer:
-        """Take back the last phase (or reset, or load), or `iterations` whole iterations, or everything back to
-        just before the last `before` phase (undo(before="sgd")), exactly."""
-        return undo.undo(self, iterations, before)
+    def undo(self, iterations: int | None = None, before: Phase | str | None = None,
+             lr_above: float | None = None) -> Trainer:
+        """Take back the last phase (or reset, or load, or a change of W or b by hand), or `iterations` whole
+        iterations, or everything back to just before the last `before` phase (undo(before="sgd"), or "hand"), or
+        every one of the newest sgd steps taken at an lr above `lr_above` (undo(lr_above=0.1): the steps that
+        blew W up), exactly."""
+        return undo.undo(self, iterations, before, lr_above)
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly (not the dataset, only its name)."""

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from . import model, persist
-from .phases import Forward, Grad, Phase, PhaseError
+from . import hyperparams, model, persist
+from .phases import DivergenceError, Forward, Grad, Phase, PhaseError
 
 if TYPE_CHECKING:
     from ._protocols import TrainerState as Trainer
 
-__all__ = ["DEFAULT_DEPTH", "SnapshotRing", "undo", "undoable"]
+__all__ = ["DEFAULT_DEPTH", "HAND", "SnapshotRing", "Taken", "undo", "undoable"]
 
 DEFAULT_DEPTH = 600  # phase snapshots: 120 whole iterations of five phases
 
@@ -37,6 +38,7 @@ DEFAULT_DEPTH = 600  # phase snapshots: 120 whole iterations of five phases
 _STATE = ("shuffle", "position", "batch_indices", "loss_value", "correct", "iteration", "epoch", "last_phase",
           "state", "epoch_seconds", "batches_drawn")
 _get_state = attrgetter(*_STATE)
+_ITERATION = _STATE.index("iteration")
 _PER_ITERATION = ("loss", "train_acc", "batch_size", "batch")
 _PER_EPOCH = ("test_acc", "epoch_loss", "epoch_train_acc", "epoch_iteration")
 # (copies W and b?, copies the gradients?) -> the buffers a slot keeps
@@ -44,17 +46,31 @@ _KEEP = {(False, False): (), (True, False): ("W", "b"), (False, True): ("W.grad"
          (True, True): ("W", "b", "W.grad", "b.grad")}
 _ZERO = "zero"  # a snapshot's gradients were all zeros: nothing copied
 _KEPT = "kept"  # the phase did not replace y_hat: undo leaves it as it is
+HAND = "hand"  # a slot's phase: W or b changed outside the phases (`with torch.no_grad(): t.b += 100`)
+
+
+class Taken(NamedTuple):
+    """One snapshot as the diagnosis reads it, newest first: how many pops take it back, what it was, the lr of an
+    sgd step, the iteration it started at, and for a change by hand what changed."""
+
+    back: int
+    phase: Phase | str  # a Phase, HAND, or "reset" / "load" (the start of this run)
+    lr: float
+    iteration: int
+    note: str
 
 
 class _Slot:
     """One phase's snapshot; its tensor buffers outlive it and are reused by the next phase in the slot."""
 
-    __slots__ = ("bufs", "grads", "keep", "lengths", "phase", "rng", "state", "sums", "wb", "whole", "y_hat")
+    __slots__ = ("bufs", "grads", "keep", "lengths", "lr", "note", "phase", "rng", "state", "sums", "wb", "whole",
+                 "y_hat")
 
     def __init__(self) -> None:
         self.bufs: dict[str, torch.Tensor] = {}
         self.keep: tuple[str, ...] = ()
         self.y_hat = self.state = self.rng = self.whole = None  # whole: a run before reset() or load
+        self.lr, self.note = 0.0, ""  # the lr an sgd step used; what a change by hand changed
 
     def copy(self, key: str, src: torch.Tensor, pool: dict[str, list[torch.Tensor]]) -> None:
         buf = self.bufs.get(key)
@@ -83,6 +99,9 @@ class SnapshotRing:
         self._n = len(self._slots)
         self._pool: dict[str, list[torch.Tensor]] = {}  # spare copy buffers, reused before allocating
         self._start = self._count = 0
+        # W and b as the last operation that changed them left them: a change by hand shows against these
+        self._known: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._versions = (-1, -1)
 
     def __len__(self) -> int:
         """Phases that undo() can still take back."""
@@ -130,7 +149,7 @@ class SnapshotRing:
     def push(self, t: Trainer, phase: Phase) -> None:
         """Save what `phase` is about to change into the spare slot (commit() keeps it)."""
         slot = self._slots[(self._start + self._count) % self._n]
-        slot.phase, slot.whole = phase, None
+        slot.phase, slot.whole, slot.lr = phase, None, t.lr
         slot.state = _get_state(t)
         if phase is Phase.SGD or phase is Phase.NEXT_BATCH:  # the only phases that record or end an epoch
             slot.sums = tuple(t.epoch_totals)  # sgd adds to this list in place
@@ -189,6 +208,70 @@ class SnapshotRing:
         slot.y_hat = slot.state = slot.rng = None
         self.commit(t)
 
+    # ---- changes by hand: W or b changed between two phases (cell code), so that undo can put them back ----
+    def remember(self, t: Trainer) -> None:
+        """After anything that changes W or b on purpose (sgd, undo, reset, load): what a change by hand shows
+        against. A copy of W and b (~31 kB on Fashion-MNIST, a few microseconds) and their version counters."""
+        if not self.capacity:
+            return
+        known = self._known
+        if known is None or known[0].shape != t.W.shape or known[1].shape != t.b.shape:
+            known = self._known = (torch.empty_like(t.W, requires_grad=False),
+                                   torch.empty_like(t.b, requires_grad=False))
+        known[0].copy_(t.W.detach())
+        known[1].copy_(t.b.detach())
+        self._versions = (t.W._version, t.b._version)
+
+    def check_hand(self, t: Trainer) -> None:
+        """At the start of every phase: did W or b change since the last phase? An in-place change under
+        torch.no_grad() bumps a tensor's version counter (the lesson's `.data -=` and undo's do not), so the hot
+        path compares two integers; only then are the values compared. A change through `.data` is not seen here."""
+        if (t.W._version, t.b._version) == self._versions or self._known is None:
+            return
+        W0, b0 = self._known
+        if W0.shape != t.W.shape or b0.shape != t.b.shape:  # rebound to another shape: nothing to put back
+            self.remember(t)
+            return
+        with torch.no_grad():
+            changes = [(name, float((p.detach() - old).abs().max())) for name, p, old in
+                       (("W", t.W, W0), ("b", t.b, b0)) if not torch.equal(p.detach(), old)]
+        if not changes:  # written, but to the same values (t.b += 0)
+            self._versions = (t.W._version, t.b._version)
+            return
+        names = " and ".join(name for name, _ in changes)
+        largest = max(change for _, change in changes)
+        note = f"{names} {'were' if len(changes) > 1 else 'was'} changed outside the phases (largest change " \
+               f"{largest:.3g})"
+        if self.capacity:  # one slot holding W and b from before the change: undo() puts them back
+            t.W_before.copy_(W0)
+            t.b_before.copy_(b0)
+            slot = self._slots[(self._start + self._count) % self._n]
+            slot.phase, slot.whole, slot.lr, slot.note, slot.wb = HAND, None, t.lr, note, True
+            slot.state = _get_state(t)
+            slot.sums = slot.lengths = slot.rng = slot.grads = None
+            slot.y_hat = _KEPT
+            if slot.keep is not _KEEP[True, False]:
+                slot.release(_KEEP[True, False], self._pool)
+            self.commit(t)
+        self.remember(t)
+        t.emit("warning", None, lambda: f"{note}: the next phases use the new values; ↶ undo (u, trainer.undo()) "
+               "puts the old ones back.", {"hand": {"params": [n for n, _ in changes], "largest": largest}})
+
+    def walk(self):
+        """This run's snapshots, newest first, as Taken; the last one is a reset or a load when one started it."""
+        for back in range(1, self._count + 1):
+            slot = self._slot(self._count - back)
+            state = slot.state
+            iteration = state[_ITERATION] if state is not None else -1
+            yield Taken(back, slot.phase, slot.lr, iteration, slot.note)
+            if slot.whole is not None:
+                return
+
+    @property
+    def full(self) -> bool:
+        """The oldest phases have started to fall off: the run's first phases may no longer be here."""
+        return self._count == self.capacity
+
     def changed(self, t: Trainer) -> bool:
         """Did the phase being run change the Trainer's state? (Only asked when it raised.)"""
         slot = self._slots[(self._start + self._count) % self._n]
@@ -206,6 +289,16 @@ class SnapshotRing:
                     p.grad = slot.bufs[key]
                     slot.bufs[key] = spare
         slot.y_hat = slot.state = slot.rng = None
+
+    def abort_diverged(self, t: Trainer) -> None:
+        """Drop a diverged forward's snapshot. It replaced y_hat (kept for the diagnosis, NaN and all): the phase
+        before it takes back that y_hat too when it would have left y_hat as it is."""
+        pending = self._slots[(self._start + self._count) % self._n]
+        if self._count:
+            prev = self._slot(self._count - 1)
+            if prev.whole is None and prev.y_hat is _KEPT:
+                prev.y_hat = pending.y_hat  # the y_hat before this forward (None: a live one, rebuilt on undo)
+        self.abort(t)
 
     def commit(self, t: Trainer) -> None:
         """Keep the pending snapshot: the phase ran (or diverged after storing what it computed)."""
@@ -262,6 +355,7 @@ class SnapshotRing:
                     slot.bufs[key] = now
         phase = slot.phase
         slot.y_hat = slot.state = slot.rng = None
+        slot.note = ""
         return phase
 
     def find_iteration(self, n: int) -> int:
@@ -279,46 +373,74 @@ class SnapshotRing:
 
 
 def undoable(phase: Phase):
-    """Decorate a Trainer phase: snapshot first; keep it when the phase ran (or diverged), drop it when it refused."""
+    """Decorate a Trainer phase: note a change of W or b by hand first, then snapshot; keep the snapshot when the
+    phase ran, drop it when it refused or when it only showed a divergence (a forward whose loss came out NaN: undo
+    must always take back something the student can see)."""
     def wrap(method):
         @functools.wraps(method)
         def run_phase(self: Trainer):
             ring = self.snapshots
             if not ring.capacity:  # undo switched off (trainer.snapshots = SnapshotRing(0)): the bare phase
                 return method(self)
+            ring.check_hand(self)
             ring.push(self, phase)
             try:
                 result = method(self)
-            except BaseException:  # a refusal, a divergence, a student's error, the notebook's interrupt
+            except DivergenceError:
+                # a diverged forward leaves the loop where it was (forward lit again): no undo step of its own;
+                # the next undo takes back the phase before it, whose snapshot restores what it stored
+                if phase is Phase.FORWARD:
+                    ring.abort_diverged(self)
+                elif ring.changed(self):
+                    ring.commit(self)
+                else:
+                    ring.abort(self)
+                raise
+            except BaseException:  # a refusal, a student's error, the notebook's interrupt
                 if ring.changed(self):
                     ring.commit(self)  # the phase changed something before it stopped: undo() takes it back
                 else:
                     ring.abort(self)  # nothing happened: no snapshot
                 raise
+            finally:
+                if phase is Phase.SGD:  # sgd changed W (or put it back): a later change shows against this
+                    ring.remember(self)
             ring.commit(self)
             return result
         return run_phase
     return wrap
 
 
-def undo(t: Trainer, iterations: int | None = None, before: Phase | str | None = None) -> Trainer:
+def undo(t: Trainer, iterations: int | None = None, before: Phase | str | None = None,
+         lr_above: float | None = None) -> Trainer:
     """Back one phase, or `iterations` whole iterations (a half-done one counts), or to just before the last
-    `before` phase ("sgd": the step that pushed W too far); settings (lr, batch size, swapped functions) stay as
-    they are now: undo takes back phases, not choices."""
+    `before` phase ("sgd": the step that pushed W too far; "hand": the last change of W or b by hand), or to just
+    before the first of the newest sgd steps taken at an lr above `lr_above` (every step that blew W up); settings
+    (lr, batch size, swapped functions) stay as they are now: undo takes back phases, not choices."""
     ring = t.snapshots
     if not ring.capacity:
         raise PhaseError("Nothing to undo: undo is switched off (trainer.snapshots has capacity 0). Switch it on "
                          "with trainer.snapshots = softmax_widgets.undo.SnapshotRing(); it keeps what follows.")
-    if before is not None:
-        if iterations is not None:
-            raise ValueError("give iterations or before, not both: undo(iterations=2) or undo(before='sgd')")
-        try:
-            phase = Phase(before)
-        except ValueError:
-            raise ValueError(f"before must be one of the five phases ({', '.join(p.value for p in Phase)}), "
-                             f"got {before!r}") from None
-        pops = ring.find_phase(phase)
-        what = f"the last {phase}()"
+    if sum(x is not None for x in (iterations, before, lr_above)) > 1:
+        raise ValueError("give one of iterations, before or lr_above, not both: undo(iterations=2), "
+                         "undo(before='sgd') or undo(lr_above=0.1)")
+    steps = 0
+    if lr_above is not None:
+        hyperparams.check_lr(lr_above)
+        pops, steps, lrs = large_steps(ring, float(lr_above))
+        what = f"the sgd steps taken at an lr above {lr_above:g}"
+    elif before is not None:
+        if before == HAND:
+            pops = next((s.back for s in ring.walk() if s.phase == HAND), -1)
+            what = "a change of W or b by hand"
+        else:
+            try:
+                phase = Phase(before)
+            except ValueError:
+                raise ValueError(f"before must be one of the five phases ({', '.join(p.value for p in Phase)}) or "
+                                 f"{HAND!r}, got {before!r}") from None
+            pops = ring.find_phase(phase)
+            what = f"the last {phase}()"
     elif iterations is None:
         pops = 1 if len(ring) else -1
         what = "the last phase"
@@ -331,14 +453,47 @@ def undo(t: Trainer, iterations: int | None = None, before: Phase | str | None =
         have = f"only {ring.iterations} iteration(s) ({len(ring)} phases)" if len(ring) else "nothing"
         raise PhaseError(f"Nothing to undo: cannot take back {what}, there is {have} to undo. Undo keeps the last "
                          f"{ring.capacity} phases (a reset() or a load counts as one). Call reset() to start over.")
+    notes = [s.note for s in itertools.islice(ring.walk(), pops)]
     undone = [ring.pop_into(t) for _ in range(pops)]
     rebuild(t)
     first = undone[-1]
-    last = undone[0] if isinstance(undone[0], Phase) else None  # None: a reset or a load was taken back
-    t.emit("undo", last, lambda: f"undo: back to before {first} ({len(undone)} phase"
-            f"{'s' if len(undone) > 1 else ''} taken back); iteration {t.iteration}, epoch {t.epoch + 1}, "
-            f"next phase {t.next_phase}; {len(ring)} more can be undone")
+    last = undone[0] if isinstance(undone[0], Phase) else None  # None: a reset, a load or a change by hand
+    taken = f"{len(undone)} phase{'s' if len(undone) > 1 else ''} taken back"
+    if steps:
+        head = (f"undo: took back the {_steps(steps)} at lr {_lrs(lrs)} (back to before the first of them, "
+                f"{taken})")
+    elif first == HAND:
+        head = f"undo: back to before the change by hand ({notes[-1]}; {taken})"
+    else:
+        head = f"undo: back to before {first} ({taken})"
+    t.emit("undo", last, lambda: f"{head}; iteration {t.iteration}, epoch {t.epoch + 1}, next phase "
+           f"{t.next_phase}; {len(ring)} more can be undone")
     return t
+
+
+def large_steps(ring: SnapshotRing, lr_above: float) -> tuple[int, int, list[float]]:
+    """The pops that take back every sgd step of the newest ones whose lr is above `lr_above` (and everything
+    after them), how many steps that is, and their lrs; (-1, 0, []) when the newest step is not above it. Stops at
+    a reset, a load or a change by hand: those are the student's, not the lr's."""
+    pops, lrs = -1, []
+    for s in ring.walk():
+        if s.phase == HAND or not isinstance(s.phase, Phase):
+            break
+        if s.phase is Phase.SGD:
+            if s.lr <= lr_above:
+                break
+            pops = s.back
+            lrs.append(s.lr)
+    return pops, len(lrs), lrs
+
+
+def _steps(n: int) -> str:
+    return "sgd step" if n == 1 else f"{n} sgd steps"
+
+
+def _lrs(lrs: list[float]) -> str:
+    values = sorted(set(lrs), reverse=True)
+    return " and ".join(f"{v:g}" for v in values[:3]) + (" …" if len(values) > 3 else "")
 
 
 def rebuild(t: Trainer) -> None:
@@ -358,5 +513,6 @@ def rebuild(t: Trainer) -> None:
         except Exception:  # a function swapped since then fails: ask for forward() again
             t.y_hat = t.loss = None
             t.state = dataclasses.replace(t.state, forward=Forward.NONE)
+    t.snapshots.remember(t)  # W and b as undo or the load left them: a later change by hand shows against these
 
 

@@ -102,6 +102,7 @@ KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function
               "})();})(this)\">")
 # a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
 WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}
+DEFAULT_LABELS = {"stable_softmax": "use stable softmax", "lower_lr": "lr × 0.1", "undo": "↶ undo", "reset": "Reset"}
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
 ROW_H = "32px"  # one row of buttons (28 px high, 2 px margins): rows keep their height, nothing below them moves
 STATUS_H = "60px"  # three lines of status; longer text wraps and scrolls inside, a divergence folds its details
@@ -148,11 +149,12 @@ class Controls:
         # the ways out of a divergence, shown only after one (in the code line's place: nothing moves)
         self.buttons["way_stable"] = _button("use stable softmax", "trainer.use_stable_softmax(): subtract each "
                                              "row's max before exp, so exp never overflows")
-        self.buttons["way_lr"] = _button("lr × 0.1", "divide the learning rate by 10")
-        self.buttons["way_undo"] = _button("↶ back to before the last sgd", "trainer.undo(iterations=...): take "
-                                           "back this half-done iteration and the sgd step that pushed W too far")
-        self.buttons["way_reset"] = _button("Reset", "back to the initial W and b with this seed (one undo() takes "
-                                            "the reset back)")
+        self.buttons["way_lr"] = _button("lr × 0.1", "take back the sgd steps at the too large lr (W as before "
+                                         "them) and lower the lr: trainer.undo(lr_above=...); trainer.lr = ...")
+        self.buttons["way_undo"] = _button("↶ undo", "take back what pushed W too far: the change by hand "
+                                           "(trainer.undo(before='hand')) or the large sgd steps")
+        self.buttons["way_reset"] = _button("Reset", "back to the initial W and b with this seed, at the lr the "
+                                            "label says (one undo() takes the reset back)")
         # the whole explanation of a divergence (rows, images), in the status box in place of the short one
         self.details = ToggleButton(value=False, description="details", tooltip="the whole explanation: the rows "
                                     "and images of the batch that overflowed",
@@ -288,21 +290,33 @@ class Controls:
         if self.help.value != value:
             self.help.value = value
 
-    def show_way_out(self, visible: bool, ways=(), lr: float = 0.0, can_undo: bool = True) -> None:
-        """The one-click ways out of a divergence, in the code line's place while the last event was one: only
-        those the event names (its detail["ways_out"] codes), "undo" only while undo can go back."""
+    def show_way_out(self, visible: bool, ways=()) -> None:
+        """The one-click ways out of a divergence, in the code line's place while the last event was one: those the
+        event offers (its detail["ways"]: code and label), in its order, the one that works first."""
         display = None if visible else "none"
         if self.way_out.layout.display != display:
             self.way_out.layout.display = display
             self.code_line.layout.display = "none" if visible else None
-        if visible:
-            for code, name in WAY_BUTTONS.items():
-                shown = None if code in ways and (code != "undo" or can_undo) else "none"
-                if self.buttons[name].layout.display != shown:
-                    self.buttons[name].layout.display = shown
-            label = f"lr × 0.1 → {lr / 10:g}"
-            if self.buttons["way_lr"].description != label:
-                self.buttons["way_lr"].description = label
+        if not visible:
+            return
+        shown = []
+        for way in ways:
+            way = way if isinstance(way, dict) else {"code": way, "label": DEFAULT_LABELS.get(way, way)}
+            name = WAY_BUTTONS.get(way["code"])
+            if name is None or name in shown:
+                continue  # no button for it (the lesson's function back): the status says it in words
+            shown.append(name)
+            button = self.buttons[name]
+            if button.description != way["label"]:
+                button.description = way["label"]
+        for name in WAY_BUTTONS.values():
+            want = None if name in shown else "none"
+            if self.buttons[name].layout.display != want:
+                self.buttons[name].layout.display = want
+        children = (self.way_out.children[0], *(self.buttons[n] for n in shown),
+                    *(self.buttons[n] for n in WAY_BUTTONS.values() if n not in shown), self.details)
+        if tuple(self.way_out.children) != children:
+            self.way_out.children = children
 
     def show_softmax(self, value: str | None) -> None:
         """Light "lesson's" or "stable"; neither while a student's own softmax is in use."""

@@ -347,7 +347,7 @@ def test_divergence_stops_play_and_says_the_way_out(digits):
         d = Dashboard(Trainer(digits, lr=1000.0))  # far too large: the naive softmax overflows
         d.play()
         await wait_until(lambda: not d.is_playing)
-        assert d.controls.status_level == "error" and "lower the learning rate" in d.status
+        assert d.controls.status_level == "error" and "lr → 0.1" in d.status
         assert d.buttons["play"].description == PLAY
         d.buttons["reset"].click()  # the way out works from the dashboard too
         d.controls.lr.value = 0.1

@@ -154,8 +154,10 @@ def test_lr_50_with_the_lesson_softmax_explains_and_offers_ways_out(dash):
     assert "rows" in dash.status and "rows" in c.status_html.value and "overflow-y:scroll" in c.status_html.value
     c.details.value = False
     assert "rows" not in dash.status and "Ways out" in dash.status
-    assert visible(c.way_out) and visible(dash.buttons["way_stable"])
-    assert dash.buttons["way_lr"].description == "lr × 0.1 → 5"
+    # lr 50 is the cause: the stable softmax alone would overflow again, the lr way out also takes the steps back
+    assert visible(c.way_out) and not visible(dash.buttons["way_stable"])
+    assert dash.buttons["way_lr"].description.startswith("↶ undo the")
+    assert dash.buttons["way_lr"].description.endswith("at lr 50, lr → 0.1")
     # the curves hold only finite numbers: the diverged iteration was never recorded
     assert len(t.history.loss) == stopped and all(map(math.isfinite, t.history.loss))
     assert np.isfinite(dash.plots.loss_line.y).all() and np.isfinite(dash.plots.train_line.y).all()
@@ -175,45 +177,58 @@ def test_play_stops_on_divergence_and_shows_the_ways_out(digits):
 
 
 def test_way_out_stable_softmax(dash):
-    dash.controls.lr.value = 50
+    t = dash.trainer
+    for _ in range(3):
+        dash.buttons["iteration"].click()
+    with torch.no_grad():
+        t.b += 100  # every logit +100: the lesson's softmax overflows, the stable one does not mind
     diverge(dash)
+    assert visible(dash.buttons["way_stable"])
     dash.buttons["way_stable"].click()
-    assert dash.trainer.softmax is model.stable_softmax and dash.controls.softmax.value == "stable"
-    assert not visible(dash.controls.way_out) and dash.status.startswith("softmax set to the stable softmax")
-    dash.buttons["step"].click()  # the forward that overflowed now gives a finite loss... or a log(0)
-    assert dash.trainer.last_phase is Phase.FORWARD
-    if dash.controls.status_level == "error":  # at lr 50 the probabilities underflow to 0: cross_entropy's log(0)
-        assert "log(0)" in dash.status and visible(dash.controls.way_out)
-        assert not visible(dash.buttons["way_stable"]), "offered the stable softmax although it is in use"
+    assert t.softmax is model.stable_softmax and dash.controls.softmax.value == "stable"
+    assert not visible(dash.controls.way_out) and dash.status.startswith("The stable softmax is on")
+    dash.buttons["step"].click()  # the forward that overflowed now gives a finite loss
+    assert t.last_phase is Phase.FORWARD and dash.controls.status_level == "info"
 
 
-def test_way_out_lr_tenth(dash):
-    dash.controls.lr.value = 50
-    diverge(dash)
-    dash.buttons["way_lr"].click()
-    assert dash.trainer.lr == 5 and dash.controls.lr.value == pytest.approx(5)
-    assert not visible(dash.controls.way_out) and dash.status == "learning rate set to 5"
-
-
-def test_way_out_undo_goes_back_to_before_the_step_that_blew_up(dash):
+def test_way_out_lr_takes_back_the_large_steps_and_lowers_the_lr(dash):
     t = dash.trainer
     dash.controls.lr.value = 50
     weights = [t.W.detach().clone()]
-    t.on_change(lambda tr, e: e.phase is Phase.SGD and e.kind == "phase" and weights.append(tr.W.detach().clone()))
     stopped = diverge(dash)
+    dash.buttons["way_lr"].click()
+    assert t.lr == 0.1 and dash.controls.lr.value == pytest.approx(0.1)
+    assert t.iteration == 0 and torch.equal(t.W, weights[0]) and t.next_phase is Phase.SGD
+    assert not visible(dash.controls.way_out) and dash.status.startswith(f"Took back the {stopped} sgd steps"
+                                                                         if stopped > 1 else "Took back the sgd step")
+
+
+def test_way_out_undo_goes_back_to_before_the_step_that_blew_up(dash):
+    """lr 50, then the student lowers the lr by hand: W keeps what lr 50 made, so the next divergence offers to
+    take those steps back (and no lower lr: 0.1 is the lesson's)."""
+    t = dash.trainer
+    dash.buttons["iteration"].click()
+    dash.controls.lr.value = 50
+    weights = [t.W.detach().clone()]
+    diverge(dash)
+    dash.controls.lr.value = 0.1
+    with torch.no_grad():
+        t.W *= 1  # written, to the same values: no change by hand
+    dash.buttons["step"].click()  # the same forward overflows: W is what lr 50 made
+    assert dash.controls.status_level == "error"
+    assert visible(dash.buttons["way_undo"]) and not visible(dash.buttons["way_lr"])
+    assert "lr 50" in dash.buttons["way_undo"].description
     dash.buttons["way_undo"].click()
-    # just before that sgd, as the button says: its batch, forward and gradients are back, sgd is lit
-    assert t.iteration == stopped - 1 and torch.equal(t.W, weights[stopped - 1])
-    assert t.next_phase is Phase.SGD and len(t.history.loss) == stopped - 1
+    # just before the first step at lr 50: its batch, forward and gradients are back, sgd is lit
+    assert t.iteration == 1 and torch.equal(t.W, weights[0]) and t.lr == 0.1
+    assert t.next_phase is Phase.SGD and len(t.history.loss) == 1
     assert dash.buttons["sgd"].button_style == "primary"
-    assert not visible(dash.controls.way_out) and dash.status.startswith("undo: back to before sgd")
-    # lr 50 made the blow-up: the status says it is still there; the W maps' colour scale fits W again at once
-    assert "The learning rate is still 50: the same steps may blow up again" in dash.controls.status_html.value
+    assert not visible(dash.controls.way_out) and dash.status.startswith("Took back the")
+    assert "still" not in dash.controls.status_html.value
     assert dash.plots.w_range <= 2.5 * float(t.W.abs().max()), (dash.plots.w_range, float(t.W.abs().max()))
-    dash.buttons["way_lr"].click()  # hidden, but the pair is the real way out: W as before, a smaller step
     for _ in range(20):
         dash.buttons["iteration"].click()
-    assert dash.controls.status_level == "info" and t.iteration == stopped + 19
+    assert dash.controls.status_level == "info" and t.iteration == 21
 
 
 def test_the_ways_out_appear_for_a_divergence_driven_from_code(dash):
@@ -537,8 +552,13 @@ def test_the_ways_out_are_those_the_event_names(dash):
 def test_the_way_back_shows_only_when_undo_can_go_back(dash):
     dash.controls.lr.value = 50
     diverge(dash)
-    assert "undo" in dash._event.detail["ways_out"] and visible(dash.buttons["way_undo"])
-    assert visible(dash.buttons["way_lr"]) == ("lower_lr" in dash._event.detail["ways_out"])
+    ways = dash._event.detail["ways"]
+    assert ways[0]["code"] == "lower_lr" and ways[0]["steps"] >= 1 and visible(dash.buttons["way_lr"])
+    t = dash.trainer
+    t.snapshots.clear()  # undo cannot reach the steps any more: no way out that takes them back
+    dash.buttons["step"].click()
+    assert [w["code"] for w in dash._event.detail["ways"]] == ["reset"] and not visible(dash.buttons["way_lr"])
+    assert dash.buttons["way_reset"].description == "Reset, lr → 0.1"
 
 
 def test_the_lr_box_sets_the_trainers_lr_or_says_why_not(dash):

@@ -23,7 +23,9 @@ def test_lr_50_with_the_lessons_softmax_on_fashion_explains_instead_of_nan(fashi
     events: list = []
     err = run_until_divergence(t, events)
     assert err.operation == "softmax_exp_overflow" and err.phase is Phase.FORWARD
-    assert "exp()" in str(err) and "stable softmax" in str(err) and "lower the learning rate" in str(err)
+    assert "exp()" in str(err) and "lower the learning rate" in str(err)
+    # lr 50 made W that large: the stable softmax alone would overflow again at the next steps, so it is not offered
+    assert "stable_softmax" not in events[-1].detail["ways_out"] and "use_stable_softmax" not in str(err)
     # oracle: the rows where the lesson's softmax gives NaN are the rows named
     logits = torch.addmm(t.b.detach(), t.X, t.W.detach())
     nan_rows = torch.isnan(model.softmax(logits)).any(dim=1).nonzero().flatten().tolist()

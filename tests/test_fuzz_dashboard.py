@@ -223,15 +223,24 @@ class DashboardMachine(RuleBasedStateMachine):
     def _take_way_out(self, name):
         if self.dash.buttons[name].layout.display == "none":
             return  # not offered (the stable softmax is already in use): a student cannot click it
+        code = {"way_stable": "stable_softmax", "way_lr": "lower_lr", "way_undo": "undo", "way_reset": "reset"}[name]
+        # the way the divergence offered; None when code in a cell moved on since (the row is pushed by time): the
+        # click then says in words that nothing changed
+        event = self.dash._event
+        way = next((w for w in (event.detail or {}).get("ways", ()) if w["code"] == code), None) \
+            if event is not None and event.kind == "divergence" else None
         lr = self.t.lr
         self._act("click", name)
         self._check_view()
-        if name == "way_lr":
-            assert self.t.lr == lr / 10
+        if way is None:
+            assert self.dash.controls.status_level == "error" and "nothing changed" in self.dash.status
+        elif self.dash.controls.status_level != "error":  # it did what its label says
+            assert self.t.lr == (way["lr"] if way["lr"] is not None else lr)
+            assert self.dash.controls.way_out.layout.display == "none"
+            # the status names only buttons that are shown (none now) and never code
+            assert "“" not in self.dash.status and "trainer." not in self.dash.status
         if name == "way_stable":
             assert self.t.softmax is model.stable_softmax
-        if self.dash.controls.status_level != "error":
-            assert self.dash.controls.way_out.layout.display == "none"
 
     @rule(key=st.sampled_from(KEYS))
     def key(self, key):

@@ -330,7 +330,7 @@ def test_divergence_is_explained_and_loses_nothing(digits):
     t = Trainer(digits, lr=1e4, batch_size=64)
     events = []
     t.on_change(lambda tr, e: events.append(e))
-    with pytest.raises(DivergenceError, match="(?s)Ways out.*undo.*lower the learning rate.*stable softmax") as info:
+    with pytest.raises(DivergenceError, match="(?s)Ways out.*undo.*lower the learning rate") as info:
         for _ in range(50):
             t.train_step()
     assert "inf" in str(info.value) or "nan" in str(info.value).lower()

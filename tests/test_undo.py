@@ -225,8 +225,9 @@ def test_divergence_can_be_undone_and_history_stays_finite(digits):
         for _ in range(50):
             t.train_step()
     assert all(math.isfinite(v) for v in t.history.loss)
-    t.undo()  # back before the forward that overflowed
-    assert t.next_phase is Phase.FORWARD
+    assert t.next_phase is Phase.FORWARD  # the forward that overflowed left no undo step: nothing to take back
+    t.undo()  # back before the batch it overflowed on
+    assert t.next_phase is Phase.NEXT_BATCH
     t.undo(iterations=t.snapshots.iterations)  # W is already huge: go back to the start of the run
     assert t.iteration == 0 and t.history.loss == []
     t.use_stable_softmax()

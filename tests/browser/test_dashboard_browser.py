@@ -122,7 +122,8 @@ def exercise(dash: DashboardPage, page, artifacts, name: str, screen: Screen | N
 
 def blow_up(dash: DashboardPage, page, screen: Screen) -> dict:
     """lr dragged to 100: one Iteration blows W up; the cause in one sentence, the ways out in place of the code
-    line (nothing moves); back to before the last sgd, lr × 0.1 twice; W's colour scale follows W back down."""
+    line (nothing moves); the first way out takes the steps at lr 100 back and sets lr 0.1; W's colour scale follows
+    W back down."""
     state = dash.state()
     assert drag_slider(page, "sw-lr") == "100"
     dash.wait_for("() => window.__sw.statusText().startsWith('learning rate set to 100')")
@@ -138,7 +139,11 @@ def blow_up(dash: DashboardPage, page, screen: Screen) -> dict:
         dash.wait_for(way_out)
         screen.check("diverged", shot=True)
         assert "Ways out" in state["status"] and "rows" not in state["status"], state
-        state = dash.click_and_wait_status("↶ back to before the last sgd", state["status"])
+        # the first way out, the one that works: "↶ undo the sgd step at lr 100, lr → 0.1" (its words vary)
+        first = page.evaluate("() => [...document.querySelectorAll('.sw-way-out button')].find(b => b.offsetParent)"
+                              ".textContent.trim()")
+        assert first.startswith("↶ undo the") and first.endswith("lr → 0.1"), first
+        state = dash.click_and_wait_status(first, state["status"])
     else:  # W jumped but stayed finite: plain undo
         screen.check("blown", shot=True)
         state = dash.click_and_wait_status(UNDO, state["status"])
