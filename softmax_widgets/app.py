@@ -5,6 +5,7 @@ Play lives in player.py, the push timing in throttle.py, the keyboard table in w
 
 from __future__ import annotations
 
+import html
 import logging
 import random
 
@@ -107,7 +108,10 @@ class Dashboard(VBox):
         self.plots = Plots(trainer.data, w_range=w_range)
         self.buttons = self.controls.buttons
         if note:
-            self.controls.note.value = f"<div style='color:#b35900'>{note}</div>"
+            # one line above the buttons; the whole story (the folder looked in, root=) is its tooltip
+            details = html.escape(str(getattr(note, "details", note)), quote=True)
+            self.controls.note.value = (f"<div style='color:#b35900;white-space:nowrap;overflow:hidden;"
+                                        f"text-overflow:ellipsis' title='{details}'>{html.escape(str(note))}</div>")
             self.controls.note.layout.display = None
         # keys act while the mouse is over this area (ipyevents takes every key there: no text boxes inside)
         self.keys_area = VBox([self.controls.readout, self.plots.widget])

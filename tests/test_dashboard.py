@@ -243,6 +243,7 @@ def test_from_dataset_falls_back_to_the_bundled_fashion_subset_with_a_note(tmp_p
     note = d.controls.note.value
     # one short line above the buttons (load_or_offline's note; its .details, with root=, belong in a tooltip)
     assert "6,000-image subset" in note and "SOFTMAX_WIDGETS_DATA" in note
+    assert "title=" in note and "root=" in note.split("title=", 1)[1]  # the details: a tooltip
     d.close()
 
 
