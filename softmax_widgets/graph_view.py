@@ -304,7 +304,8 @@ def math_text(trainer) -> str:
     if phase is Phase.FORWARD:
         loss = ("−Σ log Ŷ[i, yᵢ]" if t.loss_fn is model.cross_entropy else
                 f"Σ {getattr(t.loss_fn, '__name__', 'loss_fn')}(Ŷ, y)")
-        return (f"O = X W + b: ({B}×{D})({D}×{C}) + ({C}) → ({B}×{C}) · Ŷ = {_name(t.softmax)}(O) · "
+        # b's (C) is left out of the shapes: the line and the code beside it fit 1366×768 with the file browser open
+        return (f"O = X W + b: ({B}×{D})({D}×{C}) → ({B}×{C}) · Ŷ = {_name(t.softmax)}(O) · "
                 f"loss = {loss} = {t.loss_value:.4g}")
     if phase is Phase.ZERO_GRAD:
         return f"W.grad ← 0: ({D}×{C}) · b.grad ← 0: ({C})"

@@ -48,11 +48,19 @@ PASS_KEYS = ["Shift", "Control", "Alt", "Meta", "AltGraph", "CapsLock", "Enter",
 KEYS_HELP = "keys: " + " · ".join(f"{label} {words}" for _, label, _, words in KEY_TABLE) + \
     " (with the mouse over the buttons or the plots)"
 SOFTMAXES = [("lesson's", "lesson"), ("stable", "stable")]  # the toggle's (label, value)
-# what each phase runs, in the lesson's own code
+# what each phase runs, in the lesson's own code: short enough that it and the math line beside it fit one line at
+# 1366×768 with the file browser open (the comments, cut with "…" there, are the buttons' and the line's tooltip)
 CODE = {
+    Phase.NEXT_BATCH: "for X, y in train_iter:",
+    Phase.FORWARD: "y_hat = net(X); l = cross_entropy(y_hat, y).sum()",
+    Phase.ZERO_GRAD: "W.grad.data.zero_();  b.grad.data.zero_()",
+    Phase.BACKWARD: "l.backward()",
+    Phase.SGD: "sgd([W, b], lr, batch_size)",
+}
+CODE_TIPS = {
     Phase.NEXT_BATCH: "for X, y in train_iter:   # X: (batch, 784) images, y: their labels",
     Phase.FORWARD: "y_hat = net(X)   # softmax(X @ W + b);   l = cross_entropy(y_hat, y).sum()",
-    Phase.ZERO_GRAD: "W.grad.data.zero_();  b.grad.data.zero_()",
+    Phase.ZERO_GRAD: "W.grad.data.zero_();  b.grad.data.zero_()   # else backward() adds to the old gradients",
     Phase.BACKWARD: "l.backward()   # fills W.grad, b.grad",
     Phase.SGD: "sgd([W, b], lr, batch_size)   # p.data -= lr * p.grad / batch_size",
 }
@@ -138,7 +146,7 @@ class Controls:
     """The widgets a student touches; the Dashboard wires them to a Trainer."""
 
     def __init__(self, lr: float, batch_size: int, seed: int, speed: str = DEFAULT_SPEED):
-        self.buttons: dict[str, Button] = {p.value: _button(p.value, CODE[p]) for p in Phase}
+        self.buttons: dict[str, Button] = {p.value: _button(p.value, CODE_TIPS[p]) for p in Phase}
         self.buttons["step"] = _button("Step", "run the next phase (the highlighted one)")
         self.buttons["iteration"] = _button("Iteration", "finish this batch: the phases up to sgd")
         self.buttons["epoch"] = _button("Run epoch", "train to the end of this epoch at full speed, then test")
@@ -336,8 +344,8 @@ class Controls:
     def show_code(self, phase: Phase | None) -> None:
         # one line, cut with "…" where the row ends; the whole line is its tooltip
         value = ("" if phase is None else
-                 f"<div title='{html.escape(CODE[phase])}' style='white-space:nowrap;overflow:hidden;"
-                 f"text-overflow:ellipsis'><code style='font-size:12px'>{html.escape(CODE[phase])}</code></div>")
+                 f"<div title='{html.escape(CODE_TIPS[phase])}' style='white-space:nowrap;overflow:hidden;"
+                 f"text-overflow:ellipsis'><code style='font-size:11px'>{html.escape(CODE[phase])}</code></div>")
         if self.code.value != value:
             self.code.value = value
 

@@ -111,6 +111,6 @@ def test_use_stable_softmax_toggles_and_emits_settings(digits):
     events = []
     t.on_change(lambda tr, ev: events.append(ev))
     assert t.use_stable_softmax() is t and t.softmax is model.stable_softmax
-    assert events[-1].kind == "settings" and "stable_softmax" in events[-1].message
+    assert events[-1].kind == "settings" and "the stable softmax" in events[-1].message
     t.use_stable_softmax(False)
     assert t.softmax is model.softmax

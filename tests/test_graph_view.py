@@ -160,7 +160,7 @@ def test_math_line_follows_each_phase_with_the_trainers_numbers(fashion):
     t.next_batch()
     assert m.text == "X: (256×784), y: (256) · batch 1 of 235"
     t.forward()
-    assert m.text == ("O = X W + b: (256×784)(784×10) + (10) → (256×10) · Ŷ = softmax(O) · "
+    assert m.text == ("O = X W + b: (256×784)(784×10) → (256×10) · Ŷ = softmax(O) · "
                       f"loss = −Σ log Ŷ[i, yᵢ] = {t.loss_value:.4g}")
     assert abs(t.loss_value - 256 * torch.log(torch.tensor(10.0)).item()) < 5  # ≈ 589 at the lesson's init
     t.zero_grad()
@@ -180,7 +180,7 @@ def test_math_line_follows_each_phase_with_the_trainers_numbers(fashion):
     assert m.text == "W ← W − 0.5 · W.grad / 128 · b ← b − 0.5 · b.grad / 128"
     t.next_batch()
     t.forward()
-    assert "(128×784)(784×10) + (10) → (128×10)" in m.text
+    assert "(128×784)(784×10) → (128×10)" in m.text
     t.softmax = model.stable_softmax
     t.forward()
     assert "Ŷ = stable_softmax(O)" in m.text
@@ -195,7 +195,7 @@ def test_math_line_follows_a_dataset_change_and_a_swapped_loss(digits):
     m = MathLine(t)
     t.next_batch()
     t.forward()
-    assert "(32×64)(64×10) + (10) → (32×10)" in m.text and f"loss = Σ my_ce(Ŷ, y) = {t.loss_value:.4g}" in m.text
+    assert "(32×64)(64×10) → (32×10)" in m.text and f"loss = Σ my_ce(Ŷ, y) = {t.loss_value:.4g}" in m.text
     t.zero_grad()
     t.backward()
     assert m.text == "∂loss/∂W: (64×10), ∂loss/∂b: (10) by the chain rule through softmax"
@@ -330,7 +330,7 @@ def test_the_dashboard_mounts_the_panel_as_its_graph_tab_and_the_math_line(digit
     for label in ("next_batch", "forward"):
         dash.buttons[label].click()
     assert calls == []  # the tab is closed: nothing walked the graph
-    assert "(32×64)(64×10) + (10) → (32×10)" in html.unescape(math_line.widget.value)
+    assert "(32×64)(64×10) → (32×10)" in html.unescape(math_line.widget.value)
     dash.views.select("graph")
     assert panel.visible and len(calls) == 1 and len(svg_names(panel)) == 10
     for label in ("zero_grad", "backward"):

@@ -23,6 +23,10 @@ from softmax_widgets.app import Dashboard
 torch.set_num_threads(1)
 dash = Dashboard.from_dataset("fashion-mnist-small", lr=0.1, batch_size=256, seed=0)
 dash""", "ran_by_shift_enter = dash.trainer.iteration"]
+# the code and math lines' text boxes wider than what shows of them (text-overflow: ellipsis)
+CUT = """() => Array.from(document.querySelectorAll('.sw-dashboard .sw-code div, .sw-dashboard .sw-math div'))
+  .filter(d => d.offsetParent && d.scrollWidth > d.clientWidth + 1)
+  .map(d => `${d.textContent} (${d.scrollWidth} px in ${d.clientWidth})`)"""
 ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
 COUNT = "() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
 # (what a student clicks, a CSS selector under the dashboard); each must leave cell 1 active
@@ -54,6 +58,14 @@ def test_lab_clicks_anywhere_on_the_dashboard_keep_the_active_cell(lab, lab_root
     dash = DashboardPage(page)
     dash.wait_drawn(FIRST_RENDER_S, artifacts / "clicks-not-rendered.png", lab)
     ran = page.evaluate(COUNT)
+    # the code and math lines after each phase: whole, never cut with "…" at 1366×768 with the file browser open
+    cut = []
+    for phase in ("next_batch", "forward", "zero_grad", "backward", "sgd"):
+        before = dash.state()["status"]
+        dash.click_and_wait_status(phase, before)
+        page.wait_for_timeout(300)
+        cut += [f"{phase}: {c}" for c in page.evaluate(CUT)]
+    assert not cut, f"cut off at 1366×768: {cut}"
     dash.click("Run epoch")
     dash.wait_for("() => window.__sw.statusText().startsWith('epoch 1 done')", 240)
     open_tab(page, "evaluation")

@@ -35,7 +35,7 @@ def exercise_graph(dash: DashboardPage, page, artifacts, name: str) -> dict:
     # the math line beside the status: the lesson's formula with this batch's shapes and loss
     dash.wait_for("() => (document.querySelector('.sw-math') || {}).textContent?.includes('O = X W + b')")
     math = text(page, ".sw-math")
-    assert "O = X W + b: (256×784)(784×10) + (10) → (256×10)" in math, math
+    assert "O = X W + b: (256×784)(784×10) → (256×10)" in math, math
     assert re.search(r"loss = −Σ log Ŷ\[i, yᵢ\] = \d", math), math
     screenshot(page, artifacts / f"{name}-math-forward.png", "() => document.querySelector('.sw-readout')")
 
