@@ -54,7 +54,8 @@ def assert_names_only_shown_buttons(d: Dashboard) -> None:
     assert all(name in shown for name in named), (named, shown, d.status)
 
 
-def test_the_lr_way_out_takes_back_the_large_steps_too_so_training_goes_on_without_diverging(data):
+def blown_up_after_five_iterations(data) -> tuple[Dashboard, Trainer, torch.Tensor]:
+    """Five iterations at the lesson's lr (W then kept), then lr 10 until it diverges."""
     d = Dashboard(Trainer(data, batch_size=64))
     t = d.trainer
     d.run_for(5)
@@ -62,6 +63,11 @@ def test_the_lr_way_out_takes_back_the_large_steps_too_so_training_goes_on_witho
     d.controls.lr.value = 10
     d.run_for(60)
     assert d.controls.status_level == "error"
+    return d, t, W5
+
+
+def test_the_lr_way_out_takes_back_the_large_steps_too_so_training_goes_on_without_diverging(data):
+    d, t, W5 = blown_up_after_five_iterations(data)
     taken = t.iteration - 5
     label = d.buttons["way_lr"].description
     # one click, and its words say both halves: the steps at lr 10 taken back, the lr lowered
@@ -96,13 +102,7 @@ def test_the_reset_way_out_resets_to_an_lr_that_works_and_says_what_it_keeps(dat
 def test_after_a_way_out_at_the_lessons_lr_no_lr_warning_and_no_hidden_button_is_named(data):
     """The student lowers the lr back to 0.1 by hand after lr 10 blew W up: the next divergence blames the steps
     at lr 10, offers to take them back (no "lower it" at the lesson's own lr), and names only buttons it shows."""
-    d = Dashboard(Trainer(data, batch_size=64))
-    t = d.trainer
-    d.run_for(5)
-    W5 = t.W.detach().clone()
-    d.controls.lr.value = 10
-    d.run_for(60)
-    assert d.controls.status_level == "error"
+    d, t, W5 = blown_up_after_five_iterations(data)
     assert_names_only_shown_buttons(d)
     d.controls.lr.value = 0.1  # by hand: W keeps what lr 10 made
     d.run_for(60)

@@ -314,3 +314,13 @@ async (expr) => {
 def kernel_value(page, expr: str) -> str:
     """repr of `expr` in the notebook's kernel, asked from the page (JupyterLab)."""
     return page.evaluate(KERNEL_EXPR, expr)
+
+
+def shift_enter_runs_the_cell_below(page) -> None:
+    """Shift-Enter, then the cell below the dashboard (`ran_by_shift_enter = dash.trainer.iteration`) has run."""
+    page.keyboard.press("Shift+Enter")
+    for _ in range(50):
+        if kernel_value(page, "globals().get('ran_by_shift_enter')") != "None":
+            break
+        page.wait_for_timeout(200)
+    assert kernel_value(page, "globals().get('ran_by_shift_enter')") == kernel_value(page, "dash.trainer.iteration")

@@ -241,3 +241,12 @@ def lab_error_outputs(page) -> list[str]:
     return page.evaluate("() => Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="
                          "\"application/vnd.jupyter.stderr\"], .jp-RenderedText[data-mime-type="
                          "\"application/vnd.jupyter.stderr\"]')).map(e => e.innerText.slice(0, 500))")
+
+
+def notebook_json(sources: list[str]) -> str:
+    """A notebook of code cells with a kernelspec (without one JupyterLab asks for a kernel in a dialog)."""
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
+              "source": source.splitlines(keepends=True)} for i, source in enumerate(sources)]
+    return json.dumps({"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                                    "name": "python3"}},
+                       "nbformat": 4, "nbformat_minor": 5})

@@ -7,11 +7,9 @@ dashboard's cell active, or JupyterLab's context menu (Create New View for Cell 
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from dashboard_page import DashboardPage, kernel_value, open_tab
-from harness import FIRST_RENDER_S, open_in_lab, run_all_cells
+from dashboard_page import DashboardPage, open_tab, shift_enter_runs_the_cell_below
+from harness import FIRST_RENDER_S, notebook_json, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -36,21 +34,13 @@ PLACES = [("a confusion-matrix cell", ".sw-confusion rect.heatmapcell"), ("the c
           ("the counter", ".sw-counter")]
 
 
-def _notebook() -> str:
-    cells = [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
-              "source": source.splitlines(keepends=True)} for i, source in enumerate(CELLS)]
-    return json.dumps({"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                                    "name": "python3"}},
-                       "nbformat": 4, "nbformat_minor": 5})
-
-
 def _activate_cell_below(page) -> None:
     page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;"
                   " nb.mode = 'command'; }")
 
 
 def test_lab_clicks_anywhere_on_the_dashboard_keep_the_active_cell(lab, lab_root, browser_page, artifacts):
-    (lab_root / NOTEBOOK).write_text(_notebook())
+    (lab_root / NOTEBOOK).write_text(notebook_json(CELLS))
     page = browser_page
     page.set_viewport_size({"width": 1366, "height": 768})
     open_in_lab(page, lab, NOTEBOOK)
@@ -89,12 +79,7 @@ def test_lab_clicks_anywhere_on_the_dashboard_keep_the_active_cell(lab, lab_root
     cell.scroll_into_view_if_needed()
     cell.click(position={"x": 3, "y": 3})
     page.wait_for_timeout(300)
-    page.keyboard.press("Shift+Enter")
-    for _ in range(50):
-        if kernel_value(page, "globals().get('ran_by_shift_enter')") != "None":
-            break
-        page.wait_for_timeout(200)
-    assert kernel_value(page, "globals().get('ran_by_shift_enter')") == kernel_value(page, "dash.trainer.iteration")
+    shift_enter_runs_the_cell_below(page)
     assert page.evaluate(COUNT) == ran, "Shift-Enter after a click on the confusion matrix re-ran the dashboard"
     # a right-click makes the dashboard's cell active: the context menu's commands act on it
     _activate_cell_below(page)

@@ -6,12 +6,19 @@ set_viewport_size gives here (only the sharpness of the pixels differs)."""
 
 from __future__ import annotations
 
-import json
-
 import harness
 import pytest
-from dashboard_page import PHASES, DashboardPage, iopub_errors, kernel_value, layout, listen_iopub, open_tab
-from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
+from dashboard_page import (
+    PHASES,
+    DashboardPage,
+    iopub_errors,
+    kernel_value,
+    layout,
+    listen_iopub,
+    open_tab,
+    shift_enter_runs_the_cell_below,
+)
+from harness import FIRST_RENDER_S, lab_error_outputs, notebook_json, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -69,14 +76,6 @@ REACHABLE = r"""
 """
 
 
-def _notebook() -> str:
-    cells = [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
-              "source": source.splitlines(keepends=True)} for i, source in enumerate([CELL, NEXT_CELL])]
-    return json.dumps({"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                                    "name": "python3"}},
-                       "nbformat": 4, "nbformat_minor": 5})
-
-
 def _one_screen(page, name: str, artifacts) -> dict:
     """The one-screen rule with the dashboard's top at the notebook's top, and slider tracks a hand can drag."""
     found = layout(page)
@@ -117,12 +116,7 @@ def _click_then_shift_enter_runs_the_next_cell(dash: DashboardPage, page) -> Non
     dash.wait_for("(s) => window.__sw.statusText() !== s", 30, before["status"])
     assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 1, \
         "a click on the dashboard made its cell the active one"
-    page.keyboard.press("Shift+Enter")
-    for _ in range(50):
-        if kernel_value(page, "globals().get('ran_by_shift_enter')") != "None":
-            break
-        page.wait_for_timeout(200)
-    assert kernel_value(page, "globals().get('ran_by_shift_enter')") == kernel_value(page, "dash.trainer.iteration")
+    shift_enter_runs_the_cell_below(page)
     assert page.evaluate(count) == ran, "Shift-Enter after a click re-ran the dashboard's cell: the run was lost"
     assert kernel_value(page, "dash.trainer.batches_drawn") == "1", "the run was replaced"
     box = page.locator(".sw-lr-text input")
@@ -176,7 +170,7 @@ def _scale_of(page) -> str:
 
 
 def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, browser_page, artifacts):
-    (lab_root / NOTEBOOK).write_text(_notebook())
+    (lab_root / NOTEBOOK).write_text(notebook_json([CELL, NEXT_CELL]))
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 720})
     open_in_lab(page, lab, NOTEBOOK)
