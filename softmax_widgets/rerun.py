@@ -46,9 +46,7 @@ def take_over(dash: Dashboard) -> str:
         t.snapshots.keep_run(before, ACTION)  # undo() puts that run into this Trainer, exactly
         ways.append("↶ undo brings it back")
     if before.iteration:
-        dash.views.runs.add(before, label=f"before the re-run ({where})",
-                            status="finished" if before.history.epoch_iteration[-1:] == [before.iteration]
-                            else "paused")
+        dash.views.runs.add(before, label=f"before the re-run ({where})")
         ways.append("its loss stays dashed on the plot")
     ways.append("dash.previous is its Trainer")
     return f"This cell ran again: the run it showed ({where}) is kept — {', '.join(ways)}."

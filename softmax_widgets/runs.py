@@ -70,8 +70,12 @@ class RunStore:
         self._runs: list[Run] = []
         self._listeners = CallbackRegistry("RunStore")
 
-    def add(self, trainer: Trainer, label: str | None = None, status: str = "paused") -> Run:
-        """Keep a copy of `trainer`'s history and settings now; the trainer may go on or reset."""
+    def add(self, trainer: Trainer, label: str | None = None, status: str | None = None) -> Run:
+        """Keep a copy of `trainer`'s history and settings now; the trainer may go on or reset. `status` defaults
+        to where the run stands: "finished" at the end of an epoch (its test accuracy is in), else "paused"."""
+        if status is None:
+            ends = trainer.history.epoch_iteration
+            status = "finished" if ends and ends[-1] == trainer.iteration else "paused"
         if status not in ("paused", "finished"):
             raise ValueError(f"status must be 'paused' or 'finished', got {status!r}")
         softmax = getattr(trainer.softmax, "__name__", type(trainer.softmax).__name__)

@@ -257,11 +257,7 @@ class ComparePane:
             self.status.value = _bad("nothing to keep yet: this run has no iteration. Train first (Step, Run "
                                      "epoch or Play), then keep it.")
             return None
-        h = self.trainer.history
-        # "finished" when the run stands at the end of an epoch (its test accuracy is in), else "paused"
-        ended = bool(h.epoch_iteration) and h.epoch_iteration[-1] == self.trainer.iteration
-        run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label(),
-                            status="finished" if ended else "paused")
+        run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label())
         self.label.value = ""
         self.status.value = _ok(f"kept {describe(run)}")
         self.refresh_live()  # the live run drawn up to now, beside its kept copy
