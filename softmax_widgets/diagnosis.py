@@ -391,12 +391,18 @@ def diagnose_sgd(t: Trainer) -> Diagnosis:
 
 def student_error(name: str, lesson: str, fn, err: Exception) -> str:
     """A student's function raised: say where in their code, with a hint that does not hand over the answer."""
-    line = ""
+    line, where = "", ""
     code = getattr(fn, "__code__", None)
     for frame in reversed(traceback.extract_tb(err.__traceback__)):
         if code is not None and frame.filename == code.co_filename:
-            line = f" on line {frame.lineno - code.co_firstlineno + 1} of your {name} (`{frame.line}`)"
+            number = frame.lineno - code.co_firstlineno + 1
+            line = f" on line {number} of your {name} (`{frame.line}`)"
+            where = f" (line {number}: `{frame.line}`)"
             break
+    if isinstance(err, RuntimeError) and "leaf Variable that requires grad" in str(err):
+        # torch's own words name neither the cure nor the line: say both, in two sentences a class can hear
+        return (f"your {name} changed W or b in place while autograd was recording{where}, so nothing changed. "
+                f"Put the update inside `with torch.no_grad():`, or write `p.data -= ...` as the lesson does.")
     hint = ""
     if isinstance(err, NameError) and getattr(err, "name", None):
         known = list(code.co_varnames) if code else []
@@ -404,12 +410,6 @@ def student_error(name: str, lesson: str, fn, err: Exception) -> str:
         close = difflib.get_close_matches(err.name, known, n=1)
         hint = (f" Python does not know the name `{err.name}`" + (f": did you mean `{close[0]}`?" if close else
                 ": define it first, or check its spelling.") + "")
-    if isinstance(err, RuntimeError) and "leaf Variable that requires grad" in str(err):
-        # torch's own words name neither the cure nor the line: say both, in two sentences a class can hear
-        where = line.replace(f" of your {name} (", ": ").rstrip(")") + ")" if line else ""
-        where = where.replace(" on line", " (line", 1)
-        return (f"your {name} changed W or b in place while autograd was recording{where}, so nothing changed. "
-                f"Put the update inside `with torch.no_grad():`, or write `p.data -= ...` as the lesson does.")
     text = str(err).rstrip(". ")
     return (f"your {name} raised {type(err).__name__}: {text}{line}. Nothing changed.{hint} Fix it and run the "
             f"step again, or put the lesson's back: trainer.{name} = softmax_widgets.model.{lesson}")
