@@ -70,7 +70,8 @@ def divergence_status(event) -> tuple[str, str]:
         if way["code"] in WAY_BUTTONS:
             names.append(f"“{way['label']}”")
         elif way["code"] in NO_BUTTON:
-            names.append(NO_BUTTON[way["code"]].format(label=way["label"]))
+            names.append(NO_BUTTON[way["code"]].format(label=way["label"]) if "softmax" in way["label"] else
+                         way["text"])  # the lesson's loss_fn or sgd: no button, a line of code
     ways = f" Ways out, below: {' or '.join(names)}." if names else ""
     what = (detail.get("what") or cause).strip()
     where = detail.get("where", "")

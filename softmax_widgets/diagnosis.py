@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import model, undo
+from . import measure, model, undo
 from .phases import Phase
 
 if TYPE_CHECKING:
@@ -93,6 +93,12 @@ def blowup(t: Trainer, operation: str = "") -> Blowup:
             return Blowup("hand", s.note)
         if s.phase is Phase.SGD or not isinstance(s.phase, Phase):
             break
+    step = getattr(t, "last_step", None)
+    if step is not None and _custom(t.optimizer, "sgd") and (step.ratio > 1.5 or step.along < 0):
+        name = measure.name_of(t.optimizer)
+        how = ("moves W up the gradient" if step.along < 0 else f"makes steps {step.ratio:.0f} times the lesson's "
+               f"lr · grad / {step.batch_size}" + (" (it does not divide by batch_size)" if step.no_batch_size else ""))
+        return Blowup("optimizer", f"your {name} {how}")
     step_lrs = []
     for s in walk:
         if s.phase == undo.HAND or not isinstance(s.phase, Phase):
@@ -158,6 +164,15 @@ class Diagnosis:
 
     @property
     def message(self) -> str:
+        """What a teacher reads aloud: the cause (and why W got there), then the ways out; the rest is `details`."""
+        cause = self.cause if self.cause.startswith(f"{self.phase}()") else f"{self.phase}(): {self.cause}"
+        reason = f" {self.reason}" if self.reason else ""
+        kept = " W and b were put back as they were." if self.phase is Phase.SGD else ""
+        return f"{cause}{kept}{reason} {self.ways_text}"
+
+    @property
+    def details(self) -> str:
+        """The whole explanation: each number, the rows and images at fault; nothing recorded is lost."""
         where = f" {self.where}" if self.where else ""
         return f"{self.what}{where} Nothing recorded so far is lost. {self.ways_text}"
 
@@ -178,9 +193,12 @@ def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tupl
         lesson = {"softmax": "softmax", "loss_fn": "cross_entropy", "optimizer": "sgd"}[custom]
         ways.append(Way("lesson_function", f"the lesson's {lesson}", WAYS["lesson_function"].format(
             name=custom, lesson=lesson)))
+    if cause.kind == "optimizer" and not custom:
+        ways.append(Way("lesson_function", "the lesson's sgd", WAYS["lesson_function"].format(
+            name="optimizer", lesson="sgd")))
     if cause.kind == "hand":
-        ways.append(Way("undo", "↶ undo the change by hand", f"undo the change by hand ({cause.note}): "
-                        "trainer.undo(before='hand')", undo={"before": undo.HAND}))
+        ways.append(Way("undo", "↶ undo the change by hand", "undo the change by hand (trainer.undo(before='hand'))",
+                        undo={"before": undo.HAND}))
     lr = None
     if cause.kind == "lr":
         lr = cause.lr if cause.lr < t.lr else None
@@ -194,8 +212,8 @@ def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tupl
                 label, text = f"lr → {lr:g}", f"lower the learning rate (trainer.lr = {lr:g})"
             ways.append(Way("lower_lr" if lr is not None else "undo", label, text, lr, cause.steps,
                             {"lr_above": cause.lr} if cause.steps else None))
-    elif t.softmax is not model.stable_softmax and operation in ("softmax_exp_overflow", "softmax_backward_overflow") \
-            and _stable_helps(t):
+    elif cause.kind != "optimizer" and t.softmax is not model.stable_softmax and operation in (
+            "softmax_exp_overflow", "softmax_backward_overflow") and _stable_helps(t):
         ways.append(Way("stable_softmax", "use stable softmax", WAYS["stable_softmax"]))
     if lr is not None:
         ways.append(Way("reset", f"Reset, lr → {lr:g}", f"reset() at the lr {lr:g} (trainer.lr = {lr:g}; "
@@ -227,7 +245,7 @@ def _stable_helps(t: Trainer) -> bool:
 
 def _reason(t: Trainer, cause: Blowup) -> str:
     """Why W got there, in one short sentence for the status line."""
-    if cause.kind == "hand":
+    if cause.kind in ("hand", "optimizer"):
         return f"The cause: {cause.note}."
     if cause.kind == "lr" and cause.steps:
         return f"{cause.steps_text[0].upper()}{cause.steps_text[1:]} pushed W there."
@@ -243,6 +261,9 @@ def _cause_of_large_weights(t: Trainer) -> str:
     if cause.kind == "hand":
         return (f"{cause.note} before this phase, and that is what pushed the numbers out of range (largest |W| or "
                 f"|b|: {big:.3g}), so the learning rate is not the cause: undo the change to go on")
+    if cause.kind == "optimizer":
+        return (f"{cause.note}, and its steps pushed W that large (largest |W| or |b|: {big:.3g}), so the learning "
+                "rate is not the cause: fix your optimizer or put the lesson's sgd back")
     if cause.kind == "lr" and cause.steps and cause.complete:
         return (f"W grew that large (largest |W| or |b|: {big:.3g}) through {cause.steps_text}, too large for this "
                 f"data, and a lower lr alone keeps that W: take those steps back and go on at lr "
@@ -404,6 +425,9 @@ def student_error(name: str, lesson: str, fn, err: Exception) -> str:
         return (f"your {name} changed W or b in place while autograd was recording{where}, so nothing changed. "
                 f"Put the update inside `with torch.no_grad():`, or write `p.data -= ...` as the lesson does.")
     hint = ""
+    if name == "softmax" and isinstance(err, RuntimeError) and "must match the size of tensor" in str(err):
+        hint = (" The row sums do not line up with the rows: keep the summed dimension, "
+                "X_exp.sum(dim=1, keepdim=True), so row i is divided by row i's sum.")
     if isinstance(err, NameError) and getattr(err, "name", None):
         known = list(code.co_varnames) if code else []
         known += [k for k in getattr(fn, "__globals__", {}) if not k.startswith("_")]

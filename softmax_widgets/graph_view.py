@@ -314,7 +314,9 @@ def math_text(trainer) -> str:
             return f"∂loss/∂W = Xᵀ(Ŷ − Y): ({D}×{B})({B}×{C}) → ({D}×{C}) · ∂loss/∂b = Σᵢ(Ŷ − Y)ᵢ: ({C})"
         return f"∂loss/∂W: ({D}×{C}), ∂loss/∂b: ({C}) by the chain rule through {_name(t.softmax)}"
     if t.optimizer is not model.sgd:
-        return f"{_name(t.optimizer)}([W, b], {t.lr:g}, {B}): W ({D}×{C}), b ({C}) changed in place"
+        step = t.last_step  # what the student's optimizer did, measured: not what the lesson's would have done
+        did = step.formula(t.lr) if step is not None else f"W ({D}×{C}), b ({C})"
+        return f"{_name(t.optimizer)}([W, b], {t.lr:g}, {B}): {did}"
     return f"W ← W − {t.lr:g} · W.grad / {B} · b ← b − {t.lr:g} · b.grad / {B}"
 
 

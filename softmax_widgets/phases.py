@@ -37,13 +37,15 @@ class DivergenceError(TrainerError):
 
     `operation` names what produced it ("softmax_exp_overflow", "cross_entropy_log_zero",
     "softmax_backward_overflow", "sgd_step_overflow", ...), `rows` the rows of the batch that did,
-    `images` their indices in the training set, `phase` the phase that stopped.
+    `images` their indices in the training set, `phase` the phase that stopped. str(err) is the cause and the
+    ways out, short enough to read aloud; `details` is the whole explanation with every number.
     """
 
     def __init__(self, message: str, *, phase: Phase | None = None, operation: str = "unknown",
-                 rows: tuple[int, ...] = (), images: tuple[int, ...] = ()):
+                 rows: tuple[int, ...] = (), images: tuple[int, ...] = (), details: str = ""):
         super().__init__(message)
         self.phase, self.operation, self.rows, self.images = phase, operation, tuple(rows), tuple(images)
+        self.details = details or message
 
 
 class CustomFunctionError(TrainerError):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import diagnosis, hyperparams, model, persist, undo
+from . import diagnosis, hyperparams, measure, model, persist, undo
 from .callbacks import CallbackRegistry
 from .data import Dataset, load_dataset
 from .history import EpochResult, History
@@ -163,6 +163,7 @@ class Trainer:
         self.batches_drawn = 0  # every iteration uses a batch of its own: history.batch says which
         self.history = History()
         self.last_phase: Phase | None = None
+        self.last_step: measure.Step | None = None  # a student's optimizer's last step, measured (None: the lesson's)
         self.state = LoopState()  # where the loop stands: see phases.py
         self.epoch_totals = [0.0, 0, 0]  # summed loss, correct, images, this epoch
         self.epoch_seconds = math.nan
@@ -234,11 +235,15 @@ class Trainer:
             raise CustomFunctionError(
                 f"softmax must return a ({B}, {self.data.num_classes}) tensor of probabilities, got "
                 f"{_describe(y_hat)}. Fix it, or set trainer.softmax = softmax_widgets.model.softmax.")
+        uneven = "" if self.softmax in (model.softmax, model.stable_softmax) else measure.row_sum_error(
+            y_hat, "softmax", "softmax")  # a student's: are these probabilities? (said once the forward is done)
         loss = self._call_student("loss_fn", lambda: self.loss_fn(y_hat, self.y))
         if not isinstance(loss, torch.Tensor) or loss.numel() not in (1, B):
             raise CustomFunctionError(
                 f"loss_fn must return one loss per image ({B} values) or their sum, got {_describe(loss)}. "
                 "Fix it, or set trainer.loss_fn = softmax_widgets.model.cross_entropy.")
+        if self.loss_fn is not model.cross_entropy:  # one number that is the batch's mean: steps B times too small
+            self._refuse_measured(measure.loss_mean_error(loss, y_hat, self.y, "loss_fn", "cross_entropy"))
         self.y_hat, self.loss = y_hat, loss.sum()
         self.loss_value = self.loss.item()  # CPU-GPU sync point: the history needs the number
         self.correct = int((y_hat.argmax(dim=1) == self.y).sum())
@@ -248,6 +253,8 @@ class Trainer:
             self._diverged(diagnosis.diagnose_forward(self))
         self._done(Phase.FORWARD, lambda: f"forward: loss {self.loss_value / B:.2f} per image over {B} images, "
                    f"{100 * self.correct / B:.0f} % correct")
+        if uneven:  # kept, not refused: the graph panel shows how the shapes broadcast
+            self.emit("warning", Phase.FORWARD, lambda: uneven)
         return self
 
     @undoable(Phase.ZERO_GRAD)
@@ -317,7 +324,16 @@ class Trainer:
             if self.iteration == before[0]:  # not recorded: the iteration did not happen, W as it was
                 self._interrupted_sgd(before, copied)
             raise
-        self._done(Phase.SGD, lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done")
+        step = self.last_step
+        if step is None:  # the lesson's sgd: its formula is what ran
+            self._done(Phase.SGD, lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done")
+        else:  # a student's: the update that ran, as measured
+            name = measure.name_of(self.optimizer)
+            self._done(Phase.SGD, lambda: f"sgd: your {name}: {step.formula(self._lr)}; iteration {self.iteration} "
+                       "done")
+            warning = measure.step_warning(name, step, self._lr)
+            if warning:
+                self.emit("warning", Phase.SGD, lambda: warning)
         if passes > 1:
             self.emit("warning", Phase.SGD, lambda: f"sgd() applied gradients accumulated over {passes} "
                       "backward passes because zero_grad() was skipped: W moved by their sum, not by this "
@@ -328,6 +344,9 @@ class Trainer:
 
     def _apply_optimizer(self, B: int) -> None:
         """The optimizer, checked: W keeps its shape and stays finite, else it is put back; then record."""
+        lesson = self.optimizer is model.sgd
+        grads = None if lesson else {n: p.grad.detach().clone() for n, p in (("W", self.W), ("b", self.b))
+                                     if p.grad is not None}  # a student's may zero them: measured against these
         self._call_student("optimizer", lambda: self.optimizer([self.W, self.b], self._lr, B), restore=True)
         if self.W.shape != self.W_before.shape or self.b.shape != self.b_before.shape:
             self._restore_weights()
@@ -338,9 +357,25 @@ class Trainer:
         if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
             self._restore_weights()
             self._diverged(diagnosis.diagnose_sgd(self))
+        self.last_step = None if lesson else self._measure_step(grads, B)
         # a student's optimizer may zero the gradients itself (some textbooks' sgd does): say what is there
         self.state = self.state.stepped(grad_zeroed=self.optimizer is not model.sgd and self._grads_are_zero())
         self._record(B)
+
+    def _measure_step(self, grads: dict, B: int) -> measure.Step:
+        """What a student's optimizer did to W and b; one that moved nothing is refused, W as it was."""
+        params = {n: (p, before, grads[n]) for n, p, before in (("W", self.W, self.W_before),
+                                                                  ("b", self.b, self.b_before)) if n in grads}
+        step = measure.measure_step(params, self._lr, B)
+        if step.unchanged:
+            self._restore_weights()
+            raise CustomFunctionError(measure.unchanged_error("optimizer", "sgd", step))
+        return step
+
+    def _refuse_measured(self, why: str) -> None:
+        """A student's function returned something measured wrong: refuse the phase, nothing recorded."""
+        if why:
+            raise CustomFunctionError(why)
 
     def _grads_are_zero(self) -> bool:
         gW, gb = self.W.grad, self.b.grad
@@ -411,7 +446,7 @@ class Trainer:
         self.last_phase = diag.phase
         self.emit("divergence", diag.phase, lambda: diag.message, diag.detail())
         raise DivergenceError(diag.message, phase=diag.phase, operation=diag.operation, rows=diag.rows,
-                              images=diag.images)
+                              images=diag.images, details=diag.details)
 
     def _call_student(self, name: str, fn: Callable, restore: bool = False):
         try:

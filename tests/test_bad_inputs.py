@@ -140,7 +140,7 @@ def test_large_lr_diverges_at_the_next_forward_and_keeps_the_record(trained):
     loss_so_far = list(trained.history.loss)
     with pytest.raises(DivergenceError) as err:
         trained.train_step()
-    msg = str(err.value)
+    msg = err.value.details
     assert "overflows" in msg and "lower the learning rate" in msg and "trainer.undo(lr_above=0.1)" in msg
     assert trained.history.loss == loss_so_far and bool(torch.isfinite(trained.W).all())
     trained.undo(2)  # the way out named in the message: step back past the big step, lower lr, go on
@@ -249,7 +249,7 @@ def test_broken_student_function(attr, fn, error, words):
     with pytest.raises(error) as err:
         for _ in range(10):  # Play: step until it stops
             t.step()
-    msg = str(err.value)
+    msg = getattr(err.value, "details", str(err.value))
     for w in words:
         assert w in msg, msg
     assert f"softmax_widgets.model.{LESSON[attr].__name__}" in msg or "reset()" in msg, msg  # the way back

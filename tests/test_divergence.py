@@ -31,7 +31,7 @@ def test_lr_50_with_the_lessons_softmax_on_fashion_explains_instead_of_nan(fashi
     nan_rows = torch.isnan(model.softmax(logits)).any(dim=1).nonzero().flatten().tolist()
     assert list(err.rows) == nan_rows and len(err.rows) > 0
     assert list(err.images) == t.batch_indices[list(err.rows)].tolist()
-    assert f"{len(err.rows)} of the batch's 256 rows" in str(err)
+    assert f"{len(err.rows)} of the batch's 256 rows" in err.details
     assert t.history.loss and all(math.isfinite(v) for v in t.history.loss + t.history.train_acc)
     assert events[-1].detail["operation"] == err.operation and events[-1].detail["rows"] == list(err.rows)
     assert events[-1].message == str(err)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from softmax_widgets import Trainer, load_dataset
+from softmax_widgets import Trainer, load_dataset, model
 from softmax_widgets.trainer import CustomFunctionError
 
 
@@ -31,3 +31,157 @@ def test_an_sgd_without_no_grad_is_told_to_use_no_grad_and_changes_nothing(small
     t.optimizer = lambda params, lr, bs: [p.data.sub_(lr * p.grad / bs) for p in params]
     t.sgd()
     assert not torch.equal(t.W, W) and t.iteration == it + 1
+
+
+def _to_sgd(t):
+    for phase in (t.next_batch, t.forward, t.zero_grad, t.backward):
+        phase()
+
+
+def test_an_sgd_that_rebinds_p_is_told_it_left_w_unchanged_and_nothing_is_recorded(small):
+    def rebinding_sgd(params, lr, batch_size):
+        with torch.no_grad():
+            for p in params:
+                p = p - lr * p.grad / batch_size  # a new tensor named p: W itself never moves
+
+    t = Trainer(small, seed=0)
+    t.optimizer = rebinding_sgd
+    _to_sgd(t)
+    W, it, losses = t.W.detach().clone(), t.iteration, len(t.history.loss)
+    with pytest.raises(CustomFunctionError) as err:
+        t.sgd()
+    # measured: W did not move, so no iteration is recorded and sgd is still the next phase
+    assert torch.equal(t.W, W) and t.iteration == it and len(t.history.loss) == losses and t.next_phase == "sgd"
+    text = str(err.value)
+    assert "unchanged" in text and "in place" in text and "changed in place" not in text
+
+
+def test_an_sgd_without_batch_size_is_measured_as_b_times_the_lessons_step_not_blamed_on_the_lr(small):
+    def sgd_no_batch(params, lr, batch_size):
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+
+    t = Trainer(small, seed=0)
+    t.optimizer = sgd_no_batch
+    events = []
+    t.on_change(lambda tr, e: events.append(e))
+    _to_sgd(t)
+    t.sgd()
+    B = t.history.batch_size[-1]
+    assert t.last_step is not None and abs(t.last_step.ratio - B) < 0.01 * B  # measured, not assumed
+    done = [e for e in events if e.kind == "phase" and e.phase == "sgd"][-1]
+    assert "W.grad / 256" not in done.message and f"{B}" in done.message  # the lesson's formula is not claimed
+    warn = [e for e in events if e.kind == "warning" and e.phase == "sgd"]
+    assert warn and "batch_size" in warn[-1].message
+    # trained on, it blows up: the divergence names the optimizer's step, not the learning rate
+    from softmax_widgets import DivergenceError
+    with pytest.raises(DivergenceError) as err:
+        for _ in range(500):
+            t.train_step()
+    assert t.lr == 0.1
+    div = [e for e in events if e.kind == "divergence"][-1]
+    codes = [w["code"] for w in div.detail["ways"]]
+    assert "lower_lr" not in codes and codes[0] == "lesson_function"
+    assert "batch_size" in str(err.value) and "lower the learning rate" not in str(err.value)
+
+
+def test_a_cross_entropy_returning_the_mean_is_refused_as_a_mean_and_forward_can_run_again(small):
+    def mean_cross_entropy(y_hat, y):
+        return -torch.log(y_hat[range(len(y_hat)), y]).mean()
+
+    t = Trainer(small, seed=0)
+    t.loss_fn = mean_cross_entropy
+    t.next_batch()
+    with pytest.raises(CustomFunctionError) as err:
+        t.forward()
+    assert t.next_phase == "forward" and t.loss is None  # nothing recorded from the mean
+    text = str(err.value)
+    assert "mean" in text and "256" in text
+    # the sum of the per-image losses as one number is the lesson's loss: accepted, with the lesson's value
+    t.loss_fn = lambda y_hat, y: -torch.log(y_hat[range(len(y_hat)), y]).sum()
+    t.forward()
+    ref = -torch.log(t.y_hat[range(len(t.y)), t.y]).sum().item()
+    assert t.loss_value == pytest.approx(ref, rel=1e-5)
+
+
+def test_a_softmax_without_keepdim_is_told_to_keep_the_summed_dimension(small):
+    def softmax_without_keepdim(X):
+        X_exp = torch.exp(X)
+        return X_exp / X_exp.sum(dim=1)
+
+    t = Trainer(small, seed=0)
+    t.softmax = softmax_without_keepdim
+    t.next_batch()
+    with pytest.raises(CustomFunctionError) as err:
+        t.forward()
+    assert t.next_phase == "forward" and "keepdim=True" in str(err.value)
+
+
+def test_a_square_batch_softmax_without_keepdim_is_caught_by_its_row_sums(small):
+    def softmax_without_keepdim(X):
+        X_exp = torch.exp(X)
+        return X_exp / X_exp.sum(dim=1)  # (10, 10) / (10,): broadcasts the wrong way, no error
+
+    t = Trainer(small, seed=0, batch_size=10)
+    t.softmax = softmax_without_keepdim
+    events = []
+    t.on_change(lambda tr, e: events.append(e))
+    t.next_batch().forward()  # kept (the graph shows the broadcast), and said: measured row sums
+    sums = t.y_hat.detach().sum(dim=1)
+    assert float((sums - 1).abs().max()) > 1e-3
+    warn = [e for e in events if e.kind == "warning" and e.phase == "forward"]
+    assert warn and "keepdim=True" in warn[-1].message and "sum to 1" in warn[-1].message
+    t.softmax = model.softmax
+    events.clear()
+    t.forward()  # the same batch again
+    assert not [e for e in events if e.kind == "warning"]  # the lesson's softmax: nothing to say
+
+
+def test_the_b_plus_100_overflow_is_blamed_on_the_hand_change_in_two_short_sentences(small):
+    """Notebook 03's own cell: after a reset, `b += 100`, then next_batch().forward()."""
+    from softmax_widgets import DivergenceError
+
+    t = Trainer(small, seed=0)
+    for _ in range(5):
+        t.train_step()
+    t.reset()
+    with torch.no_grad():
+        t.b += 100
+    events = []
+    t.on_change(lambda tr, e: events.append(e))
+    with pytest.raises(DivergenceError) as err:
+        t.next_batch().forward()
+    # measured: |W| is the lesson's small init, b is 100 by hand; the largest logit is about 100
+    assert float(t.W.detach().abs().max()) < 1 and float(t.b.detach().min()) == 100
+    detail = events[-1].detail
+    assert detail["ways"][0]["undo"] == {"before": "hand"} and "lower_lr" not in detail["ways_out"]
+    text = str(err.value)
+    assert len(text.split()) <= 60 and text.count(". ") <= 3  # the cause, why W got there, the ways out
+    assert "b was changed outside the phases" in text and "learning rate" not in text and "sgd steps" not in text
+    assert "rows 0, 1, 2" in err.value.details  # every number is still there, behind details
+    t.undo(before="hand")
+    assert float(t.b.detach().abs().max()) < 1
+    t.next_batch().forward()  # the way out works: training goes on
+
+
+def test_the_math_line_after_a_students_sgd_shows_the_step_it_measured(small):
+    from softmax_widgets.graph_view import math_text
+
+    def sgd_no_batch(params, lr, batch_size):
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+
+    def my_sgd(params, lr, batch_size):
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad / batch_size
+
+    t = Trainer(small, seed=0)
+    t.optimizer = my_sgd
+    t.train_step()
+    assert "W -= 0.1 · W.grad / 256" in math_text(t) and abs(t.last_step.ratio - 1) < 1e-3
+    t.optimizer = sgd_no_batch
+    t.train_step()
+    assert "256 times the lesson's" in math_text(t) and "changed in place" not in math_text(t)

@@ -1,0 +1,133 @@
+"""What a student's own function did, measured on the numbers, so that the status says that and not the lesson.
+
+The lesson's functions are trusted and never measured here (no cost on the hot path). A student's are checked
+for the classic mistakes a class makes, each read off the tensors: an sgd that rebinds `p` and leaves W as it
+was, a step B times the lesson's (no `/ batch_size`), a step up the gradient, a cross_entropy that returns the
+batch's mean, a softmax whose rows do not sum to 1 (no `keepdim=True`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import model
+
+__all__ = ["Step", "loss_mean_error", "measure_step", "name_of", "row_sum_error", "step_warning", "unchanged_error"]
+
+CLOSE = 0.05  # a measured step within 5 % of a multiple counts as that multiple (float32 rounding is far below)
+
+
+def name_of(fn) -> str:
+    """A student's function by the name they gave it (a lambda or a callable object by its kind)."""
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One sgd step of a student's optimizer against the lesson's lr · grad / B, over W and b together:
+    `ratio` 1 is the lesson's length, `along` the cosine with -grad (1 downhill, -1 uphill), `unchanged` the
+    parameters that had a gradient but did not move, `batch_size` the B of that step."""
+
+    ratio: float
+    along: float
+    unchanged: tuple[str, ...]
+    batch_size: int
+
+    @property
+    def is_lesson(self) -> bool:
+        return abs(self.ratio - 1) <= CLOSE and self.along > 1 - CLOSE
+
+    @property
+    def no_batch_size(self) -> bool:
+        return self.batch_size > 1 and abs(self.ratio / self.batch_size - 1) <= CLOSE
+
+    def formula(self, lr: float) -> str:
+        """The update that ran, in the lesson's notation."""
+        B = self.batch_size
+        if self.is_lesson:
+            return f"W -= {lr:g} · W.grad / {B}"
+        if self.no_batch_size and self.along > 0:
+            return f"W -= {lr:g} · W.grad (not / {B}: a step {B} times the lesson's)"
+        sign = "+=" if self.along < 0 else "-="
+        return f"W {sign} … a step {self.ratio:.3g} times the lesson's {lr:g} · W.grad / {B}"
+
+
+def measure_step(params: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], lr: float, B: int) -> Step:
+    """`params`: name -> (the parameter now, its value before the step, its gradient before the step)."""
+    moved = expected = dot = 0.0
+    unchanged = []
+    with torch.no_grad():
+        for name, (p, before, grad) in params.items():
+            delta = p.detach() - before
+            step = grad * (lr / B)
+            moved += float(delta.square().sum())
+            expected += float(step.square().sum())
+            dot -= float((delta * step).sum())
+            if bool(grad.any()) and not bool(delta.any()):
+                unchanged.append(name)
+    if expected == 0:
+        return Step(1.0 if moved == 0 else math.inf, 1.0, (), B)
+    along = dot / math.sqrt(moved * expected) if moved else 0.0
+    return Step(math.sqrt(moved / expected), along, tuple(unchanged), B)
+
+
+def unchanged_error(name: str, lesson: str, step: Step) -> str:
+    """An optimizer that ran and moved nothing: the cause (a new tensor named p), then the fix."""
+    what = " and ".join(step.unchanged)
+    grads = " and ".join(f"{n}.grad" for n in step.unchanged) + (" are" if len(step.unchanged) > 1 else " is")
+    return (f"your {name} left {what} unchanged although {grads} not zero, so this step would learn nothing "
+            "(often `p = p - ...`, which makes a new tensor named p and leaves W as it was); nothing was recorded. "
+            "Update them in place: `p -= lr * p.grad / batch_size` inside `with torch.no_grad():`, or "
+            f"`p.data -= lr * p.grad / batch_size` as the lesson does (or trainer.{name} = "
+            f"softmax_widgets.model.{lesson}).")
+
+
+def step_warning(name: str, step: Step, lr: float) -> str:
+    """A step that is not the lesson's in a way that will hurt: the cause measured, then the fix; "" if none."""
+    B = step.batch_size
+    if step.along < 0:
+        return (f"your {name} moved W up the gradient (W += ...), so the loss will grow. Subtract the step: "
+                "`p -= lr * p.grad / batch_size`.")
+    if step.no_batch_size:
+        return (f"your {name} moved W {step.ratio:.0f} times as far as the lesson's step lr · grad / {B}: it does not "
+                f"divide by batch_size, so lr {lr:g} acts like {lr * B:g} and W will blow up. Divide the gradient "
+                "by batch_size: `p -= lr * p.grad / batch_size`.")
+    if B > 1 and abs(step.ratio * B - 1) <= CLOSE:
+        return (f"your {name} moved W 1/{B} as far as the lesson's step lr · grad / {B}: it divides by batch_size "
+                "twice, so training crawls. Divide once: `p -= lr * p.grad / batch_size`.")
+    return ""
+
+
+def loss_mean_error(loss: torch.Tensor, y_hat: torch.Tensor, y: torch.Tensor, name: str, lesson: str) -> str:
+    """A loss_fn that returned one number equal to the batch's mean cross-entropy: "" when it is not that."""
+    B = len(y)
+    if B < 2 or loss.numel() != 1:
+        return ""
+    with torch.no_grad():
+        losses = model.cross_entropy(y_hat.detach(), y)
+        mean, value = float(losses.mean()), float(loss.detach())
+    if not (math.isfinite(mean) and math.isclose(value, mean, rel_tol=1e-4, abs_tol=1e-6)):
+        return ""
+    return (f"your {name} returned one number, {value:.4g}, the mean of the batch's {B} losses, so every sgd step "
+            f"would be {B} times smaller than the lesson's (the Trainer sums the per-image losses, as the lesson "
+            f"does); nothing was recorded. Return one loss per image (drop the .mean()), or put the lesson's "
+            f"back: trainer.{name} = softmax_widgets.model.{lesson}")
+
+
+def row_sum_error(y_hat: torch.Tensor, name: str, lesson: str) -> str:
+    """A softmax whose rows do not sum to 1 (finite ones only: NaN is the divergence diagnosis's): "" when fine."""
+    with torch.no_grad():
+        sums = y_hat.detach().sum(dim=1)
+        if not bool(torch.isfinite(sums).all()):
+            return ""
+        off = (sums - 1).abs()
+        row = int(off.argmax())
+        if float(off[row]) <= 1e-3:
+            return ""
+    return (f"your {name}'s rows do not sum to 1 (row {row} sums to {float(sums[row]):.4g}), so they are not "
+            "probabilities: each row must be divided by its own sum. Keep the summed dimension: "
+            f"X_exp / X_exp.sum(dim=1, keepdim=True), or put the lesson's back: trainer.{name} = "
+            f"softmax_widgets.model.{lesson}")
