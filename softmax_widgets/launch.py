@@ -384,8 +384,7 @@ def app_dashboard():
         try:
             trainer = Trainer.load(autosave)
         except (OSError, ValueError) as err:
-            said = (f"this app's autosave could not be reopened ({err}), so "
-                    f"{os.path.basename(state) + ' was loaded' if state else 'the run starts again'}: ")
+            said = f"this app's autosave could not be reopened ({err}); " + ("" if state else "a new run starts.")
         else:
             saved = time.strftime("%H:%M:%S", time.localtime(os.path.getmtime(autosave)))
             kept = f"; {os.path.basename(state)} itself is unchanged" if state else ""
