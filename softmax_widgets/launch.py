@@ -36,7 +36,10 @@ AUTOSAVE_EVERY_S = 5.0  # at most one save per 5 s during Play (a few ms each), 
 # voila package for `python -m voila`). Voila's page shuts its kernel down as it unloads (a reload, a closed tab)
 # with a POST that must carry the _xsrf cookie, and Voila's page never sets that cookie: every reload left its
 # kernel running (Voila logged "403 POST /voila/api/shutdown/... '_xsrf' argument missing"), about 1 GB each.
-# Reading the handler's xsrf_token sets the cookie on the page's response; the check itself stays on
+# Reading the handler's xsrf_token sets the cookie on the page's response; the check itself stays on (turning
+# it off, tornado_settings disable_check_xsrf, would open every POST to other sites' pages). Culling idle kernels
+# (MappingKernelManager.cull_idle_timeout) is no substitute: it acts after minutes, and a kernel that goes on
+# sending messages (Play for a page that is gone) never counts as idle
 APP_CONFIG_DIR = "voila-config"
 APP_CONFIG = """\
 # written by `softmax-widgets app` (softmax_widgets/launch.py): see APP_CONFIG there

@@ -164,3 +164,6 @@ def test_lab_dashboard_says_the_kernel_restarted(lab, lab_root, browser_page, ar
     assert found["bannerDisplay"] == "block" and found["pushedDown"] >= 30, found  # a banner, not an icon
     assert found["controls"] == {"opacity": "0.4", "filter": "grayscale(1)", "pointer": "none"}, found
     assert found["icons"] == "none", found  # the broken-link icon on every control is gone
+    page.set_viewport_size({"width": 1366, "height": 768})  # a student's laptop: the banner wraps, still whole
+    page.wait_for_timeout(500)
+    screenshot(page, artifacts / "restart-1366x768-disconnected.png")
