@@ -4,27 +4,40 @@ The core (data, model ops, Trainer) imports no UI library; the dashboard lives i
 `softmax_widgets.app` and observes a Trainer through `Trainer.on_change`.
 """
 
-from . import checks, model
-from .checks import CheckResult, check_cross_entropy, check_net, check_sgd, check_softmax
-from .data import Dataset, DatasetUnavailableError, load_dataset
-from .evaluation import cell_examples, confusion_matrix, evaluate_test_set, per_class_accuracy
-from .export import history_to_csv, save_weight_grid, weight_grid_image
-from .graph import autograd_graph
-from .history import EpochResult, History
-from .phases import (
-    Batch,
-    CustomFunctionError,
-    DivergenceError,
-    Event,
-    Forward,
-    Grad,
-    LoopState,
-    Phase,
-    PhaseError,
-    TrainerError,
-)
-from .runs import Run, RunStore
-from .trainer import Trainer
+import importlib
+
+# name -> the module it lives in. Imported on first use (PEP 562), not here: `softmax-widgets app` and `lab` run
+# in a process that never needs torch (importing it costs ~700 MB of memory beside Voila's kernels), and
+# `import softmax_widgets.cli` runs this file first
+_WHERE = {
+    "checks": "", "model": "",
+    **dict.fromkeys(["CheckResult", "check_cross_entropy", "check_net", "check_sgd", "check_softmax"], "checks"),
+    **dict.fromkeys(["Dataset", "DatasetUnavailableError", "load_dataset"], "data"),
+    **dict.fromkeys(["cell_examples", "confusion_matrix", "evaluate_test_set", "per_class_accuracy"], "evaluation"),
+    **dict.fromkeys(["history_to_csv", "save_weight_grid", "weight_grid_image"], "export"),
+    "autograd_graph": "graph",
+    **dict.fromkeys(["EpochResult", "History"], "history"),
+    **dict.fromkeys(["Batch", "CustomFunctionError", "DivergenceError", "Event", "Forward", "Grad", "LoopState",
+                     "Phase", "PhaseError", "TrainerError"], "phases"),
+    **dict.fromkeys(["Run", "RunStore"], "runs"),
+    "Trainer": "trainer",
+}
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'softmax_widgets' has no attribute {name!r}")
+    value = importlib.import_module(f".{where or name}", __name__)
+    if where:
+        value = getattr(value, name)
+    globals()[name] = value  # once: later look-ups are plain attributes
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Batch",

@@ -12,12 +12,13 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["APP_PAGE", "DEFAULT_FOLDER", "CopyReport", "add_app_arguments", "add_lab_arguments", "app", "app_command",
-           "cell_sources", "copy_examples", "examples_dir", "kernel_metadata", "lab", "lab_command",
-           "lab_settings_env", "run_app", "run_lab"]
+           "app_dashboard", "app_folder", "cell_sources", "check_state", "copy_examples", "examples_dir",
+           "kernel_metadata", "lab", "lab_command", "lab_settings_env", "run_app", "run_lab"]
 
 PACKAGE = Path(__file__).resolve().parent
 # the notebook Voila serves: the dashboard and nothing else (its code cells are hidden by Voila)
@@ -27,6 +28,28 @@ DEFAULT_FOLDER = "notebooks"  # a work folder of the student's own (git-ignored 
 DATASET_ENV = "SOFTMAX_WIDGETS_DATASET"
 STATE_ENV = "SOFTMAX_WIDGETS_STATE"  # a state file the app page opens on (`softmax-widgets app --state`)
 SCALE_ENV = "SOFTMAX_WIDGETS_SCALE"  # the app page's presentation scale (`softmax-widgets app --scale 1.5`)
+# where the app page keeps its run while it changes (in the app's temporary folder): a reload reopens it
+AUTOSAVE_ENV = "SOFTMAX_WIDGETS_AUTOSAVE"
+AUTOSAVE_NAME = "autosave.pt"
+AUTOSAVE_EVERY_S = 5.0  # at most one save per 5 s during Play (a few ms each), and one more as the kernel exits
+# Voila's config for the app, in a folder of its own beside the page (a voila.py beside the page would shadow the
+# voila package for `python -m voila`). Voila's page shuts its kernel down as it unloads (a reload, a closed tab)
+# with a POST that must carry the _xsrf cookie, and Voila's page never sets that cookie: every reload left its
+# kernel running (Voila logged "403 POST /voila/api/shutdown/... '_xsrf' argument missing"), about 1 GB each.
+# Reading the handler's xsrf_token sets the cookie on the page's response; the check itself stays on (turning
+# it off, tornado_settings disable_check_xsrf, would open every POST to other sites' pages). Culling idle kernels
+# (MappingKernelManager.cull_idle_timeout) is no substitute: it acts after minutes, and a kernel that goes on
+# sending messages (Play for a page that is gone) never counts as idle
+APP_CONFIG_DIR = "voila-config"
+APP_CONFIG = """\
+# written by `softmax-widgets app` (softmax_widgets/launch.py): see APP_CONFIG there
+def _set_xsrf_cookie(request_handler, notebook, cwd):
+    request_handler.xsrf_token  # tornado sets the _xsrf cookie the page's unload needs to shut its kernel down
+    return notebook
+
+
+c.VoilaConfiguration.prelaunch_hook = _set_xsrf_cookie
+"""
 # defaults for this Lab only (the user's own settings still win): no "fetch news?" pop-up and no update check
 # over the network, and no widget state saved with the notebook. Saved state weighs a megabyte for the
 # dashboard and brings back a dead picture: every model disconnected, bqplot drawing into a zero-sized page
@@ -210,10 +233,31 @@ def lab_settings_env(config_dir: Path, env: dict[str, str] | None = None) -> dic
     return env
 
 
+def app_folder(folder: str | os.PathLike) -> Path:
+    """Put the app page and its Voila config into `folder` (a temporary one: Voila starts the kernel beside the
+    page, and the kernel's autosave goes there too); returns the page's path, for app_command()."""
+    folder = Path(folder)
+    page = folder / APP_PAGE.name
+    shutil.copyfile(APP_PAGE, page)
+    (folder / APP_CONFIG_DIR).mkdir(exist_ok=True)
+    (folder / APP_CONFIG_DIR / "voila.py").write_text(APP_CONFIG, encoding="utf-8")
+    return page
+
+
 def app_command(port: int | None = None, extra_args: tuple[str, ...] | list[str] = (),
                 page: Path = APP_PAGE) -> list[str]:
-    """The Voila command line serving the dashboard page."""
+    """The Voila command line serving the dashboard page; with app_folder()'s config when it is beside `page`."""
     cmd = [sys.executable, "-m", "voila", str(page)]
+    config = page.parent / APP_CONFIG_DIR
+    if config.is_dir():
+        # ours first (it wins), then the places Voila looks by default (the working folder, Jupyter's config path)
+        try:
+            from jupyter_core.paths import jupyter_config_path
+
+            rest = jupyter_config_path()
+        except ImportError:
+            rest = []
+        cmd.append(f"--Voila.config_file_paths={json.dumps([str(config), os.getcwd(), *rest])}")
     if port is not None:
         cmd.append(f"--port={int(port)}")
     return cmd + list(extra_args)
@@ -261,11 +305,40 @@ def lab(folder: str | os.PathLike = DEFAULT_FOLDER, open_notebook: str | None = 
                     cwd=dest)
 
 
+STATE_CHECK = """\
+import sys
+sys.path.append(sys.argv[2])  # this very package, wherever `softmax-widgets app` runs from
+from softmax_widgets.persist import read
+try:
+    read(sys.argv[1])
+except (OSError, ValueError) as err:
+    print(err, file=sys.stderr)
+    raise SystemExit(2)
+"""
+
+
+def check_state(path: str | os.PathLike) -> str | None:
+    """Why the state file at `path` cannot be opened (persist.read's words), or None when it opens. Asked of a
+    child process: reading a state file needs torch, and torch would stay in this process (~700 MB) for as long
+    as the app runs, beside Voila and its kernels, which import it themselves."""
+    try:
+        out = subprocess.run([sys.executable, "-c", STATE_CHECK, os.fspath(path), str(PACKAGE.parent)],
+                             capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"it could not be checked ({err})"
+    if out.returncode == 0:
+        return None
+    lines = out.stderr.strip().splitlines()
+    return lines[-1] if lines else f"the check exited with status {out.returncode}"
+
+
 def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[str, ...] | list[str] = (),
         state: str | os.PathLike | None = None, scale: float | None = None) -> int:
     """Serve the dashboard alone as a web page through Voila (`pip install softmax-widgets[app]`); with `state`,
     on a prepared run (a file from Trainer.save or the Export tab), checked here before anything starts; with
-    `scale`, at that presentation scale (1.5: every text and plot larger for a projector)."""
+    `scale`, at that presentation scale (1.5: every text and plot larger for a projector). The page autosaves its
+    run into the app's temporary folder: a reload of the page reopens it and says so, and a closed or reloaded
+    page shuts its kernel down. This process itself never imports torch."""
     if scale is not None:
         from .presentation import check_scale
 
@@ -274,9 +347,9 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
         except ValueError as err:
             print(f"softmax-widgets app: {err}", file=sys.stderr)
             return 2
-    try:
-        import voila  # noqa: F401 - only to say how to get it
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("voila") is None:  # not imported: only to say how to get it
         print("softmax-widgets app needs Voila: pip install 'softmax-widgets[app]' (or pip install 'voila>=0.5')",
               file=sys.stderr)
         return 2
@@ -286,20 +359,56 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
     if scale is not None:
         env[SCALE_ENV] = f"{scale:g}"
     if state is not None:
-        from .persist import read  # torch: only when a state is asked for
-
         path = Path(state).expanduser().resolve()
-        try:
-            read(path)
-        except (OSError, ValueError) as err:
-            print(f"softmax-widgets app: cannot open the state {state}: {err}", file=sys.stderr)
+        problem = check_state(path)
+        if problem is not None:
+            print(f"softmax-widgets app: cannot open the state {state}: {problem}", file=sys.stderr)
             return 2
         env[STATE_ENV] = str(path)  # absolute: the page runs in a temporary folder
     # Voila starts the kernel beside the notebook: serve a copy from a temporary folder, never from site-packages
     with tempfile.TemporaryDirectory(prefix="softmax-widgets-app-") as tmp:
-        page = Path(tmp) / APP_PAGE.name
-        shutil.copyfile(APP_PAGE, page)
-        return _run(app_command(port, extra_args, page), env=env, cwd=Path(tmp))
+        env[AUTOSAVE_ENV] = str(Path(tmp) / AUTOSAVE_NAME)
+        return _run(app_command(port, extra_args, app_folder(tmp)), env=env, cwd=Path(tmp))
+
+
+def app_dashboard():
+    """The app page's dashboard (dashboard_app.ipynb calls this in Voila's kernel): the run of this app's
+    autosave if the page was open before (a reload), else the state file of `--state`, else a fresh run of
+    `--dataset`; the status line says which, and the run is autosaved from then on."""
+    from .app import Dashboard
+    from .persist import Autosave
+    from .player import current_loop
+    from .trainer import Trainer
+
+    scale = float(os.environ.get(SCALE_ENV, "1"))
+    state, autosave = os.environ.get(STATE_ENV), os.environ.get(AUTOSAVE_ENV)
+    trainer, said = None, ""
+    if autosave and os.path.exists(autosave):
+        try:
+            trainer = Trainer.load(autosave)
+        except (OSError, ValueError) as err:
+            said = f"this app's autosave could not be reopened ({err}); " + ("" if state else "a new run starts.")
+        else:
+            saved = time.strftime("%H:%M:%S", time.localtime(os.path.getmtime(autosave)))
+            kept = f"; {os.path.basename(state)} itself is unchanged" if state else ""
+            said = (f"reopened iteration {trainer.iteration} (epoch {trainer.epoch + 1}) from this app's autosave of "
+                    f"{saved}, where the page was before it was reloaded{kept}. Press {trainer.next_phase} (the lit "
+                    f"button) or Step to go on.")
+    if trainer is None and state:
+        trainer = Trainer.load(state)
+        said += (f"loaded {os.path.basename(state)}: epoch {trainer.epoch + 1}, iteration {trainer.iteration}. "
+                 f"Press {trainer.next_phase} (the lit button) or Step to go on.")
+    if trainer is None:
+        dashboard = Dashboard.from_dataset(os.environ.get(DATASET_ENV, "fashion-mnist"), scale=scale)
+    else:
+        # on the status line (a note above the buttons would push the W maps off a 1280×720 projector at 1.5)
+        dashboard = Dashboard(trainer, scale=scale)
+    if said:
+        dashboard.say(said)
+    dashboard.autosave = None
+    if autosave:
+        dashboard.autosave = Autosave(dashboard.trainer, autosave, every_s=AUTOSAVE_EVERY_S, loop=current_loop())
+    return dashboard
 
 
 def add_lab_arguments(parser: argparse.ArgumentParser) -> None:

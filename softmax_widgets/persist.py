@@ -8,7 +8,9 @@ file) is a ValueError that names what is wrong, raised before anything in the Tr
 
 from __future__ import annotations
 
+import atexit
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
@@ -16,11 +18,12 @@ import torch
 from . import hyperparams, model
 from .history import History
 from .phases import Batch, Forward, Grad, LoopState, Phase
+from .throttle import Throttle
 
 if TYPE_CHECKING:
     from ._protocols import TrainerState as Trainer
 
-__all__ = ["FORMAT", "capture", "load_state_dict", "read", "restore", "save", "state_dict"]
+__all__ = ["FORMAT", "Autosave", "capture", "load_state_dict", "read", "restore", "save", "state_dict"]
 
 FORMAT = "softmax_widgets.trainer/2"
 FORMAT_0_1 = "softmax_widgets.trainer/1"  # softmax_widgets 0.1.0: the loop state as private flags
@@ -90,6 +93,46 @@ def state_dict(t: Trainer) -> dict[str, Any]:
 def save(t: Trainer, path: str | os.PathLike) -> None:
     """torch.save of state_dict(): the dataset's name, not the dataset."""
     torch.save(state_dict(t), path)
+
+
+class Autosave:
+    """Keep a state file of `trainer`'s run while it changes (the app page reopens it after a reload): `every_s`
+    seconds after a change, on `loop` (the kernel's: between two steps, never inside a phase), at most once per
+    `every_s` during Play, and once more as the process exits (Voila shutting a reloaded page's kernel down,
+    Ctrl-C of the server). The file is written beside itself and renamed over it: a kill mid-save leaves the
+    previous save whole. A failed save (disk full, folder gone) never stops the run: `error` says why, and the
+    next change tries again."""
+
+    def __init__(self, trainer: Trainer, path: str | os.PathLike, every_s: float = 5.0, loop=None):
+        self.trainer, self.path = trainer, Path(path)
+        self.saves, self.error = 0, None
+        self._throttle = Throttle(self.save, every_s, loop)
+        trainer.on_change(self._changed)
+        atexit.register(self.flush)
+
+    def _changed(self, trainer, event) -> None:
+        self._throttle.later()  # an event may come from inside a phase (a warning): the save waits for the loop
+
+    def save(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            save(self.trainer, tmp)
+            os.replace(tmp, self.path)
+        except (OSError, RuntimeError) as err:  # torch.save reports a full disk as a RuntimeError
+            self.error = err
+            tmp.unlink(missing_ok=True)
+            return
+        self.saves, self.error = self.saves + 1, None
+
+    def flush(self) -> None:
+        """Save now if a change is waiting."""
+        self._throttle.flush()
+
+    def close(self) -> None:
+        """Save what is waiting, then stop following the run."""
+        self.flush()
+        self.trainer.on_change(self._changed, remove=True)
+        atexit.unregister(self.flush)
 
 
 def read(path: str | os.PathLike | BinaryIO, name: str | None = None) -> dict[str, Any]:

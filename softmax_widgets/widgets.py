@@ -81,6 +81,20 @@ CSS = ("<style>.sw-dashboard:focus, .sw-dashboard .ipyevents-watched:focus, "
        # emptied so the same file can be chosen again). Its text is hidden and the label drawn by CSS instead
        ".sw-dashboard .sw-upload {font-size: 0 !important;} .sw-dashboard .sw-upload::before "
        "{content: 'load state file (.pt)'; font-size: var(--jp-widgets-font-size, 13px);}</style>")
+# a dashboard whose kernel is gone (restarted, stopped): ipywidgets 8 gives every view of a model whose comm died the
+# class jupyter-widgets-disconnected (and a broken-link icon before each). The dashboard's root then says so in a
+# banner, and its controls are greyed (no orange "Pause" of a Play that no longer runs) and no longer take clicks
+DISCONNECTED = "The kernel restarted or stopped, so this dashboard is no longer connected to a run and its buttons \
+do nothing. Run its cell again for a live dashboard (in the app: reload the page); a run saved with trainer.save(path) \
+comes back with Trainer.load(path)."
+DISCONNECTED_CSS = ("<style>.sw-dashboard.jupyter-widgets-disconnected::before {content: '" + DISCONNECTED + "'; "
+                    "display: block; font: 600 var(--jp-ui-font-size2, 15px)/1.4 var(--jp-ui-font-family, sans-serif);"
+                    " color: #fff; background: #c00000; padding: 8px 12px; margin: 0 0 6px 0; "
+                    "white-space: normal; align-self: stretch;} "
+                    ".sw-dashboard.jupyter-widgets-disconnected > * "
+                    "{opacity: 0.4; filter: grayscale(1); pointer-events: none;} "
+                    ".sw-dashboard.jupyter-widgets-disconnected .jupyter-widgets-disconnected::before "
+                    "{display: none;}</style>")
 # JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
 # on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
 # cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),
@@ -196,7 +210,7 @@ class Controls:
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
         # page CSS for this dashboard: ipyevents focuses the area under the mouse (to hear its keys); no black
         # frame around it on a projector. The buttons keep their focus ring for keyboard users
-        self.css = HTML(CSS + KEEP_FOCUS, layout=Layout(display="none"))
+        self.css = HTML(CSS + DISCONNECTED_CSS + KEEP_FOCUS, layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
         self.arrows = [Label("→", layout=Layout(width=WIDTHS["arrow"][0], flex="none", margin="0"))
@@ -247,8 +261,9 @@ class Controls:
         self.gap.layout.width = WIDTHS["gap"][i]
 
     def set_page_css(self, extra: str) -> None:
-        """The dashboard's page CSS: the focus rules, the keys' focus hook and `extra` (the presentation scale)."""
-        value = CSS + KEEP_FOCUS + extra
+        """The dashboard's page CSS: the focus rules, the disconnected banner, the keys' focus hook and `extra` (the
+        presentation scale)."""
+        value = CSS + DISCONNECTED_CSS + KEEP_FOCUS + extra
         if self.css.value != value:
             self.css.value = value
 

@@ -57,3 +57,20 @@ def test_five_epochs_on_fashion_mnist_match_the_lesson():
     epoch, loss, train_acc, test_acc = epoch_lines(out.stdout)[-1]
     assert epoch == "5" and abs(float(loss) - 0.486) <= 0.01 and abs(float(train_acc) - 0.836) <= 0.01
     assert 0.80 <= float(test_acc) <= 0.85
+
+
+def test_the_launch_commands_never_import_torch():
+    """`softmax-widgets lab` and `app` run beside the servers for a whole lecture: torch (~700 MB) stays out of
+    them; `from softmax_widgets import Trainer` still works (the package imports its names on first use)."""
+    code = ("import sys, softmax_widgets, softmax_widgets.cli, softmax_widgets.launch\n"
+            "print('torch' in sys.modules)\nfrom softmax_widgets import Trainer, load_dataset, model\n"
+            "print('torch' in sys.modules, Trainer.__module__, sorted(softmax_widgets.__all__) == "
+            "sorted(softmax_widgets._WHERE))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True", "softmax_widgets.trainer", "True"], out.stdout + out.stderr
+
+
+def test_the_cli_knows_every_dataset():
+    from softmax_widgets import cli, data
+
+    assert cli.DATASET_NAMES == tuple(data.DATASETS)

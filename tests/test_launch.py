@@ -393,3 +393,52 @@ def test_app_takes_scale_on_the_command_line(capsys):
             parser.parse_args(["--scale", bad])
         err = capsys.readouterr().err
         assert f"argument --scale: --scale must be a number from 1 (normal size) to 2; {said}" in err
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def _listening(port: int, deadline: float, proc: subprocess.Popen, log: Path) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    pytest.fail(f"the app never listened on {port}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory from /proc (Linux)")
+@pytest.mark.timeout(300)
+def test_the_app_process_checks_the_state_without_keeping_torch(tmp_path):
+    """`softmax-widgets app --state lesson.pt` stays beside Voila for the whole lecture: it checks the state file
+    (in a child process) and never imports torch itself, so it holds far less memory than torch alone."""
+    pytest.importorskip("voila")
+    from softmax_widgets import Trainer, load_dataset
+
+    t = Trainer(load_dataset("digits"), batch_size=64, seed=4)
+    t.train_step()
+    t.save(tmp_path / "lesson.pt")
+    torch_alone = float(subprocess.run(
+        [sys.executable, "-c", "import torch, pathlib; print([int(l.split()[1]) / 1024 for l in "
+         "pathlib.Path('/proc/self/status').read_text().splitlines() if l.startswith('VmRSS:')][0])"],
+        capture_output=True, text=True, timeout=120, check=True).stdout)
+    port = _free_port()
+    log = tmp_path / "app.log"
+    proc = subprocess.Popen([sys.executable, "-m", "softmax_widgets.cli", "app", "--state", str(tmp_path / "lesson.pt"),
+                             "--port", str(port), "--no-browser"], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env=_throwaway_jupyter_env(tmp_path / "home"), cwd=tmp_path)
+    try:
+        _listening(port, time.monotonic() + 180, proc, log)  # the state was checked, Voila runs
+        app_mb = _rss_mb(proc.pid)
+        voila_mb = sum(_rss_mb(p) for p in _server_pids(proc.pid))
+    finally:
+        rc = _stop(proc)
+    assert rc in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 1), log.read_text()[-2000:]
+    print(f"app process {app_mb:.0f} MB, Voila {voila_mb:.0f} MB, `import torch` alone {torch_alone:.0f} MB")
+    assert app_mb < torch_alone / 3, (app_mb, torch_alone)

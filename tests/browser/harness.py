@@ -151,13 +151,17 @@ def lab_server(root: Path, home: Path, data_root: Path | None = None):
 
 
 @contextmanager
-def voila_server(home: Path, data_root: Path | None = None):
-    """Voila on 127.0.0.1 serving the dashboard page, as `softmax-widgets app` does; yields the Server."""
+def voila_server(home: Path, data_root: Path | None = None, autosave: bool = False):
+    """Voila on 127.0.0.1 serving the dashboard page, as `softmax-widgets app` does (its page and Voila config in a
+    temporary folder); with `autosave`, the page keeps its run there too and a reload reopens it. (Off for the
+    session's shared server: each test there starts on a fresh run.) Yields the Server."""
     port = free_port()
-    page = home / launch.APP_PAGE.name
-    page.write_bytes(launch.APP_PAGE.read_bytes())  # the kernel starts beside the page: a temp folder
+    page = launch.app_folder(home)  # the kernel starts beside the page: a temp folder
     cmd = launch.app_command(port, ["--no-browser", f"--Voila.ip={HOST}", "--Voila.port_retries=0"], page)
-    server = Server(cmd, f"http://{HOST}:{port}", home / "voila.log", jupyter_env(home, data_root), home)
+    env = jupyter_env(home, data_root)
+    if autosave:
+        env[launch.AUTOSAVE_ENV] = str(home / launch.AUTOSAVE_NAME)
+    server = Server(cmd, f"http://{HOST}:{port}", home / "voila.log", env, home)
     try:
         # not a GET of the page: Voila would run the notebook (and start a kernel) just to answer it
         _wait_port(server)
