@@ -6,12 +6,11 @@ Play lives in player.py, the push timing in throttle.py, the keyboard table in w
 from __future__ import annotations
 
 import html
+import json
 import logging
 import random
 
-from ipyevents import Event as DomEvent
 from ipywidgets import Button, Layout, VBox
-from traitlets import List
 
 from . import model, rerun
 from .data import load_or_offline
@@ -22,7 +21,7 @@ from .presentation import FITS_720, PRESENTATION, check_scale, is_compact, scale
 from .throttle import ALL, BATCH, CONTROLS, CURVES, DIRTY, GRAD, PARTS, PushClock, Throttle
 from .trainer import Trainer
 from .views import Views
-from .widgets import DEFAULT_LABELS, KEYS, KEYS_HELP, PASS_KEYS, WAY_BUTTONS, Controls, descendants
+from .widgets import DEFAULT_LABELS, KEYS, KEYS_LIST, PASS_KEYS, WAY_BUTTONS, Controls, descendants
 
 __all__ = ["KEYS", "Dashboard"]
 
@@ -36,14 +35,6 @@ FOLLOW = {Phase.NEXT_BATCH: "batch", Phase.FORWARD: "batch", Phase.ZERO_GRAD: "W
 DEFAULT_WAYS = ("reset",)  # an event without its ways (a listener's own divergence event): Reset always works
 # a way out without a button, in the dashboard's words (a page without code cells must not say "type ...")
 NO_BUTTON = {"lesson_function": "{label} back (the softmax toggle: lesson's)"}
-
-
-class KeyEvents(DomEvent):
-    """ipyevents' key listener, told which keys it must never take: ipyevents takes every other key while the
-    mouse is over its area (stops it and prevents its default), and lets these through to JupyterLab untouched
-    (its JS reads `_modifier_keys` for ignore_modifier_key_events)."""
-
-    _modifier_keys = List(PASS_KEYS).tag(sync=True)
 
 
 def event_ways(event) -> list[dict]:
@@ -114,7 +105,7 @@ class Dashboard(VBox):
             self.controls.note.value = (f"<div style='color:#b35900;white-space:nowrap;overflow:hidden;"
                                         f"text-overflow:ellipsis' title='{details}'>{html.escape(str(note))}</div>")
             self.controls.note.layout.display = None
-        # keys act while the mouse is over this area (ipyevents takes every key there: no text boxes inside)
+        # the status and the plots (a stable name for CSS and the browser tests)
         self.keys_area = VBox([self.controls.readout, self.plots.widget])
         self.keys_area.add_class("sw-keys")
         # the row of tabs (W.grad, batch, bias, graph, evaluation, compare, export); outside the keys area: its
@@ -130,12 +121,6 @@ class Dashboard(VBox):
         super().__init__(children=[self.controls.widget, self.keys_area, self.views.widget, self.controls.help],
                          **kwargs)
         self.add_class("sw-dashboard")
-        # prevent_default_action: Space must not scroll the page, → must not move the notebook's cursor
-        self.key_events = KeyEvents(source=self.keys_area, watched_events=["keydown"],
-                                   prevent_default_action=True, ignore_modifier_key_events=True)
-        # and over the row of buttons (no text box there): after a click on Step the mouse rests on it
-        self.button_keys = KeyEvents(source=self.controls.button_row, watched_events=["keydown"],
-                                    prevent_default_action=True, ignore_modifier_key_events=True)
         self._wire()
         trainer.on_change(self._on_change)
         # the front end counts this widget's views (ipywidgets' _view_count: Lab, Notebook 7, Voila): when the
@@ -235,8 +220,9 @@ class Dashboard(VBox):
         return self.player.run_for(iterations)
 
     def handle_key(self, key: str) -> bool:
-        """One key press (KeyboardEvent.key, as ipyevents sends it): → or s step, Space play/pause, u undo,
-        r reset with the same seed. False for a key that does nothing (the status says which keys do)."""
+        """One key press (KeyboardEvent.key, as the page sends it after a click on the dashboard): → or s step,
+        Space play/pause, u undo, r reset with the same seed. False for a key that does nothing (the keys line says
+        which keys do)."""
         action = KEYS.get(key)
         if action == "step":
             self._act(self.trainer.step)
@@ -247,8 +233,8 @@ class Dashboard(VBox):
         elif action == "reset":
             self._act(lambda: self._reset(self.trainer.seed))
         else:
-            self._key_hint = (f"The key {key!r} does nothing here. {KEYS_HELP[0].upper()}{KEYS_HELP[1:]}; "
-                              "Shift-Enter, Tab, Escape and Ctrl/Alt/⌘ + Enter go to JupyterLab.")
+            self._key_hint = (f"The key {key!r} does nothing here. Keys: {KEYS_LIST}. To type elsewhere, click "
+                              "there or press Escape (Shift-Enter, Tab and Ctrl/Alt/⌘ keys go on to JupyterLab).")
             self.clock.dirty |= CONTROLS
             self.push()  # like a click: whatever code in a cell left pending goes too
             return False
@@ -282,9 +268,6 @@ class Dashboard(VBox):
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             trainer.on_change(self._on_change, remove=True)
-        for keys in (getattr(self, "key_events", None), getattr(self, "button_keys", None)):
-            if keys is not None:  # it points at its area; nothing points back at it
-                keys.close()
         if getattr(self, "math", None) is not None:
             self.math.close()
         views = getattr(self, "views", None)
@@ -363,8 +346,7 @@ class Dashboard(VBox):
         c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
         c.details.observe(lambda ch: self._syncing or self.push(CONTROLS), "value")
         c.scale.observe(lambda ch: self._toggle_scale(ch["new"]), "value")
-        self.key_events.on_dom_event(self._on_dom_event)
-        self.button_keys.on_dom_event(self._on_dom_event)
+        c.keys.observe(lambda ch: self._on_key_message(ch["new"]), "value")
         c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
         c.lr_text.observe(lambda ch: self._typed_lr(ch["new"]), "value")
         c.seed.observe(lambda ch: self._typed_seed(ch["old"], ch["new"]), "value")
@@ -420,14 +402,27 @@ class Dashboard(VBox):
         if shown and self.clock.dirty & shown and getattr(self, "comm", None) is not None:
             self.push(shown)
 
-    def _on_dom_event(self, event: dict) -> None:
-        """ipyevents' message from the browser; a shortcut with Ctrl, Alt or ⌘ is not ours."""
+    def _on_key_message(self, text: str) -> None:
+        """A key from the page (widgets.KEYS_JS): JSON written into the hidden key box, one message per press."""
+        if not text:
+            return
         try:
-            if event.get("type") != "keydown" or any(event.get(k) for k in ("ctrlKey", "altKey", "metaKey")):
+            event = json.loads(text)
+        except ValueError:
+            log.warning("a key message that is not JSON: %r", text[:80])
+            return
+        if isinstance(event, dict):
+            self._on_key_event(event)
+
+    def _on_key_event(self, event: dict) -> None:
+        """One keydown the page heard while the dashboard had the focus; a shortcut with Ctrl, Alt or ⌘ is not ours
+        (the page never sends one: this is the same rule once more)."""
+        try:
+            if any(event.get(k) for k in ("ctrlKey", "altKey", "metaKey")):
                 return  # a shortcut: not the dashboard's, said nothing
             key = str(event.get("key", ""))
             if key in PASS_KEYS or (event.get("shiftKey") and key not in KEYS):
-                return  # JupyterLab's (ipyevents lets these through), or Shift + a key that is not ours: silent
+                return  # JupyterLab's (the page lets these through), or Shift + a key that is not ours: silent
             if event.get("repeat") and KEYS.get(key) in ("play", "reset"):
                 return  # a held Space would flicker Play on and off
             self.handle_key(key)

@@ -25,8 +25,8 @@ from ipywidgets import (
 
 from .phases import Phase
 
-__all__ = ["CODE", "KEYS", "KEYS_HELP", "LR_STOPS", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS", "UNDO", "Controls",
-           "descendants"]
+__all__ = ["CODE", "KEYS", "KEYS_HELP", "KEYS_LIST", "KEYS_ON", "LR_STOPS", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS",
+           "UNDO", "Controls", "descendants"]
 
 # text, not only icons: offline Voila cannot fetch Font Awesome; ‖ is in every font (⏸ is not: an empty box)
 PLAY, PAUSE = "▶ Play", "‖ Pause"
@@ -39,14 +39,17 @@ KEY_TABLE = [  # (keys as KeyboardEvent.key, label in the help, action, words in
     (("r", "R"), "r", "reset", "reset"),
 ]
 KEYS = {key: action for keys, _, action, _ in KEY_TABLE for key in keys}
-# keys the dashboard never takes (with any modifier): ipyevents lets them through to JupyterLab untouched, so
-# Shift-Enter over the dashboard runs the next cell and Escape leaves edit mode
+# keys the dashboard never takes, even while it has the keyboard: they reach JupyterLab untouched (Shift-Enter runs
+# the next cell, Tab moves the focus), and so does every key with Ctrl, Alt or ⌘ (Ctrl-S saves). Escape gives the
+# keyboard back to the notebook; the arrows up and down and the page keys still scroll
 PASS_KEYS = ["Shift", "Control", "Alt", "Meta", "AltGraph", "CapsLock", "Enter", "Tab", "Escape", "F1", "F2", "F3",
-             "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12"]
-# ipyevents watches keys while the mouse is over the buttons or the plots (it takes every key there, so not over
-# the text boxes and sliders)
-KEYS_HELP = "keys: " + " · ".join(f"{label} {words}" for _, label, _, words in KEY_TABLE) + \
-    " (with the mouse over the buttons or the plots)"
+             "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12", "ArrowUp", "ArrowDown", "PageUp", "PageDown",
+             "Home", "End"]
+KEYS_LIST = " · ".join(f"{label} {words}" for _, label, _, words in KEY_TABLE)
+# the keys line under the dashboard, both ways: the page shows the one that is true now (KEYS_JS marks the
+# dashboard armed while the focus is inside it, outside its text boxes and sliders)
+KEYS_HELP = f"click the dashboard to use its keys: {KEYS_LIST}"
+KEYS_ON = f"keys on: {KEYS_LIST} (a click elsewhere, or Escape, gives the keyboard back)"
 SOFTMAXES = [("lesson's", "lesson"), ("stable", "stable")]  # the toggle's (label, value)
 # what each phase runs, in the lesson's own code: short enough that it and the math line beside it fit one line at
 # 1366×768 with the file browser open (the comments, cut with "…" there, are the buttons' and the line's tooltip)
@@ -70,11 +73,15 @@ SPEEDS = {"1": 1.0, "2": 2.0, "5": 5.0, "10": 10.0, "20": 20.0, "50": 50.0, "100
 DEFAULT_SPEED = "20"
 # the learning rate's stops: 1, 2, 5 in every decade, so the readout is always a number one can say aloud
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
-# no focus frame on the area ipyevents focuses; the code and math lines may shrink inside their row, so a line
-# longer than the row ends in "…" (ipywidgets' HTML content box does not shrink below its text by itself)
-CSS = ("<style>.sw-dashboard:focus, .sw-dashboard .ipyevents-watched:focus, "
-       ".sw-dashboard .ipyevents-watched:focus-visible, "
-       ".sw-dashboard .sw-keys:focus {outline: none !important;} "
+# the frame says the keys are armed (the focus is inside the dashboard, outside a text box or slider): thin, not
+# the browser's black focus ring; the keys line shows the sentence that is true now. The code and math lines may
+# shrink inside their row, so a line longer than the row ends in "…" (ipywidgets' HTML content box does not shrink
+# below its text by itself)
+CSS = ("<style>.sw-dashboard:focus, .sw-dashboard:focus-visible {outline: none;} "
+       ".sw-dashboard.sw-keys-armed {outline: 2px solid rgba(25, 118, 210, 0.45) !important; outline-offset: -2px; "
+       "border-radius: 3px;} "
+       ".sw-dashboard .sw-keys-on {display: none;} .sw-dashboard.sw-keys-armed .sw-keys-on {display: inline;} "
+       ".sw-dashboard.sw-keys-armed .sw-keys-off {display: none;} "
        ".sw-dashboard .sw-code .widget-html-content, .sw-dashboard .sw-math .widget-html-content "
        "{min-width: 0; overflow: hidden;} "
        # ipywidgets' FileUpload always writes "description (N files)": after a load it read "(0)" (the value is
@@ -95,33 +102,57 @@ DISCONNECTED_CSS = ("<style>.sw-dashboard.jupyter-widgets-disconnected::before {
                     "{opacity: 0.4; filter: grayscale(1); pointer-events: none;} "
                     ".sw-dashboard.jupyter-widgets-disconnected .jupyter-widgets-disconnected::before "
                     "{display: none;}</style>")
+# What focused elements keep their own keys (→ moves a focused slider, letters go into a text box)
+CONTROLS_CSS = ("input,textarea,select,[contenteditable],[role=slider],[role=spinbutton],[role=listbox],"
+                "[role=combobox],[role=textbox],.noUi-target")
+# The dashboard's keyboard, in the page. The keys act only while the focus is inside the dashboard: a click on it
+# (empty space, a plot, a button; the root has tabindex -1) arms them, a click or a focus elsewhere (a code cell)
+# disarms them, and hovering does nothing. A focused text box, slider or dropdown keeps its keys; a key with Ctrl,
+# Alt or ⌘ and PASS_KEYS go on to JupyterLab; Escape gives the focus back to the notebook. A key the dashboard takes
+# is stopped before JupyterLab's own shortcuts hear it (a capture listener on window runs before Lab's on document:
+# r would otherwise turn a cell raw, x cut one) and written, as JSON, into the hidden text box `Controls.keys`: its
+# model syncs it to Python like any typed text (Dashboard._on_key_message).
 # JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
-# on Step (or ipyevents focusing the area under the mouse, tabindex -4242), Shift-Enter re-ran the dashboard's own
-# cell and lost the run. The dashboard keeps focus and presses to itself (the active cell stays where the code is),
-# and a focus it loses to nothing (ipyevents lets go when the mouse leaves), or a clicked button's focus when the
-# mouse leaves the dashboard, goes back to the notebook, so b, m, dd... work again (a text box keeps its focus). A
-# click on text or a plot outside the keys area (the counter, a confusion-matrix cell) moved the focus to the
-# nearest focusable ancestor, the cell itself, which made it active: the dashboard is focusable (tabindex -1), so
-# that focus stays inside it. A right-click goes through: JupyterLab's context menu (Create New View for Cell
-# Output) must act on the dashboard's cell. A shortcut with Ctrl, ⌘ or Alt (Ctrl-S) goes to JupyterLab: ipyevents
-# takes every key while the mouse is over its area, so for that one key it is told the mouse left (and came back).
-# No other front-end code ships with ipywidgets: an image that fails to load runs this once per view, in Lab,
-# Notebook 7 and Voila alike
-KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"(function(img){var n=0;(function hook(){"
-              "var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}"
-              "if(d.swKeepFocus)return;d.swKeepFocus=1;if(!d.hasAttribute('tabindex'))d.tabIndex=-1;"
-              "var stop=function(e){if(e.button===2)return;e.stopPropagation();};"
-              "['focusin','mousedown','pointerdown'].forEach(function(k){d.addEventListener(k,stop);});"
-              "var back=function(){var nb=d.closest('.jp-Notebook');if(nb)nb.focus({preventScroll:true});};"
-              "d.addEventListener('focusout',function(e){if(!e.relatedTarget)setTimeout(function(){"
-              "if(document.activeElement===document.body)back();},0);});"
-              "d.addEventListener('mouseleave',function(){var a=document.activeElement;"
-              "if(a&&d.contains(a)&&!a.matches('input,textarea,select,[contenteditable]'))back();});"
-              "window.addEventListener('keydown',function(e){if(!(e.ctrlKey||e.metaKey||e.altKey)||"
-              "['Control','Meta','Alt','Shift'].indexOf(e.key)>=0)return;var w=d.querySelector('.ipyevents-watched');"
-              "if(!w)return;w.dispatchEvent(new MouseEvent('mouseleave'));setTimeout(function(){"
-              "if(w.matches(':hover'))w.dispatchEvent(new MouseEvent('mouseenter'));},0);},true);"
-              "})();})(this)\">")
+# on Step, Shift-Enter re-ran the dashboard's own cell and lost the run. So presses and focus stay inside the
+# dashboard (the active cell stays where the code is); a right-click goes through, for JupyterLab's context menu. A
+# focus lost to nothing (a clicked way-out button hides itself) stays in the dashboard, unless the press was
+# elsewhere: then the notebook gets it, so b, m, dd work. No other front-end code ships with ipywidgets: an image
+# that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike. Single quotes only (it sits in a
+# double-quoted attribute).
+KEYS_JS = """(function(img){var n=0;(function hook(){
+var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}
+if(d.swKeys)return;d.swKeys=1;d.tabIndex=-1;
+var PASS=__PASS__,CONTROLS='__CONTROLS__',view=Math.random().toString(36).slice(2),count=0,outside=false;
+var control=function(el){return !!(el&&el.closest&&el.closest(CONTROLS));};
+var show=function(){var a=document.activeElement;d.classList.toggle('sw-keys-armed',!!a&&d.contains(a)&&!control(a));};
+var later=function(){setTimeout(show,0);};
+var back=function(){var nb=d.closest('.jp-Notebook'),a=document.activeElement;
+if(nb)nb.focus({preventScroll:true});else if(a&&d.contains(a))a.blur();show();};
+var stop=function(e){if(e.button===2)return;e.stopPropagation();};
+['focusin','mousedown','pointerdown'].forEach(function(k){d.addEventListener(k,stop);});
+d.addEventListener('focusin',later);
+d.addEventListener('pointerdown',function(e){if(e.button!==0||control(e.target))return;
+setTimeout(function(){if(!d.contains(document.activeElement))d.focus({preventScroll:true});show();},0);});
+d.addEventListener('focusout',function(e){later();if(e.relatedTarget)return;setTimeout(function(){
+if(!d.isConnected||document.activeElement!==document.body)return;
+if(outside)back();else{d.focus({preventScroll:true});show();}},0);});
+var ours=function(e){var t=e.target;return t instanceof Node&&d.contains(t)&&!(e.ctrlKey||e.metaKey||e.altKey)
+&&!e.isComposing&&!control(t)&&PASS.indexOf(e.key)<0;};
+var onDown=function(e){if(!d.isConnected)return done();outside=!d.contains(e.target);};
+var onKey=function(e){if(!d.isConnected)return done();
+if(e.key==='Escape'&&d.contains(e.target)&&!control(e.target)){setTimeout(back,0);return;}
+if(!ours(e))return;e.preventDefault();e.stopPropagation();
+var box=d.querySelector('.sw-key-input input');if(!box)return;
+box.value=JSON.stringify({view:view,n:++count,key:e.key,shiftKey:e.shiftKey,repeat:e.repeat});
+box.dispatchEvent(new Event('input',{bubbles:true}));};
+var onUp=function(e){if(ours(e)){e.preventDefault();e.stopPropagation();}};
+var done=function(){window.removeEventListener('keydown',onKey,true);window.removeEventListener('keyup',onUp,true);
+document.removeEventListener('pointerdown',onDown,true);};
+window.addEventListener('keydown',onKey,true);window.addEventListener('keyup',onUp,true);
+document.addEventListener('pointerdown',onDown,true);show();
+})();})(this)""".replace("__PASS__", "[" + ",".join(f"'{k}'" for k in PASS_KEYS) + "]").replace(
+    "__CONTROLS__", CONTROLS_CSS)
+KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"" + KEYS_JS.replace("\n", "") + "\">")
 # a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
 WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}
 DEFAULT_LABELS = {"stable_softmax": "use stable softmax", "lower_lr": "lr × 0.1", "undo": "↶ undo", "reset": "Reset"}
@@ -207,10 +238,11 @@ class Controls:
         self.status_html = HTML(layout=Layout(height=STATUS_H, overflow="hidden", margin="0", width="100%"))
         self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 0", min_width="190px", overflow="hidden"))
         self.code = HTML(layout=Layout(overflow="hidden", flex="0 1 auto", min_width="0"))
-        self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
-        # page CSS for this dashboard: ipyevents focuses the area under the mouse (to hear its keys); no black
-        # frame around it on a projector. The buttons keep their focus ring for keyboard users
+        self.help = HTML(_keys_line())
+        # page CSS and the keyboard's script for this dashboard (KEYS_JS): the frame while the keys are armed
         self.css = HTML(CSS + DISCONNECTED_CSS + KEEP_FOCUS, layout=Layout(display="none"))
+        # the keys the page hears, as JSON (KEYS_JS writes them here; Dashboard._on_key_message reads them)
+        self.keys = Text(value="", continuous_update=True, layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
         self.arrows = [Label("→", layout=Layout(width=WIDTHS["arrow"][0], flex="none", margin="0"))
@@ -221,10 +253,10 @@ class Controls:
         for arrow, b in zip(self.arrows, phases[1:], strict=True):
             row1 += [arrow, b]
         b = self.buttons
-        # the buttons only (no text box): the keys act while the mouse rests here too, as after a click on Step
         self.button_row = _row([*row1, self.gap, b["step"], b["iteration"], b["epoch"], b["play"], b["undo"]])
         self.widget = VBox([
             self.css,
+            self.keys,
             self.note,
             self.button_row,
             _row([self.speed, self.lr, self.lr_text, self.batch_size, self.scale]),
@@ -246,7 +278,7 @@ class Controls:
                              (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
                              (self.code, "sw-code"), (self.lr, "sw-lr"), (self.speed, "sw-speed"),
                              (self.readout, "sw-readout"), (self.lr_text, "sw-lr-text"), (self.seed, "sw-seed"),
-                             (self.scale, "sw-scale-toggle")):
+                             (self.scale, "sw-scale-toggle"), (self.keys, "sw-key-input")):
             widget.add_class(name)
 
     def set_compact(self, compact: bool) -> None:
@@ -307,9 +339,7 @@ class Controls:
 
     def show_key_hint(self, hint: str) -> None:
         """A key that does nothing: said on the keys line under the dashboard (the status keeps its message)."""
-        text = hint or KEYS_HELP
-        color = COLORS["warning"] if hint else "#666"
-        value = f"<small style='color:{color}'>{html.escape(text)}</small>"
+        value = _keys_line(hint)
         if self.help.value != value:
             self.help.value = value
 
@@ -374,6 +404,15 @@ class Controls:
     def rate(self) -> float | None:
         """Iterations per second the speed slider asks for; None = as fast as the CPU goes."""
         return SPEEDS[self.speed.value]
+
+
+def _keys_line(hint: str = "") -> str:
+    """The keys line: a key that did nothing, in orange; else how to arm the keys, or (while they are armed: the
+    page's CSS shows one of the two) which keys act and how to give the keyboard back."""
+    if hint:
+        return f"<small style='color:{COLORS['warning']}'>{html.escape(hint)}</small>"
+    return (f"<small style='color:#666'><span class='sw-keys-off'>{html.escape(KEYS_HELP)}</span>"
+            f"<span class='sw-keys-on' style='color:#1565c0'>{html.escape(KEYS_ON)}</span></small>")
 
 
 def _slot() -> HBox:

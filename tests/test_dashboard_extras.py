@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
+import json
 import logging
 import math
 import random
@@ -15,7 +17,7 @@ import torch
 
 from softmax_widgets import Phase, Trainer, model
 from softmax_widgets.app import KEYS, Dashboard
-from softmax_widgets.widgets import KEYS_HELP, UNDO
+from softmax_widgets.widgets import KEEP_FOCUS, KEYS_HELP, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
 from tests.conftest import wait_until
 
 PHASES = [p.value for p in Phase]
@@ -32,14 +34,20 @@ def visible(widget) -> bool:
     return widget.layout.display != "none"
 
 
+PRESSES = itertools.count(1)
+
+
+def key_message(key: str, **mods) -> str:
+    """What the page's key script (widgets.KEYS_JS) writes into the hidden key box for one keydown."""
+    return json.dumps({"view": "test", "n": next(PRESSES), "key": key, "shiftKey": False, "repeat": False, **mods})
+
+
 def press(d: Dashboard, key: str, **mods) -> None:
-    """A key as the browser sends it: ipyevents' keydown message, delivered through the widget's comm."""
-    content = {"altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False, "type": "keydown",
-               "timeStamp": 1.0, "code": "", "key": key, "location": 0, "repeat": False,
-               "target": {"tagName": "DIV", "id": "", "className": "sw-keys"}, "event": "keydown", **mods}
-    msg = {"content": {"comm_id": d.key_events.comm.comm_id, "data": {"method": "custom", "content": content}},
-           "buffers": [], "metadata": {}}
-    d.key_events.comm.handle_msg(msg)
+    """A key as the browser sends it: the key box's value update, delivered through the widget's comm."""
+    comm = d.controls.keys.comm
+    comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {
+        "method": "update", "state": {"value": key_message(key, **mods)}, "buffer_paths": []}},
+        "buffers": [], "metadata": {}})
 
 
 def diverge(d: Dashboard, clicks: int = 20) -> int:
@@ -265,10 +273,13 @@ def test_softmax_toggle_both_ways_and_synced_from_code(dash):
 
 
 # ---- keyboard ----
-def test_keys_through_ipyevents_messages(dash):
+def test_keys_through_the_key_box_messages(dash):
+    """The page writes each key it heard (after a click on the dashboard) into a hidden text box: its value update
+    is one key press, acted on by the same table as handle_key."""
     t = dash.trainer
-    ev = dash.key_events
-    assert ev.source is dash.keys_area and ev.watched_events == ["keydown"] and ev.prevent_default_action
+    box = dash.controls.keys
+    assert box in descendants(dash) and box.layout.display == "none" and box.continuous_update
+    assert "sw-key-input" in box._dom_classes and ".sw-key-input input" in KEEP_FOCUS
     press(dash, "s")
     assert t.last_phase is Phase.NEXT_BATCH and dash.status.startswith("next_batch")
     press(dash, "ArrowRight", code="ArrowRight")
@@ -294,19 +305,18 @@ def test_an_unknown_key_says_which_keys_work_on_the_keys_line(dash):
     status = dash.controls.status_html.value
     assert dash.handle_key("x") is False
     hint = dash.controls.help.value
-    assert html.escape("'x' does nothing here") in hint and KEYS_HELP[6:] in hint
+    assert html.escape("'x' does nothing here") in hint and KEYS_LIST in hint and "Escape" in hint
     assert dash.controls.status_html.value == status  # the status line keeps its message: nothing is glued on
     dash.buttons["next_batch"].click()  # the next action takes the hint away
     assert html.escape("does nothing") not in dash.controls.help.value and KEYS_HELP in dash.controls.help.value
 
 
 def test_jupyterlab_keys_pass_through_and_modified_keys_are_silent(dash):
-    """Shift-Enter over the dashboard runs the next cell: ipyevents is told never to take Enter, Tab, Escape or a
-    modifier (its `_modifier_keys`), and the dashboard says nothing about keys that come with a modifier."""
-    ev, bev = dash.key_events, dash.button_keys
-    for keys in (ev, bev):
-        assert keys.ignore_modifier_key_events
-        assert {"Enter", "Tab", "Escape", "Shift", "Control", "Alt", "Meta"} <= set(keys.get_state()["_modifier_keys"])
+    """Shift-Enter runs the next cell even while the dashboard has the keys: the page script never takes Enter, Tab,
+    Escape, a modifier or a key with one (it names them all), and the dashboard says nothing about those keys."""
+    assert {"Enter", "Tab", "Escape", "Shift", "Control", "Alt", "Meta"} <= set(PASS_KEYS)
+    script = dash.controls.css.value
+    assert all(f"'{k}'" in script for k in PASS_KEYS) and "e.ctrlKey||e.metaKey||e.altKey" in script
     before = (dash.controls.status_html.value, dash.controls.help.value)
     for key, mods in (("Enter", {"shiftKey": True}), ("Enter", {}), ("Enter", {"ctrlKey": True}), ("Tab", {}),
                       ("Escape", {}), ("x", {"shiftKey": True}), ("c", {"ctrlKey": True}), ("v", {"metaKey": True}),
@@ -344,20 +354,21 @@ def test_space_plays_and_pauses(digits):
     asyncio.run(main())
 
 
-def test_keys_area_holds_no_text_box(dash):
-    """ipyevents takes every key while the mouse is over its source: a text box there could not be typed in."""
-    seen = set()
-    stack = [dash.keys_area]
-    while stack:
-        w = stack.pop()
-        if id(w) in seen:
-            continue
-        seen.add(id(w))
-        assert not hasattr(w, "continuous_update") and type(w).__name__ not in ("Text", "IntText", "Textarea"), w
-        stack += [v for v in getattr(w, "children", ())] + [m for m in getattr(w, "marks", ())]
-    assert {id(dash.controls.status_html), id(dash.plots.loss_fig), *map(id, dash.plots.w_figs)} <= seen
-    assert dash.controls.help in dash.children  # the keys' help line sits below the tabs
-    assert KEYS_HELP in dash.controls.help.value and set(KEYS.values()) == {"step", "play", "undo", "reset"}
+def test_the_keys_line_says_how_to_arm_the_keys_and_how_to_give_them_back(dash):
+    """No hover: the keys act after a click on the dashboard. The keys line holds both sentences; the page's CSS
+    shows the one that is true (sw-keys-armed while the focus is inside the dashboard, outside its controls)."""
+    line = dash.controls.help
+    assert line in dash.children  # below the tabs
+    assert "sw-keys-off" in line.value and html.escape(KEYS_HELP) in line.value
+    assert "click the dashboard" in KEYS_HELP
+    assert "sw-keys-on" in line.value and html.escape(KEYS_ON) in line.value and "Escape" in KEYS_ON
+    assert "with the mouse over" not in line.value and set(KEYS.values()) == {"step", "play", "undo", "reset"}
+    css = dash.controls.css.value
+    assert ".sw-dashboard.sw-keys-armed .sw-keys-on {display: inline;}" in css
+    assert ".sw-dashboard.sw-keys-armed {outline: 2px solid" in css  # the frame: the keys are armed
+    # the script arms on focus, never on hover; a focused control (slider, text box, dropdown) keeps its keys
+    assert "mouseenter" not in KEEP_FOCUS and "mouseleave" not in KEEP_FOCUS and "mouseover" not in KEEP_FOCUS
+    assert "[role=slider]" in KEEP_FOCUS and "input,textarea,select" in KEEP_FOCUS
 
 
 # ---- CSS classes, no tracebacks, closing ----
@@ -394,12 +405,12 @@ def test_random_clicks_and_keys_never_raise(digits, caplog):
 
 def test_close_closes_the_key_listener(digits):
     d = Dashboard(Trainer(digits))
-    ev = d.key_events
+    ev = d.controls.keys
     d.close()
     assert ev.comm is None and d.buttons["way_undo"].comm is None and d.controls.softmax.comm is None
 
 
-# ---- a real kernel: keys arrive as the comm messages ipyevents' front end sends ----
+# ---- a real kernel: keys arrive as the comm messages the page's key box sends ----
 @pytest.mark.kernel
 @pytest.mark.timeout(300)
 def test_keys_by_comm_messages_in_a_real_kernel():
@@ -407,11 +418,8 @@ def test_keys_by_comm_messages_in_a_real_kernel():
     from .kernel_client import run, start_kernel, value
 
     def key(kc, model_id, k):
-        content = {"altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False, "type": "keydown",
-                   "timeStamp": 1.0, "code": "", "key": k, "location": 0, "repeat": False,
-                   "target": {"tagName": "DIV", "id": "", "className": "sw-keys"}, "event": "keydown"}
         kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
-            "method": "custom", "content": content}}))
+            "method": "update", "state": {"value": key_message(k)}, "buffer_paths": []}}))
 
     def settle(kc, cond_expr, timeout=30.0):
         end = time.monotonic() + timeout
@@ -428,7 +436,7 @@ def test_keys_by_comm_messages_in_a_real_kernel():
                 "ip.showtraceback = lambda *a, **k: (shown.append(1), _show(*a, **k))\n"
                 "class _Count(logging.Handler):\n    def emit(self, record): shown.append(record.getMessage())\n"
                 "logging.getLogger().addHandler(_Count(logging.ERROR))")
-        ev = value(kc, "dash.key_events.model_id")
+        ev = value(kc, "dash.controls.keys.model_id")
         key(kc, ev, "s")
         settle(kc, "dash.trainer.last_phase == 'next_batch'")
         key(kc, ev, "ArrowRight")
@@ -505,16 +513,15 @@ def test_a_stale_error_is_replaced_by_what_code_does_next(dash):
     assert "accumulated" in dash.controls.status_html.value or dash.status.startswith("sgd")
 
 
-def test_keys_act_over_the_row_of_buttons_too(dash):
-    """After a click on Step the mouse rests on the buttons: ipyevents listens there too (no text box in that row)."""
-    assert not any(type(w).__name__ in ("Text", "IntText", "BoundedIntText", "Textarea")
-                   for w in dash.controls.button_row.children)
-    content = {"altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False, "type": "keydown",
-               "key": "s", "repeat": False, "event": "keydown"}
-    comm = dash.button_keys.comm
-    comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": content}},
-                     "buffers": [], "metadata": {}})
-    assert dash.status.startswith("next_batch")
+def test_the_same_key_twice_acts_twice_and_a_broken_message_is_ignored(dash):
+    """Each press is its own message (the page numbers them): s, s steps twice; a value that is not a key message
+    (an old page, a hand-edited box) changes nothing and raises nothing."""
+    press(dash, "s")
+    press(dash, "s")
+    assert dash.trainer.last_phase is Phase.FORWARD
+    for junk in ("not json", "[1, 2]", ""):
+        dash.controls.keys.value = junk
+    assert dash.trainer.last_phase is Phase.FORWARD and dash.controls.status_level != "error"
 
 
 def test_keep_this_run_beside_the_live_plots(dash):
@@ -641,4 +648,4 @@ def test_the_status_box_scrolls_with_a_visible_bar_and_no_focus_frame(dash):
     assert f"title='{html.escape(dash.status)}" in c.status_html.value  # and the whole text is its tooltip
     dash.buttons["undo"].click()
     assert "overflow-y:auto" in c.status_html.value
-    assert c.css in c.widget.children and "outline: none" in c.css.value and "ipyevents-watched" in c.css.value
+    assert c.css in c.widget.children and "outline: none" in c.css.value and "sw-keys-armed" in c.css.value

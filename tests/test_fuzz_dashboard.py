@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
 import math
 import random
@@ -24,6 +26,7 @@ PHASES = [p.value for p in Phase]
 CLICKS = [*PHASES, "step", "iteration", "reset", "new_seed", "undo"]  # the buttons that need no event loop
 WAYS_OUT = ["way_stable", "way_lr", "way_undo", "way_reset"]  # shown only after a divergence
 KEYS = ["s", "ArrowRight", "u", "r", "x"]  # Space (Play) only where an event loop runs
+PRESSES = itertools.count(1)  # the page numbers its key messages: the same key twice is two messages
 
 # 50 click sequences of up to 40 actions (~2,000 clicks and edits) without Play, replayed for determinism, and
 # 30 sequences of up to 40 with Play/Pause/Run epoch on a real asyncio loop. Derandomized, no database: CI
@@ -79,11 +82,11 @@ def act(dash: Dashboard, kind: str, arg=None) -> None:
         setattr(dash.trainer, *SWAPS[arg])
     elif kind == "toggle":
         c.softmax.value = arg
-    elif kind == "key":  # what ipyevents sends from the browser, through the widget's comm
-        content = {"type": "keydown", "event": "keydown", "key": arg, "code": "", "repeat": False,
-                   "altKey": False, "ctrlKey": False, "metaKey": False, "shiftKey": False}
-        comm = dash.key_events.comm
-        comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": content}},
+    elif kind == "key":  # what the page's key script sends, through the key box's comm (one message a press)
+        comm = c.keys.comm
+        value = json.dumps({"view": "fuzz", "n": next(PRESSES), "key": arg, "shiftKey": False, "repeat": False})
+        comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "update", "state": {"value": value},
+                                                                       "buffer_paths": []}},
                          "buffers": [], "metadata": {}})
     elif kind == "cell":  # `t.train_step()` typed in another cell while the dashboard is shown
         try:
