@@ -116,13 +116,15 @@ CONTROLS_CSS = ("input,textarea,select,[contenteditable],[role=slider],[role=spi
 # on Step, Shift-Enter re-ran the dashboard's own cell and lost the run. So presses and focus stay inside the
 # dashboard (the active cell stays where the code is); a right-click goes through, for JupyterLab's context menu. A
 # focus lost to nothing (a clicked way-out button hides itself) stays in the dashboard, unless the press was
-# elsewhere: then the notebook gets it, so b, m, dd work. No other front-end code ships with ipywidgets: an image
-# that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike. Single quotes only (it sits in a
-# double-quoted attribute).
+# elsewhere: then the notebook gets it, so b, m, dd work. A shortcut pressed while the keys are armed (Ctrl-S: Lab
+# saves, then focuses the active cell) keeps them: a focus Lab moves within 3 s, to no text box and with no click
+# since, comes back (Ctrl/Alt-Enter run cells and move on: those let go). No other front-end code ships with
+# ipywidgets: an image that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike. Single quotes
+# only (it sits in a double-quoted attribute).
 KEYS_JS = """(function(img){var n=0;(function hook(){
 var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}
 if(d.swKeys)return;d.swKeys=1;d.tabIndex=-1;
-var PASS=__PASS__,CONTROLS='__CONTROLS__',view=Math.random().toString(36).slice(2),count=0,outside=false;
+var PASS=__PASS__,CONTROLS='__CONTROLS__',view=Math.random().toString(36).slice(2),count=0,outside=false,keep=0;
 var control=function(el){return !!(el&&el.closest&&el.closest(CONTROLS));};
 var show=function(){var a=document.activeElement;d.classList.toggle('sw-keys-armed',!!a&&d.contains(a)&&!control(a));};
 var later=function(){setTimeout(show,0);};
@@ -138,8 +140,12 @@ if(!d.isConnected||document.activeElement!==document.body)return;
 if(outside)back();else{d.focus({preventScroll:true});show();}},0);});
 var ours=function(e){var t=e.target;return t instanceof Node&&d.contains(t)&&!(e.ctrlKey||e.metaKey||e.altKey)
 &&!e.isComposing&&!control(t)&&PASS.indexOf(e.key)<0;};
-var onDown=function(e){if(!d.isConnected)return done();outside=!d.contains(e.target);};
+var onDown=function(e){if(!d.isConnected)return done();outside=!d.contains(e.target);keep=0;};
+var onFocus=function(e){if(!d.isConnected)return done();
+if(performance.now()>keep||d.contains(e.target)||control(e.target))return;
+keep=0;setTimeout(function(){d.focus({preventScroll:true});show();},0);};
 var onKey=function(e){if(!d.isConnected)return done();
+if((e.ctrlKey||e.metaKey||e.altKey)&&e.key!=='Enter'&&d.contains(e.target)&&!control(e.target))keep=performance.now()+3000;
 if(e.key==='Escape'&&d.contains(e.target)&&!control(e.target)){setTimeout(back,0);return;}
 if(!ours(e))return;e.preventDefault();e.stopPropagation();
 var box=d.querySelector('.sw-key-input input');if(!box)return;
@@ -147,9 +153,10 @@ box.value=JSON.stringify({view:view,n:++count,key:e.key,shiftKey:e.shiftKey,repe
 box.dispatchEvent(new Event('input',{bubbles:true}));};
 var onUp=function(e){if(ours(e)){e.preventDefault();e.stopPropagation();}};
 var done=function(){window.removeEventListener('keydown',onKey,true);window.removeEventListener('keyup',onUp,true);
-document.removeEventListener('pointerdown',onDown,true);};
+document.removeEventListener('pointerdown',onDown,true);
+document.removeEventListener('focusin',onFocus,true);};
 window.addEventListener('keydown',onKey,true);window.addEventListener('keyup',onUp,true);
-document.addEventListener('pointerdown',onDown,true);show();
+document.addEventListener('pointerdown',onDown,true);document.addEventListener('focusin',onFocus,true);show();
 })();})(this)""".replace("__PASS__", "[" + ",".join(f"'{k}'" for k in PASS_KEYS) + "]").replace(
     "__CONTROLS__", CONTROLS_CSS)
 KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"" + KEYS_JS.replace("\n", "") + "\">")

@@ -148,11 +148,21 @@ class DashboardPage:
                       timeout_s, before)
         return self.state()
 
-    def press_key(self, key: str, before: str, timeout_s: float = 30, over: str | None = None) -> dict:
-        """Hover over the dashboard's plots (or the button labelled `over`; ipyevents listens while the mouse is
-        there), press `key`, then wait until the status line's text differs from `before`; returns the new state."""
-        target = self.button(over) if over else self.page.locator(".sw-dashboard .sw-keys").first
-        target.hover(timeout=30_000)
+    def arm_keys(self) -> None:
+        """A click on the dashboard (its status line: no button there): its keys act from now on, until a click
+        elsewhere or Escape. The frame says so (the class sw-keys-armed)."""
+        self.page.locator(".sw-dashboard .sw-status").first.click(position={"x": 4, "y": 4}, timeout=30_000)
+        self.wait_for("() => window.__sw.dashboard().classList.contains('sw-keys-armed')", 10)
+
+    def keys_armed(self) -> bool:
+        return self.page.evaluate("() => window.__sw.dashboard().classList.contains('sw-keys-armed')")
+
+    def press_key(self, key: str, before: str, timeout_s: float = 30, arm: bool = True) -> dict:
+        """Click the dashboard first (hovering does nothing; `arm=False`: a click on one of its buttons has given it
+        the keys already), press `key`, then wait until the status line's text differs from `before`; returns the
+        new state."""
+        if arm:
+            self.arm_keys()
         self.page.keyboard.press(key)
         self.wait_for("(before) => window.__sw.statusText() !== before", timeout_s, before)
         return self.state()

@@ -88,17 +88,21 @@ def exercise(dash: DashboardPage, page, artifacts, name: str, screen: Screen | N
     state = dash.click_and_wait_status("sgd", state["status"])
     assert state["status"].startswith("sgd") and state["iteration"] == start["iteration"] + 1, state
 
-    # the keyboard (ipyevents, while the mouse is over the plots): s steps, u undoes
+    # the keyboard, after a click on the dashboard (hovering does nothing): s steps, u undoes
     state = dash.press_key("s", state["status"])
     assert state["status"].startswith("next_batch"), f"the s key did not step: {state}"
     assert "batch 2/" in state["counter"], state
-    state = dash.press_key("u", state["status"])
+    state = dash.press_key("u", state["status"], arm=False)
     assert state["status"].startswith("undo: back to before next_batch"), state
     assert "batch 1/" in state["counter"], state
-    # with the mouse resting on a button, as after a click on Step: the keys act there too
-    state = dash.press_key("s", state["status"], over="Step")
-    assert state["status"].startswith("next_batch"), f"the s key over Step did not step: {state}"
-    state = dash.press_key("u", state["status"], over="Iteration")
+    # after a click on a button (Step) the keys act too: the button has the focus, inside the dashboard
+    state = dash.click_and_wait_status("Step", state["status"])
+    assert state["status"].startswith("next_batch"), state
+    state = dash.press_key("u", state["status"], arm=False)
+    assert state["status"].startswith("undo: back to before next_batch"), f"u after a click on Step: {state}"
+    state = dash.press_key("s", state["status"], arm=False)
+    assert state["status"].startswith("next_batch"), f"the s key after a click on Step did not step: {state}"
+    state = dash.press_key("u", state["status"], arm=False)
     assert state["status"].startswith("undo: back to before next_batch"), state
 
     # Play starts slow enough to watch; "max" is one drag to the right
@@ -351,15 +355,16 @@ def test_lab_divergence_shows_the_ways_out(lab, lab_root, browser_page, artifact
 
 
 def keys_pass_through(dash: DashboardPage, page, artifacts) -> None:
-    """Over the dashboard, Shift-Enter is JupyterLab's (it runs the active cell); an unknown key is named on the
-    keys line, not glued to the status; the lr box sets the Trainer's lr."""
+    """With the dashboard's keys armed (a click on it), Shift-Enter is still JupyterLab's (it runs the active cell,
+    not the dashboard's); an unknown key is named on the keys line, not glued to the status; the lr box sets the
+    Trainer's lr."""
     status = dash.state()["status"]
     page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;"
                   " nb.mode = 'command'; }")
     page.evaluate(f"() => window.jupyterapp.shell.currentWidget.content.activeCell.model.sharedModel"
                   f".setSource({NEXT_CELL!r})")
-    page.mouse.move(2, 300)  # off the dashboard, then onto it: ipyevents focuses it on mouseenter
-    page.locator(".sw-dashboard .sw-keys").first.hover()
+    dash.arm_keys()  # the click leaves the active cell where it was
+    status = dash.state()["status"]
     page.keyboard.press("Shift+Enter")
     dash.wait_for("() => true")
     for _ in range(50):
@@ -370,10 +375,13 @@ def keys_pass_through(dash: DashboardPage, page, artifacts) -> None:
     assert dash.state()["status"] == status, "the dashboard took Shift-Enter"
     count = "() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
     assert page.evaluate(count) == 1, "Shift-Enter ran the dashboard's own cell again, not the next one"
-    page.locator(".sw-dashboard .sw-keys").first.hover()
-    page.keyboard.press("x")
+    cells = "() => window.jupyterapp.shell.currentWidget.content.widgets.length"
+    n = page.evaluate(cells)
+    dash.arm_keys()
+    page.keyboard.press("x")  # JupyterLab's "cut cell" in command mode: the dashboard has the keys, it names it
     dash.wait_for("() => document.querySelector('.sw-keys-help').textContent.includes(\"'x' does nothing\")")
     assert dash.state()["status"] == status
+    assert page.evaluate(cells) == n, "x over the armed dashboard cut a cell"
     box = page.locator(".sw-lr-text input")
     box.fill("0.03")
     box.press("Enter")

@@ -94,12 +94,12 @@ def _figures_fit(page, name: str) -> None:
     assert not bad, f"{name}: figures drawn past their box (measured zoomed): {bad[:3]}"
 
 
-def _keys_over_a_button(dash: DashboardPage) -> None:
-    """With the mouse resting on a button (as after a click), s steps and u takes it back."""
+def _keys_after_a_click(dash: DashboardPage) -> None:
+    """After a click on the dashboard, s steps and u takes it back."""
     before = dash.state()
-    stepped = dash.press_key("s", before["status"], over="Step")
+    stepped = dash.press_key("s", before["status"])
     assert stepped["status"] != before["status"] and "rgb(192, 0, 0)" not in stepped["color"], stepped
-    undone = dash.press_key("u", stepped["status"], over="↶ undo")
+    undone = dash.press_key("u", stepped["status"], arm=False)
     assert undone["status"].startswith("undo"), undone
 
 
@@ -128,39 +128,51 @@ def _click_then_shift_enter_runs_the_next_cell(dash: DashboardPage, page) -> Non
     box.fill("0.1")
     box.press("Enter")
     dash.wait_for("() => window.__sw.statusText() === 'learning rate set to 0.1'")
-    # the mouse over the plots (ipyevents takes the focus to hear keys), then away: JupyterLab's keys work again
+    # a click on the next cell's prompt gives the keyboard back to the notebook; then the mouse resting on the
+    # plots takes nothing (hovering never takes the focus): JupyterLab's b inserts a cell, dd deletes it
     cells = "() => window.jupyterapp.shell.currentWidget.content.widgets.length"
     n = page.evaluate(cells)
+    page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputPrompt").click()
     page.locator(".sw-dashboard .sw-keys").first.hover()
-    page.mouse.move(3, 400)
     page.wait_for_timeout(300)
+    assert not dash.keys_armed(), "hovering armed the dashboard's keys"
     page.keyboard.press("b")  # a cell below the active one
     dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n + 1}", 10)
     page.keyboard.press("d")
     page.keyboard.press("d")  # and deleted again
     dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n}", 10)
-    # the same after a click, leaving upwards over the notebook's toolbar (the button kept the focus: b was lost
-    # and the dd after it deleted a real cell)
+    # after a click on Step the dashboard has the keys, wherever the mouse goes (up over the notebook's toolbar):
+    # b and d are named as doing nothing there, no cell comes or goes; Escape gives the keyboard back
     before = dash.state()
     dash.click("Step")
     dash.wait_for("(s) => window.__sw.statusText() !== s", 30, before["status"])
     page.mouse.move(640, 75, steps=4)
     page.wait_for_timeout(300)
+    assert dash.keys_armed()
+    for key in "bdd":
+        page.keyboard.press(key)
+    dash.wait_for("() => document.querySelector('.sw-keys-help').textContent.includes(\"'d' does nothing\")")
+    assert page.evaluate(cells) == n, "a letter typed while the dashboard had the keys reached JupyterLab"
+    page.keyboard.press("Escape")
+    dash.wait_for("() => !window.__sw.dashboard().classList.contains('sw-keys-armed')", 10)
     page.keyboard.press("b")
     dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n + 1}", 10)
     page.keyboard.press("d")
     page.keyboard.press("d")
     dash.wait_for(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {n}", 10)
-    # Ctrl-S with the mouse over the dashboard saves the notebook (ipyevents used to swallow it as "s"), and the
-    # dashboard's own keys still work right after
+    # Ctrl-S while the dashboard has the keys saves the notebook (a key with Ctrl is never the dashboard's), and
+    # the keys stay armed (JupyterLab focuses the active cell after saving: the dashboard takes the focus back), so
+    # s right after steps
     dirty = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
     assert page.evaluate(dirty), "the notebook should have unsaved changes here"
+    dash.arm_keys()
     before = dash.state()
-    page.locator(".sw-dashboard .sw-keys").first.hover()
     page.keyboard.press("Control+s")
     dash.wait_for(f"() => !({dirty})()", 30)
+    page.wait_for_timeout(500)
     assert dash.state()["status"] == before["status"], "Ctrl-S was taken as s"
-    stepped = dash.press_key("s", before["status"])
+    assert dash.keys_armed(), "saving took the keys from the dashboard"
+    stepped = dash.press_key("s", before["status"], arm=False)
     assert stepped["iteration"] == before["iteration"] and stepped["status"] != before["status"], stepped
 
 
@@ -193,8 +205,8 @@ def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, brows
     _one_screen(page, "presentation-1280x720-scale1.5-start", artifacts)
     _figures_fit(page, "start")
     _click_then_shift_enter_runs_the_next_cell(dash, page)
-    _keys_over_a_button(dash)
-    dash.press_key("u", dash.state()["status"], over="↶ undo")  # back to iteration 0, before next_batch
+    _keys_after_a_click(dash)
+    dash.press_key("u", dash.state()["status"])  # back to iteration 0, before next_batch
 
     # the lesson's five clicks, then an epoch: W looks like clothing, the status and counter are long
     state = dash.state()
@@ -240,7 +252,7 @@ def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, brows
     page.wait_for_timeout(1500)
     _one_screen(page, "zoom125-1024x576", artifacts)
     _figures_fit(page, "zoom 125 %")
-    _keys_over_a_button(dash)
+    _keys_after_a_click(dash)
     assert not page.evaluate(REACHABLE, [CONTROLS, BOXES])
 
     # browser zoom 150 %: the rows wrap; every control reachable, tracks still draggable, keys over a button
@@ -253,7 +265,7 @@ def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, brows
     tracks = layout(page)["tracks"]
     assert min(tracks.values()) >= MIN_TRACK_PX, tracks
     _figures_fit(page, "zoom 150 %")
-    _keys_over_a_button(dash)
+    _keys_after_a_click(dash)
 
     errors = iopub_errors(page)
     assert not errors, f"the kernel wrote errors: {errors[:3]}"
@@ -286,6 +298,6 @@ def test_voila_app_in_class_state_and_scale_fit_the_projector(tmp_path, browser_
             status
         _one_screen(page, "app-1280x720-scale1.5-state", artifacts)
         _figures_fit(page, "app")
-        stepped = dash.press_key("s", status, over="forward")
+        stepped = dash.press_key("s", status)
         assert stepped["status"].startswith("forward"), stepped
         assert "Traceback" not in page.inner_text("body")
