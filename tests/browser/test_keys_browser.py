@@ -121,6 +121,9 @@ def test_typing_in_a_cell_with_the_mouse_over_the_loss_plot_reaches_the_cell(lab
     assert cell_source(page) == TYPED, f"the cell got {cell_source(page)!r}"
     assert where(page) == before, f"typing in the cell moved the run: {before} -> {where(page)}"
     assert not armed(page), "hovering armed the dashboard's keys"
+    line = page.locator(".sw-dashboard .sw-keys-help").first
+    line.screenshot(path=str(artifacts / "keys-line-not-armed.png"))
+    assert keys_line(page).startswith("click the dashboard to use its keys"), keys_line(page)
     # and Shift-Enter, the mouse still there, runs that cell: the trainer uses the student's softmax
     page.keyboard.press("Shift+Enter")
     for _ in range(100):
@@ -157,13 +160,27 @@ def test_after_a_click_on_the_dashboard_the_arrow_and_s_step(lab03, artifacts):
     assert stepped[1] != after[1], f"s did not step: {after} -> {stepped}"
     assert not stepped[3], "a step key started Play"
     page.screenshot(path=str(artifacts / "keys-1280x720-armed-after-a-click.png"))
-    # Space plays and pauses; u takes back the step; each once (a focused button is not clicked by Space as well)
+    # the keys line under the tabs says they are on, and how to give them back
+    line = page.locator(".sw-dashboard .sw-keys-help").first
+    line.scroll_into_view_if_needed()
+    line.screenshot(path=str(artifacts / "keys-line-armed.png"))
+    assert keys_line(page).startswith("keys on:") and "Escape" in keys_line(page), keys_line(page)
+    bring_loss_into_view(page)
+    # Space plays and pauses; u takes back the step
     page.keyboard.press(" ")
     dash.wait_for("() => !!window.__sw.button('‖ Pause')", 10)
     page.keyboard.press(" ")
     dash.wait_for("() => !!window.__sw.button('▶ Play')", 30)
     page.wait_for_timeout(500)
     assert kernel_value(page, "dash.is_playing") == "False"
+    # after a click on Play the button has the focus: Space pauses once (the button is not clicked by it as well)
+    dash.click("▶ Play")
+    dash.wait_for("() => !!window.__sw.button('‖ Pause')", 10)
+    assert armed(page)
+    page.keyboard.press(" ")
+    dash.wait_for("() => !!window.__sw.button('▶ Play')", 30)
+    page.wait_for_timeout(1000)
+    assert kernel_value(page, "dash.is_playing") == "False", "Space on the focused Play button toggled twice"
     undo_from = where(page)
     page.keyboard.press("u")
     for _ in range(50):
