@@ -234,7 +234,7 @@ class Dashboard(VBox):
             self._act(lambda: self._reset(self.trainer.seed))
         else:
             self._key_hint = (f"The key {key!r} does nothing here. Keys: {KEYS_LIST}. To type elsewhere, click "
-                              "there or press Escape (Shift-Enter, Tab and Ctrl/Alt/⌘ keys go on to JupyterLab).")
+                              "there or press Escape.")
             self.clock.dirty |= CONTROLS
             self.push()  # like a click: whatever code in a cell left pending goes too
             return False
