@@ -17,7 +17,7 @@ import torch
 
 from softmax_widgets import Phase, Trainer, model
 from softmax_widgets.app import KEYS, Dashboard
-from softmax_widgets.widgets import KEEP_FOCUS, KEYS_HELP, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
+from softmax_widgets.widgets import KEEP_FOCUS, KEYS_HELP, KEYS_JS, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
 from tests.conftest import wait_until
 
 PHASES = [p.value for p in Phase]
@@ -369,6 +369,7 @@ def test_the_keys_line_says_how_to_arm_the_keys_and_how_to_give_them_back(dash):
     # the script arms on focus, never on hover; a focused control (slider, text box, dropdown) keeps its keys
     assert "mouseenter" not in KEEP_FOCUS and "mouseleave" not in KEEP_FOCUS and "mouseover" not in KEEP_FOCUS
     assert "[role=slider]" in KEEP_FOCUS and "input,textarea,select" in KEEP_FOCUS
+    assert '"' not in KEYS_JS and KEEP_FOCUS.count('"') == 2  # it sits in one double-quoted attribute
 
 
 # ---- CSS classes, no tracebacks, closing ----
