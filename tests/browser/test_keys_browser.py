@@ -226,7 +226,7 @@ def test_after_a_click_in_a_cell_the_keys_go_to_the_cell_again(lab03, artifacts)
 def test_a_focused_slider_keeps_its_arrow_keys(lab03, artifacts):
     """The speed slider focused, the mouse resting on Play: → moves the slider one stop and does not step (on main
     it made Steps and stopped Play)."""
-    page, _ = lab03
+    page, dash = lab03
     page.evaluate("() => window.__sw.dashboard().scrollIntoView({block: 'start'})")
     page.wait_for_timeout(300)
     handle = page.locator(".sw-dashboard .sw-speed .noUi-handle").first
@@ -254,3 +254,19 @@ def test_a_focused_slider_keeps_its_arrow_keys(lab03, artifacts):
         page.wait_for_timeout(100)
     assert kernel_value(page, "dash.controls.speed.value") == speed
     assert where(page) == before
+    # the student's case: Play running, then a click on the speed knob and → while the mouse rests on Play: the
+    # speed goes up one stop and Play goes on (on main → made Steps, and a Step stops Play)
+    dash.click("▶ Play")
+    dash.wait_for("() => !!window.__sw.button('‖ Pause')", 10)
+    handle.click()
+    rest_mouse_on(page, "button:has-text('Pause')")
+    page.keyboard.press("ArrowRight")
+    for _ in range(50):
+        if kernel_value(page, "dash.controls.speed.value") != speed:
+            break
+        page.wait_for_timeout(100)
+    assert ast.literal_eval(kernel_value(page, "dash.controls.speed.value")) == want
+    page.wait_for_timeout(500)
+    assert kernel_value(page, "dash.is_playing") == "True", "→ on the focused slider stopped Play"
+    dash.click("‖ Pause")
+    dash.wait_for("() => !!window.__sw.button('▶ Play')", 30)
