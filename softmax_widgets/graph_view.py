@@ -339,7 +339,7 @@ class MathLine:
         """follow=False: the host calls refresh() on its own pushes (the dashboard draws it with the code line,
         so Play never shows one phase's code beside another's math)."""
         self.trainer = trainer
-        self.widget = HTML(layout=Layout(min_height="24px", min_width="0", flex="0 1 auto"))
+        self.widget = HTML(layout=Layout(min_height="20px", min_width="0", flex="0 1 auto", margin="0 2px"))
         self.widget.add_class("sw-math")
         self._draw = _throttle(self.refresh, min_interval)
         if follow:
@@ -358,7 +358,7 @@ class MathLine:
         if t.last_phase is Phase.BACKWARD and t.W.grad is not None:
             note += f". ‖W.grad‖ = {float(t.W.grad.norm()):.4g}"
         value = (f"<div style='font-family:\"STIX Two Math\",\"Cambria Math\",\"DejaVu Serif\",serif;font-size:12px;"
-                 "white-space:normal;overflow-wrap:anywhere;line-height:24px' "
+                 "white-space:normal;overflow-wrap:anywhere;line-height:20px' "
                  f"title='{html.escape(self._text + (' (' + note + ')' if note else ''))}'>"
                  f"{html.escape(self._text)}</div>")
         if value != self.widget.value:

@@ -255,7 +255,7 @@ class Plots:
         self.w_figs = [_fig([m], name) for m, name in zip(self.w_maps, self.classes, strict=True)]
         self.g_figs = [_fig([m], name) for m, name in zip(self.g_maps, self.classes, strict=True)]
         self.compact = False  # the presentation scale's tighter layout (see presentation.py)
-        self.w_note = HTML(layout=Layout(height="22px", overflow="hidden"))
+        self.w_note = HTML(layout=Layout(height="20px", overflow="hidden"))
         self.g_note = HTML(layout=Layout(height="22px", overflow="hidden"))
         # ---- bias: horizontal bars, so every class name fits on its own line ----
         self.b_scale = LinearScale(min=-0.1, max=0.1)

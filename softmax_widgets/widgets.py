@@ -120,6 +120,7 @@ ROW_H = "32px"  # one row of buttons (28 px high, 2 px margins): rows keep their
 STATUS_H, STATUS_MAX_H = "60px", "160px"  # 3 and 8 lines of 20 px
 STATUS_CHARS = 800  # about eight lines at 1280x720 (the box's 833 px at 13 px): longer text gets a visible scrollbar
 LINE_H = "26px"  # under the status: the line of code that ran, or the ways out of a divergence (both wrap)
+CODE_LINES_H = "36px"  # the compact layout's room for the code line above the math line (14 + 20 px, and margins)
 
 
 PAD, MARGIN = ("0 8px", "0 4px"), ("2px 3px", "2px 2px")  # a button's padding, margin: normal, compact
@@ -196,7 +197,7 @@ class Controls:
         self.note = HTML(layout=Layout(display="none"))
         self.status_html = HTML(layout=Layout(min_height=STATUS_H, margin="0", width="100%"))
         self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 0", min_width="190px", overflow="hidden"))
-        self.code = HTML(layout=Layout(flex="0 1 auto", min_width="0"))
+        self.code = HTML(layout=Layout(flex="0 1 auto", min_width="0", margin="0 2px"))
         self.help = HTML(f"<small style='color:#666'>{html.escape(KEYS_HELP)}</small>")
         # page CSS for this dashboard: ipyevents focuses the area under the mouse (to hear its keys); no black
         # frame around it on a projector. The buttons keep their focus ring for keyboard users
@@ -233,7 +234,7 @@ class Controls:
         # the Dashboard puts `readout` (status, then code or ways out) between the controls and the plots; it grows
         # with the status box (a long message), never cuts it
         self.readout = VBox([self.status_html, self.code_line, self.way_out],
-                            layout=Layout(min_height=f"calc({STATUS_H} + {LINE_H} + 4px)", margin="2px 0"))
+                            layout=Layout(min_height=f"calc({STATUS_H} + {LINE_H} + 2px)", margin="2px 0 0 0"))
         # stable names for CSS and the browser tests
         for widget, name in ((self.widget, "sw-buttons"), (self.status_html, "sw-status"), (self.counter, "sw-counter"),
                              (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
@@ -253,7 +254,7 @@ class Controls:
             arrow.layout.width = WIDTHS["arrow"][i]
         self.gap.layout.width = WIDTHS["gap"][i]
         # the code and math lines need two lines in the narrower compact row: their room is kept for every phase
-        self.code_line.layout.min_height = f"calc(2 * {LINE_H})" if compact else LINE_H
+        self.code_line.layout.min_height = CODE_LINES_H if compact else LINE_H
 
     def set_page_css(self, extra: str) -> None:
         """The dashboard's page CSS: the focus rules, the keys' focus hook and `extra` (the presentation scale)."""
@@ -356,7 +357,7 @@ class Controls:
         # one line where the row holds it, else wrapped (never cut with "…"); the commented line is its tooltip
         value = ("" if phase is None else
                  f"<div title='{html.escape(CODE_TIPS[phase])}' style='white-space:normal;overflow-wrap:anywhere;"
-                 f"line-height:15px'><code style='font-size:11px'>{html.escape(CODE[phase])}</code></div>")
+                 f"line-height:14px'><code style='font-size:11px'>{html.escape(CODE[phase])}</code></div>")
         if self.code.value != value:
             self.code.value = value
 

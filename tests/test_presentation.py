@@ -72,7 +72,7 @@ def test_scale_1_5_zooms_the_page_and_sizes_every_figure(dash):
         COMPACT["acc"][1] * 1.5
     assert p.curves.layout.flex == f"1 1 {CURVE_W_COMPACT}px" and p.curves.layout.flex_flow == "row wrap"
     assert all(c.layout.flex == f"1 1 {CURVE_W_COMPACT}px" for c in p.curve_columns)
-    assert dash.controls.code_line.layout.min_height == "calc(2 * 26px)"  # the code and math lines' room
+    assert dash.controls.code_line.layout.min_height == "36px"  # room for the code line and the math below it
     for f in p.w_figs + p.g_figs:
         assert (px(f.layout.width), px(f.layout.height)) == (COMPACT["map"][0] * 1.5, COMPACT["map"][1] * 1.5)
         assert f.title_style["font-size"] == "18px" and f.fig_margin["top"] == 27
