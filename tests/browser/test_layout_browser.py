@@ -36,9 +36,18 @@ CHECK = """from softmax_widgets.checks import check_softmax
 
 result = check_softmax(lambda X: X.exp() / X.exp().sum(dim=1, keepdim=True))"""  # a check_* printout
 MAX_DASHBOARD_PX = 900  # the whole dashboard at scale 1, its open tab included (1003 px before)
-# a softmax that raises: the status says the error, where, and the fix (about four lines at 1.5)
-RAISING = "setattr(dash.trainer, 'softmax', lambda X: X.exp() / X.exp().sum(dim=1))"
-LESSONS = "setattr(dash.trainer, 'softmax', __import__('softmax_widgets.model').model.softmax)"
+# a softmax that raises, typed as an instructor would (keepdim forgotten): the status says the error, the line,
+# and the fix (three lines at scale 1, four at 1.5)
+RAISING = "dash.trainer.softmax = lambda X: X.exp() / X.exp().sum(dim=1)"
+LESSONS = "from softmax_widgets import model\ndash.trainer.softmax = model.softmax"
+# code run in the notebook's kernel as a cell would run it (its source is the line the status quotes)
+KERNEL_EXEC = r"""
+async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const reply = await kernel.requestExecute({code, silent: true}).done;
+  return reply.content.status === 'ok' ? 'ok' : reply.content.ename + ': ' + reply.content.evalue;
+}
+"""
 
 # Every piece of text in the status, code and math lines: inside every box around it (up to the dashboard) that
 # clips, and not ended with "…". A text node's own box (a Range) is what a reader sees of it.
@@ -124,6 +133,14 @@ def _shot(page, name: str, artifacts) -> None:
     page.screenshot(path=str(artifacts / f"layout-{name}.png"))
 
 
+def _cells_shot(page, name: str, artifacts) -> None:
+    """The cells below the dashboard (the typed one, the check's printout) in view."""
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets[2].node"
+                  ".scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(artifacts / f"layout-{name}.png"))
+
+
 def _room_to_type(page, name: str, artifacts) -> dict:
     """At scale 1 with the dashboard's top at the notebook's top: its height, and the code cell typed below it
     fitting under the controls, status, curves and W maps on the same screen."""
@@ -141,13 +158,13 @@ def _room_to_type(page, name: str, artifacts) -> dict:
 
 def _raise_in_softmax(page, dash: DashboardPage) -> dict:
     """A student's softmax that raises, swapped in; the forward that runs it: the message, where, and the fix."""
-    assert kernel_value(page, RAISING) == "None"
+    assert page.evaluate(KERNEL_EXEC, RAISING) == "ok"
     state = dash.state()
     if kernel_value(page, "dash.trainer.next_phase.value") == "'next_batch'":
         state = dash.click_and_wait_status("next_batch", state["status"])
     state = dash.click_and_wait_status("forward", state["status"])
-    assert "raised RuntimeError" in state["status"] and "trainer.softmax = softmax_widgets.model.softmax" in \
-        state["status"], state
+    assert "raised RuntimeError" in state["status"] and RAISING in state["status"] and \
+        "trainer.softmax = softmax_widgets.model.softmax" in state["status"], state
     return state
 
 
@@ -181,7 +198,7 @@ def test_lab_status_code_and_math_never_cut_dashboard_leaves_room_and_a_plus_sca
     _raise_in_softmax(page, dash)
     _nothing_cut(page, "scale 1, a raising softmax")
     _shot(page, "lab-1280x720-scale1-error", artifacts)
-    assert kernel_value(page, LESSONS) == "None"
+    assert page.evaluate(KERNEL_EXEC, LESSONS) == "ok"
 
     # a divergence's details: all of its lines in view
     box = page.locator(".sw-lr-text input")
@@ -208,7 +225,7 @@ def test_lab_status_code_and_math_never_cut_dashboard_leaves_room_and_a_plus_sca
     # the lecture: the file browser collapsed, A+ for the notebook's cells too (asked from code), then A+
     fonts = page.evaluate(FONTS)
     assert fonts[1]["code"] == 13 and fonts[2]["output"] == 13, fonts  # JupyterLab's own 13 px
-    assert kernel_value(page, "setattr(dash, 'scale_notebook', True)") == "None"
+    assert page.evaluate(KERNEL_EXEC, "dash.scale_notebook = True") == "ok"
     page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
     status = dash.state()["status"]
     dash.click("A+")
@@ -219,6 +236,7 @@ def test_lab_status_code_and_math_never_cut_dashboard_leaves_room_and_a_plus_sca
     # the typed cell and the check's printout ×1.5; the dashboard's own cell keeps its prompt (and so its width)
     assert fonts[1]["code"] == fonts[1]["prompt"] == 19.5 and fonts[2]["code"] == fonts[2]["output"] == 19.5, fonts
     assert fonts[0]["code"] == 13, fonts
+    _cells_shot(page, "lab-1280x720-scale1.5-cells", artifacts)
     state = dash.state()
     for phase in PHASES:  # every phase's code and math line at 1.5: wrapped, never cut
         state = dash.click_and_wait_status(phase, state["status"])
@@ -232,7 +250,7 @@ def test_lab_status_code_and_math_never_cut_dashboard_leaves_room_and_a_plus_sca
     _nothing_cut(page, "scale 1.5 at 1366×768, a raising softmax")
     _shot(page, "lab-1366x768-scale1.5-error", artifacts)
     page.set_viewport_size({"width": 1280, "height": 720})
-    assert kernel_value(page, LESSONS) == "None"
+    assert page.evaluate(KERNEL_EXEC, LESSONS) == "ok"
 
     # A+ released: the cells back to JupyterLab's size
     status = dash.state()["status"]
@@ -241,6 +259,7 @@ def test_lab_status_code_and_math_never_cut_dashboard_leaves_room_and_a_plus_sca
     page.wait_for_timeout(500)
     fonts = page.evaluate(FONTS)
     assert fonts[1]["code"] == 13 and fonts[2]["output"] == 13, fonts
+    _cells_shot(page, "lab-1280x720-scale1-cells", artifacts)
     assert not iopub_errors(page), iopub_errors(page)[:3]
     assert not lab_error_outputs(page), lab_error_outputs(page)
     print(f"details at scale 1: {found['status']}")
