@@ -1,4 +1,4 @@
-"""The dashboard's controls: one button per phase, Play/Pause, sliders and the fixed-height status line.
+"""The dashboard's controls: one button per phase, Play/Pause, sliders and the status box (it grows, never cuts).
 
 Sized for a 1280×720 projector in JupyterLab's default layout (about 860 px of output width): three rows of
 controls, a status area three lines high that grows with a longer message (an error and its fix are never cut),
