@@ -24,6 +24,7 @@ from .presentation import (
     PRESENTATION,
     cells_css,
     check_scale,
+    check_scale_notebook,
     is_compact,
     scale_class,
     scale_css,
@@ -96,6 +97,7 @@ class Dashboard(VBox):
         # a wrong scale is refused before anything is built; none given: the size of the dashboard this one
         # replaces (a re-run during a lecture kept A+ on)
         scale = check_scale(rerun.scale_of_previous() if scale is None else scale)
+        scale_notebook = check_scale_notebook(scale_notebook)
         self.trainer = trainer
         self.previous: Trainer | None = None  # the run a re-run of this cell replaced (rerun.py)
         # pushes by time, never per step: ≤ fps for curves and text, ≤ heavy_fps for the heatmaps. Measured in
@@ -154,7 +156,7 @@ class Dashboard(VBox):
         # the presentation scale: every text and plot ×scale (presentation.py); A+ toggles it and back, and with
         # scale_notebook the notebook's own cells (the code being typed, check_* printouts) follow it
         self._scale, self._presentation = 1.0, scale if scale > 1 else PRESENTATION
-        self._scale_notebook = bool(scale_notebook)
+        self._scale_notebook = scale_notebook
         self._apply_scale(scale)
         self._notice = rerun.take_over(self)
         self.push()
@@ -166,6 +168,7 @@ class Dashboard(VBox):
         (the same lesson, 6,000 images) and says so at the top. `scale`: the presentation scale."""
         if scale is not None:  # first: a wrong scale is refused before the data is read
             scale = check_scale(scale, example=f'Dashboard.from_dataset("{name}", scale={PRESENTATION:g})')
+        check_scale_notebook(scale_notebook)
         data, note = load_or_offline(name, root=root, download=download)
         return cls(Trainer(data, **trainer_kwargs), note=note, scale=scale, scale_notebook=scale_notebook)
 
@@ -205,7 +208,7 @@ class Dashboard(VBox):
 
     @scale_notebook.setter
     def scale_notebook(self, value: bool) -> None:
-        self._scale_notebook = bool(value)
+        self._scale_notebook = check_scale_notebook(value, "dash.scale_notebook")
         self._apply_scale(self._scale)
 
     def say(self, text: str) -> None:

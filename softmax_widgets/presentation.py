@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 __all__ = ["CELLS_CLASS", "COMPACT_ABOVE", "FITS_720", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "cells_css",
-           "check_scale", "is_compact", "scale_class", "scale_css"]
+           "check_scale", "check_scale_notebook", "is_compact", "scale_class", "scale_css"]
 
 MIN_SCALE, MAX_SCALE = 1.0, 2.0
 PRESENTATION = 1.5  # what the A+ toggle turns on when the dashboard was made at scale 1: one screen at 1280×720
@@ -43,6 +43,14 @@ def check_scale(scale, name: str = "scale", example: str = f"Dashboard(trainer, 
                          f"{scale!r}. {example} enlarges every text and plot for a 1280×720 projector and keeps "
                          "the dashboard on one screen there.")
     return float(scale)
+
+
+def check_scale_notebook(value, name: str = "scale_notebook") -> bool:
+    """True or False, or a ValueError that says what to pass (a string "no" must not read as True)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False; got {value!r}. {name}=True makes A+ enlarge the notebook's "
+                         "own cells too (the code being typed, check_* printouts); False leaves them as they are.")
+    return value
 
 
 def is_compact(scale: float) -> bool:

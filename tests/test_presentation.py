@@ -179,6 +179,17 @@ def test_scale_notebook_enlarges_the_cells_of_its_own_notebook_with_a_plus_and_p
         assert CELLS_CLASS not in d._dom_classes and "--sw-root" not in d.controls.css.value and d.scale == 1.5
     finally:
         d.close()
+    with pytest.raises(ValueError, match="scale_notebook must be True or False; got 'no'"):
+        Dashboard(Trainer(digits), scale_notebook="no")
+    with pytest.raises(ValueError, match="scale_notebook must be True or False"):
+        Dashboard.from_dataset("no-such-set", scale_notebook=1)  # refused before any data is loaded
+    d = Dashboard(Trainer(digits, seed=0))
+    try:
+        with pytest.raises(ValueError, match="dash.scale_notebook must be True or False; got None"):
+            d.scale_notebook = None
+        assert d.scale_notebook is False and CELLS_CLASS not in d._dom_classes
+    finally:
+        d.close()
     plain = Dashboard(Trainer(digits, seed=0), scale=1.5)  # not asked: the notebook's cells are left alone
     try:
         assert not plain.scale_notebook and "--sw-root" not in plain.controls.css.value
