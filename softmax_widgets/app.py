@@ -17,7 +17,17 @@ from .data import load_or_offline
 from .phases import DivergenceError, Phase, TrainerError
 from .player import Player
 from .plots import Plots
-from .presentation import FITS_720, PRESENTATION, check_scale, is_compact, scale_class, scale_css
+from .presentation import (
+    CELLS_CLASS,
+    FITS_720,
+    PRESENTATION,
+    cells_css,
+    check_scale,
+    check_scale_notebook,
+    is_compact,
+    scale_class,
+    scale_css,
+)
 from .throttle import ALL, BATCH, CONTROLS, CURVES, DIRTY, GRAD, PARTS, PushClock, Throttle
 from .trainer import Trainer
 from .views import Views
@@ -74,10 +84,12 @@ class Dashboard(VBox):
     """Buttons for each phase, Play/Pause and live plots of one Trainer; display it as a cell's value."""
 
     def __init__(self, trainer: Trainer, *, fps: float = 10.0, heavy_fps: float = 0.5,
-                 w_range: float | None = None, note: str = "", scale: float | None = None, **kwargs):
+                 w_range: float | None = None, note: str = "", scale: float | None = None,
+                 scale_notebook: bool = False, **kwargs):
         # a wrong scale is refused before anything is built; none given: the size of the dashboard this one
         # replaces (a re-run during a lecture kept A+ on)
         scale = check_scale(rerun.scale_of_previous() if scale is None else scale)
+        scale_notebook = check_scale_notebook(scale_notebook)
         self.trainer = trainer
         self.previous: Trainer | None = None  # the run a re-run of this cell replaced (rerun.py)
         # pushes by time, never per step: ≤ fps for curves and text, ≤ heavy_fps for the heatmaps. Measured in
@@ -127,21 +139,24 @@ class Dashboard(VBox):
         # last one goes (output cleared, cell re-run) a Play nobody can see, or pause, stops by itself
         self._view_count = 0
         self.observe(self._on_views, "_view_count")
-        # the presentation scale: every text and plot ×scale (presentation.py); A+ toggles it and back
+        # the presentation scale: every text and plot ×scale (presentation.py); A+ toggles it and back, and with
+        # scale_notebook the notebook's own cells (the code being typed, check_* printouts) follow it
         self._scale, self._presentation = 1.0, scale if scale > 1 else PRESENTATION
+        self._scale_notebook = scale_notebook
         self._apply_scale(scale)
         self._notice = rerun.take_over(self)
         self.push()
 
     @classmethod
     def from_dataset(cls, name: str = "fashion-mnist", root=None, download: bool = True, scale: float | None = None,
-                     **trainer_kwargs):
+                     scale_notebook: bool = False, **trainer_kwargs):
         """A Dashboard on a fresh Trainer; offline without the files it trains on the bundled Fashion-MNIST subset
         (the same lesson, 6,000 images) and says so at the top. `scale`: the presentation scale."""
         if scale is not None:  # first: a wrong scale is refused before the data is read
             scale = check_scale(scale, example=f'Dashboard.from_dataset("{name}", scale={PRESENTATION:g})')
+        check_scale_notebook(scale_notebook)
         data, note = load_or_offline(name, root=root, download=download)
-        return cls(Trainer(data, **trainer_kwargs), note=note, scale=scale)
+        return cls(Trainer(data, **trainer_kwargs), note=note, scale=scale, scale_notebook=scale_notebook)
 
     # ---- public API ----
     @property
@@ -163,11 +178,24 @@ class Dashboard(VBox):
         if value > 1:
             fits = "" if value <= FITS_720 else \
                 f" (above {FITS_720:g} the dashboard no longer fits one 1280×720 screen)"
-            self._notice = (f"presentation size ×{value:g}: every text and plot enlarged; A+ again for the normal "
-                            f"size{fits}")
+            cells = ", the notebook's cells too" if self._scale_notebook else ""
+            self._notice = (f"presentation size ×{value:g}: every text and plot enlarged{cells}; A+ again for the "
+                            f"normal size{fits}")
         else:
-            self._notice = f"normal size; A+ enlarges every text and plot ×{self._presentation:g}"
+            cells = ", the notebook's cells too" if self._scale_notebook else ""
+            self._notice = f"normal size; A+ enlarges every text and plot ×{self._presentation:g}{cells}"
         self.push()  # the status, and the W note whose wording follows the layout
+
+    @property
+    def scale_notebook(self) -> bool:
+        """Whether the presentation scale enlarges the notebook's own cells too (code, outputs, markdown), not the
+        dashboard only. Set it at any time: `dash.scale_notebook = True`; A+ then scales both, and back."""
+        return self._scale_notebook
+
+    @scale_notebook.setter
+    def scale_notebook(self, value: bool) -> None:
+        self._scale_notebook = check_scale_notebook(value, "dash.scale_notebook")
+        self._apply_scale(self._scale)
 
     def say(self, text: str) -> None:
         """A line of your own on the status (an instructor's "now watch the loss"), until the next event."""
@@ -357,9 +385,13 @@ class Dashboard(VBox):
         """Zoom this dashboard (the page CSS and a class), and size its figures and rows for it."""
         if self._scale != 1:
             self.remove_class(scale_class(self._scale))
-        self.controls.set_page_css(scale_css(scale))
+        self.controls.set_page_css(scale_css(scale) + (cells_css(scale) if self._scale_notebook else ""))
         if scale != 1:
             self.add_class(scale_class(scale))
+        if self._scale_notebook and CELLS_CLASS not in self._dom_classes:
+            self.add_class(CELLS_CLASS)
+        elif not self._scale_notebook and CELLS_CLASS in self._dom_classes:
+            self.remove_class(CELLS_CLASS)
         self.controls.set_compact(is_compact(scale))
         self.plots.set_scale(scale)
         self.views.set_scale(scale)

@@ -335,13 +335,13 @@ MATH_NOTES = {
 
 
 class MathLine:
-    """One formula line that follows the phases (fixed height: nothing below it moves)."""
+    """One formula line that follows the phases; a row too narrow for it wraps it (never cut with "…")."""
 
     def __init__(self, trainer, min_interval: float = 0.1, follow: bool = True):
         """follow=False: the host calls refresh() on its own pushes (the dashboard draws it with the code line,
         so Play never shows one phase's code beside another's math)."""
         self.trainer = trainer
-        self.widget = HTML(layout=Layout(height="24px", overflow="hidden"))
+        self.widget = HTML(layout=Layout(min_height="20px", min_width="0", flex="0 1 auto", margin="0 2px"))
         self.widget.add_class("sw-math")
         self._draw = _throttle(self.refresh, min_interval)
         if follow:
@@ -360,7 +360,7 @@ class MathLine:
         if t.last_phase is Phase.BACKWARD and t.W.grad is not None:
             note += f". ‖W.grad‖ = {float(t.W.grad.norm()):.4g}"
         value = (f"<div style='font-family:\"STIX Two Math\",\"Cambria Math\",\"DejaVu Serif\",serif;font-size:12px;"
-                 "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:24px' "
+                 "white-space:normal;overflow-wrap:anywhere;line-height:20px' "
                  f"title='{html.escape(self._text + (' (' + note + ')' if note else ''))}'>"
                  f"{html.escape(self._text)}</div>")
         if value != self.widget.value:

@@ -21,9 +21,17 @@ STRIP = 8  # images shown from the current batch
 RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9e9e9e"
 LEVELS = 127  # colour levels each side of 0 sent for a heatmap
 FEW = 20  # a curve with fewer points shows them as markers
-CURVE_PX = 330 - 46 - 12  # the curves' plotting width: figure width less the left and right margins
-# (width, height) at scale 1 in the compact layout of the presentation scale: 1.5 × these fit a 1280×720 Lab
-COMPACT = {"loss": (330, 176), "acc": (330, 150), "map": (75, 88)}
+# the loss and accuracy curves each take a column at least CURVE_W px wide (CURVE_W_COMPACT in the compact layout
+# of the presentation scale) and grow to the width the W maps leave: one above the other in JupyterLab with the file
+# browser open, side by side where the row holds two (the Voila app, a wide screen), so no width stays empty
+CURVE_W, CURVE_W_COMPACT = 330, 210
+CURVE_H = {"loss": 140, "acc": 116}  # heights at scale 1: controls, status, both curves and a code cell fit 720 px
+CURVE_MARGIN = (8, 34, 46, 12)  # top, bottom, left, right
+CURVE_PX = CURVE_W - 46 - 12  # the narrowest plotting width (the column less the left and right margins) at scale 1
+CURVE_PX_COMPACT = CURVE_W_COMPACT - 46 - 12  # and in the compact layout: the iteration ticks never touch there
+# (width, height) at scale 1 in the compact layout of the presentation scale: 1.5 × these fit a 1280×720 Lab (a
+# width of None: the column's, see CURVE_W_COMPACT)
+COMPACT = {"loss": (None, 150), "acc": (None, 150), "map": (75, 88)}
 SHRINK = 4  # a colour limit shrinks when the values fall below 1/SHRINK of it (hysteresis)
 
 
@@ -205,7 +213,7 @@ class Plots:
         # round values, six at most (bqplot's own twelve, 0 to 2.2 by 0.2, touched each other at scale 1.5)
         self.loss_yaxis = Axis(scale=ys, side="left", label="loss", tick_format="~g", tick_values=value_ticks(1.0))
         self._runs_loss_top = 0.0
-        self.loss_fig = _fig([self.loss_line], "", "330px", "212px", (8, 34, 46, 12),
+        self.loss_fig = _fig([self.loss_line], "", "100%", f"{CURVE_H['loss']}px", CURVE_MARGIN,
                              [self.loss_xaxis,
                               self.loss_yaxis])
         self.acc_x, ya = LinearScale(min=0.0, max=10.0), LinearScale(min=0.0, max=1.0)
@@ -218,7 +226,7 @@ class Plots:
                                marker="circle", marker_size=40, stroke_width=2)
         self.acc_xaxis = Axis(scale=self.acc_x, label="iteration", tick_format="d",
                               tick_values=iteration_ticks(10, CURVE_PX))
-        self.acc_fig = _fig([self.train_line, self.test_line], "", "330px", "170px", (8, 34, 46, 12),
+        self.acc_fig = _fig([self.train_line, self.test_line], "", "100%", f"{CURVE_H['acc']}px", CURVE_MARGIN,
                             [self.acc_xaxis,
                              Axis(scale=ya, side="left", label="accuracy", tick_format=".0%",
                                   tick_values=np.linspace(0, 1, 5))])
@@ -247,7 +255,7 @@ class Plots:
         self.w_figs = [_fig([m], name) for m, name in zip(self.w_maps, self.classes, strict=True)]
         self.g_figs = [_fig([m], name) for m, name in zip(self.g_maps, self.classes, strict=True)]
         self.compact = False  # the presentation scale's tighter layout (see presentation.py)
-        self.w_note = HTML(layout=Layout(height="22px", overflow="hidden"))
+        self.w_note = HTML(layout=Layout(height="20px", overflow="hidden"))
         self.g_note = HTML(layout=Layout(height="22px", overflow="hidden"))
         # ---- bias: horizontal bars, so every class name fits on its own line ----
         self.b_scale = LinearScale(min=-0.1, max=0.1)
@@ -311,11 +319,17 @@ class Plots:
                           layout=Layout(margin="0 0 0 8px"))
         self.w_box.add_class("sw-w-maps")
         self.w_note.add_class("sw-w-legend")
-        # on one screen: the curves on the left, the ten W maps and their colour scale on the right
-        for legend in (self.loss_legend, self.acc_legend):  # one line each, whatever the font
-            legend.layout.height, legend.layout.overflow, legend.layout.width = "20px", "hidden", "330px"
-        self.widget = HBox([VBox([self.loss_legend, self.loss_fig, self.acc_legend, self.acc_fig],
-                                 layout=Layout(flex="none", width="330px")), self.w_box],
+        # on one screen: the curves on the left, the ten W maps and their colour scale on the right. Each curve is a
+        # column (its legend above it: one line, or two in a narrow column, never cut) that grows to the width the
+        # W maps leave; the row of curves wraps, so they stand one above the other unless two columns fit
+        for legend in (self.loss_legend, self.acc_legend):
+            legend.layout.min_height = "20px"
+        self.curve_columns = [VBox([self.loss_legend, self.loss_fig], layout=Layout(margin="0 6px 0 0")),
+                              VBox([self.acc_legend, self.acc_fig], layout=Layout(margin="0 6px 0 0"))]
+        self.curves = HBox(self.curve_columns, layout=Layout(flex_flow="row wrap", align_items="flex-start"))
+        self.curves.add_class("sw-curves")
+        self._curve_width(CURVE_W)
+        self.widget = HBox([self.curves, self.w_box],
                            # side by side from ~850 px; on a phone the W maps go below the curves
                            layout=Layout(flex_flow="row wrap", align_items="flex-start"))
         # behind the tabs below: what changes every phase, too fast to read during Play
@@ -331,8 +345,17 @@ class Plots:
         """Every figure at `scale` (the dashboard's zoom enlarges the rest): see presentation.py."""
         self.sizer.apply(scale)
 
+    def _curve_width(self, width: int) -> None:
+        """Each curve's column at least `width` px (of the zoomed dashboard), growing into the room beside it."""
+        self.curve_px = width - CURVE_MARGIN[2] - CURVE_MARGIN[3]
+        for box in (*self.curve_columns, self.curves):
+            box.layout.flex = f"1 1 {width}px"
+
     def _on_scale(self, scale: float, compact: bool) -> None:
         self.compact = compact
+        self._curve_width(CURVE_W_COMPACT if compact else CURVE_W)
+        set_ticks(self.loss_xaxis, iteration_ticks(max(10, self._loss.n, self._runs_top), self.curve_px))
+        set_ticks(self.acc_xaxis, iteration_ticks(max(10, self._acc.n), self.curve_px))
         for fig in self.img_figs:  # their titles are set per batch: the font follows the scale
             fig.title_style = _title_style(11, scale, fill=fig.title_style.get("fill", "#000"))
         # the curves' strokes and markers grow with the text (bqplot draws them at zoom 1)
@@ -359,7 +382,7 @@ class Plots:
         self._runs_top = max((len(r.history.loss) for r in runs), default=0)
         self._runs_loss_top = max((float(np.max(line.y)) for line in self.run_lines.values() if len(line.y)),
                                   default=0.0)
-        set_ticks(self.loss_xaxis, iteration_ticks(max(10, self._loss.n, self._runs_top), CURVE_PX))
+        set_ticks(self.loss_xaxis, iteration_ticks(max(10, self._loss.n, self._runs_top), self.curve_px))
         marks = [*self.run_lines.values(), self.loss_line]
         if list(self.loss_fig.marks) != marks:
             self.loss_fig.marks = marks
@@ -397,7 +420,7 @@ class Plots:
             top = None if n >= 10 else 10.0  # at least 0..10: whole-number ticks from the first point
             if xs.max != top:
                 xs.max = top
-            set_ticks(axis, iteration_ticks(max(10, n, others), CURVE_PX))
+            set_ticks(axis, iteration_ticks(max(10, n, others), self.curve_px))
         loss = self.loss_line.y
         top = max(float(np.max(loss)) if loss.size else 0.0, self._runs_loss_top)
         set_ticks(self.loss_yaxis, value_ticks(top))

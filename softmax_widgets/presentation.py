@@ -9,6 +9,10 @@ large and clip it. Each figure is therefore zoomed back to 1 and given s× its s
 At 1.5 the normal layout does not fit a 1280×720 projector in JupyterLab (file browser collapsed: about
 1100 × 600 px for the output); above COMPACT_ABOVE the controls and the one-screen plots take a tighter layout
 (`compact`) so that buttons, Play, lr and speed, the status, the loss curve and the ten W maps stay on one screen.
+
+The notebook's own cells (the code being typed, a check_* printout, the markdown) can follow the scale too
+(`Dashboard(scale_notebook=True)`, `cells_css`): their font sizes ×s, through JupyterLab's own font variables, in
+the notebook that holds the dashboard only. Normal size (A+ released, or the dashboard gone) puts them back.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["COMPACT_ABOVE", "FITS_720", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "check_scale", "is_compact",
-           "scale_class", "scale_css"]
+__all__ = ["CELLS_CLASS", "COMPACT_ABOVE", "FITS_720", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "cells_css",
+           "check_scale", "check_scale_notebook", "is_compact", "scale_class", "scale_css"]
 
 MIN_SCALE, MAX_SCALE = 1.0, 2.0
 PRESENTATION = 1.5  # what the A+ toggle turns on when the dashboard was made at scale 1: one screen at 1280×720
 FITS_720 = 1.5  # the largest scale whose compact layout fits one 1280×720 screen in JupyterLab
 COMPACT_ABOVE = 1.25  # up to 1.25 the normal layout still fits 1280×720 with the file browser collapsed
 TICK_PX, AXIS_LABEL_PX = 12, 14  # bqplot's own fonts (--bq-font, --bq-axislabel-font)
+CELLS_CLASS = "sw-scale-cells"  # a dashboard that enlarges its notebook's cells with it carries this class
+# JupyterLab's font variables that its cells read: the code editor, prompts and text outputs (check_* printouts) the
+# first, markdown and HTML outputs the second; the prompt column widens with its text
+CELL_VARIABLES = ("--jp-code-font-size", "--jp-content-font-size1", "--jp-cell-prompt-width")
 
 
 def check_scale(scale, name: str = "scale", example: str = f"Dashboard(trainer, scale={PRESENTATION:g})") -> float:
@@ -35,6 +43,14 @@ def check_scale(scale, name: str = "scale", example: str = f"Dashboard(trainer, 
                          f"{scale!r}. {example} enlarges every text and plot for a 1280×720 projector and keeps "
                          "the dashboard on one screen there.")
     return float(scale)
+
+
+def check_scale_notebook(value, name: str = "scale_notebook") -> bool:
+    """True or False, or a ValueError that says what to pass (a string "no" must not read as True)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False; got {value!r}. {name}=True makes A+ enlarge the notebook's "
+                         "own cells too (the code being typed, check_* printouts); False leaves them as they are.")
+    return value
 
 
 def is_compact(scale: float) -> bool:
@@ -58,6 +74,18 @@ def scale_css(scale: float) -> str:
             f"--bq-axislabel-font: {AXIS_LABEL_PX * scale:g}px sans-serif}}</style>")
 
 
+def cells_css(scale: float) -> str:
+    """The page CSS that enlarges the cells of the notebook holding a dashboard of this scale that carries
+    CELLS_CLASS (empty at 1). Each variable is ×scale of its value at the page's root (the theme's or the user's own
+    font size), set on every cell but the dashboard's own (a wider prompt there would narrow the dashboard)."""
+    if scale == 1:
+        return ""
+    cells = f".jp-Notebook:has(.sw-dashboard.{scale_class(scale)}.{CELLS_CLASS}) .jp-Cell:not(:has(.sw-dashboard))"
+    root = " ".join(f"--sw-root{v[4:]}: var({v});" for v in CELL_VARIABLES)
+    scaled = " ".join(f"{v}: calc(var(--sw-root{v[4:]}) * {scale:g});" for v in CELL_VARIABLES)
+    return f"<style>:root {{{root}}} {cells} {{{scaled}}}</style>"
+
+
 def _px(value: str | None) -> float | None:
     return float(value[:-2]) if isinstance(value, str) and value.endswith("px") else None
 
@@ -69,7 +97,7 @@ class _Figure:
     margin: dict
     title_px: float | None
     title_shift: float | None
-    compact: tuple[float, float] | None = None  # (width, height) in px at scale 1 in the compact layout
+    compact: tuple[float | None, float] | None = None  # (width, height) in px at scale 1 in the compact layout
 
 
 @dataclass
@@ -102,8 +130,8 @@ class Sizer:
         compact = is_compact(scale)
         for f in self.figures:
             w, h = f.size
-            if compact and f.compact:
-                w, h = f"{f.compact[0]:g}px", f"{f.compact[1]:g}px"
+            if compact and f.compact:  # a width of None: the figure's own (a column's "100%")
+                w, h = (own if c is None else f"{c:g}px" for c, own in zip(f.compact, f.size, strict=True))
             with f.fig.hold_sync():
                 if _px(w) is not None:
                     f.fig.layout.width = self.px(_px(w))

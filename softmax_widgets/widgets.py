@@ -1,7 +1,8 @@
-"""The dashboard's controls: one button per phase, Play/Pause, sliders and the fixed-height status line.
+"""The dashboard's controls: one button per phase, Play/Pause, sliders and the status box (it grows, never cuts).
 
 Sized for a 1280×720 projector in JupyterLab's default layout (about 860 px of output width): three rows of
-controls, a status area whose height never changes, then the plots. Nothing above the plots changes height.
+controls, a status area three lines high that grows with a longer message (an error and its fix are never cut),
+then the plots. A short message, a phase's code line or a click never moves the plots.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ KEYS_HELP = f"click the dashboard to use its keys: {KEYS_LIST}"
 KEYS_ON = f"keys on: {KEYS_LIST} (a click elsewhere, or Escape, gives the keyboard back)"
 SOFTMAXES = [("lesson's", "lesson"), ("stable", "stable")]  # the toggle's (label, value)
 # what each phase runs, in the lesson's own code: short enough that it and the math line beside it fit one line at
-# 1366×768 with the file browser open (the comments, cut with "…" there, are the buttons' and the line's tooltip)
+# 1366×768 with the file browser open (the comments are the buttons' and the line's tooltip); a narrower row (the
+# presentation scale) wraps the line, never cuts it
 CODE = {
     Phase.NEXT_BATCH: "for X, y in train_iter:",
     Phase.FORWARD: "y_hat = net(X); l = cross_entropy(y_hat, y).sum()",
@@ -75,15 +77,15 @@ DEFAULT_SPEED = "20"
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
 # the frame says the keys are armed (the focus is inside the dashboard, outside a text box or slider): thin, not
 # the browser's black focus ring; the keys line shows the sentence that is true now. The code and math lines may
-# shrink inside their row, so a line longer than the row ends in "…" (ipywidgets' HTML content box does not shrink
-# below its text by itself)
+# shrink inside their row, so a line longer than the row wraps (ipywidgets' HTML content box does not shrink below
+# its text by itself)
 CSS = ("<style>.sw-dashboard:focus, .sw-dashboard:focus-visible {outline: none;} "
        ".sw-dashboard.sw-keys-armed {outline: 2px solid rgba(25, 118, 210, 0.45) !important; outline-offset: -2px; "
        "border-radius: 3px;} "
        ".sw-dashboard .sw-keys-on {display: none;} .sw-dashboard.sw-keys-armed .sw-keys-on {display: inline;} "
        ".sw-dashboard.sw-keys-armed .sw-keys-off {display: none;} "
        ".sw-dashboard .sw-code .widget-html-content, .sw-dashboard .sw-math .widget-html-content "
-       "{min-width: 0; overflow: hidden;} "
+       "{min-width: 0;} "
        # ipywidgets' FileUpload always writes "description (N files)": after a load it read "(0)" (the value is
        # emptied so the same file can be chosen again). Its text is hidden and the label drawn by CSS instead
        ".sw-dashboard .sw-upload {font-size: 0 !important;} .sw-dashboard .sw-upload::before "
@@ -165,9 +167,12 @@ WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "wa
 DEFAULT_LABELS = {"stable_softmax": "use stable softmax", "lower_lr": "lr × 0.1", "undo": "↶ undo", "reset": "Reset"}
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
 ROW_H = "32px"  # one row of buttons (28 px high, 2 px margins): rows keep their height, nothing below them moves
-STATUS_H = "60px"  # three lines of status; longer text wraps and scrolls inside, a divergence folds its details
-STATUS_CHARS = 240  # about three lines of status at 1280x720: longer text gets a visible scrollbar
-LINE_H = "26px"  # under the status: the line of code that ran, or the ways out of a divergence
+# the status box: three lines whatever the message (a short one never moves what is below), growing with a longer
+# one (an error and its fix, a divergence's details) up to STATUS_MAX_H, above which it scrolls with its bar drawn
+STATUS_H, STATUS_MAX_H = "60px", "160px"  # 3 and 8 lines of 20 px
+STATUS_CHARS = 800  # about eight lines at 1280x720 (the box's 833 px at 13 px): longer text gets a visible scrollbar
+LINE_H = "26px"  # under the status: the line of code that ran, or the ways out of a divergence (both wrap)
+CODE_LINES_H = "36px"  # the compact layout's room for the code line above the math line (14 + 20 px, and margins)
 
 
 PAD, MARGIN = ("0 8px", "0 4px"), ("2px 3px", "2px 2px")  # a button's padding, margin: normal, compact
@@ -242,9 +247,9 @@ class Controls:
                                      style={"button_width": "auto"}, layout=Layout(width="auto", flex="none"))
         # e.g. "Using the bundled offline subset...": shown only when there is one (an empty box still takes room)
         self.note = HTML(layout=Layout(display="none"))
-        self.status_html = HTML(layout=Layout(height=STATUS_H, overflow="hidden", margin="0", width="100%"))
+        self.status_html = HTML(layout=Layout(min_height=STATUS_H, margin="0", width="100%"))
         self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 0", min_width="190px", overflow="hidden"))
-        self.code = HTML(layout=Layout(overflow="hidden", flex="0 1 auto", min_width="0"))
+        self.code = HTML(layout=Layout(flex="0 1 auto", min_width="0", margin="0 2px"))
         self.help = HTML(_keys_line())
         # page CSS and the keyboard's script for this dashboard (KEYS_JS): the frame while the keys are armed
         self.css = HTML(CSS + DISCONNECTED_CSS + KEEP_FOCUS, layout=Layout(display="none"))
@@ -273,13 +278,16 @@ class Controls:
         ], layout=Layout(overflow="hidden"))
         self.way_out = HBox([Label("ways out:", layout=Layout(flex="none")), b["way_stable"], b["way_lr"],
                              b["way_undo"], b["way_reset"], self.details],
-                            layout=Layout(display="none", align_items="center", height=LINE_H, overflow="hidden"))
-        self.code_line = HBox([self.code, self.math], layout=Layout(height=LINE_H, align_items="center",
-                                                                    overflow="hidden"))
-        # the Dashboard puts `readout` (status, then code or ways out) between the controls and the plots
+                            layout=Layout(display="none", align_items="center", min_height=LINE_H,
+                                          flex_flow="row wrap"))
+        # the code, then the math; a row too narrow for both puts the math on a second line, and either wraps
+        # inside itself rather than end in "…" (set_compact keeps two lines' room, so a phase never moves the plots)
+        self.code_line = HBox([self.code, self.math], layout=Layout(min_height=LINE_H, align_items="center",
+                                                                    align_content="flex-start", flex_flow="row wrap"))
+        # the Dashboard puts `readout` (status, then code or ways out) between the controls and the plots; it grows
+        # with the status box (a long message), never cuts it
         self.readout = VBox([self.status_html, self.code_line, self.way_out],
-                            layout=Layout(height=f"calc({STATUS_H} + {LINE_H} + 4px)", overflow="hidden",
-                                          margin="2px 0"))
+                            layout=Layout(min_height=f"calc({STATUS_H} + {LINE_H} + 2px)", margin="2px 0 0 0"))
         # stable names for CSS and the browser tests
         for widget, name in ((self.widget, "sw-buttons"), (self.status_html, "sw-status"), (self.counter, "sw-counter"),
                              (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
@@ -298,6 +306,8 @@ class Controls:
         for arrow in self.arrows:
             arrow.layout.width = WIDTHS["arrow"][i]
         self.gap.layout.width = WIDTHS["gap"][i]
+        # the code and math lines need two lines in the narrower compact row: their room is kept for every phase
+        self.code_line.layout.min_height = CODE_LINES_H if compact else LINE_H
 
     def set_page_css(self, extra: str) -> None:
         """The dashboard's page CSS: the focus rules, the disconnected banner, the keys' focus hook and `extra` (the
@@ -327,8 +337,10 @@ class Controls:
         """The status line: plain words, errors in red (never a traceback); `details` (a divergence's whole
         explanation) waits behind the details toggle in the ways-out row and replaces the text while it is on.
 
-        The box keeps its height; a message longer than it scrolls inside, with the scrollbar always drawn then
-        (a cut-off line must show there is more), and the whole text is the box's tooltip."""
+        The box is three lines high at least (a short message never moves what is below) and grows with a longer
+        one up to eight lines; above that it scrolls inside, with the scrollbar always drawn (there is more). A
+        word longer than the box (a path, a long name) breaks rather than run past it. The whole text is the box's
+        tooltip."""
         if details and self.details.value:
             text, extra = details, ""
         self.status_text, self.status_level = text, level
@@ -338,9 +350,9 @@ class Controls:
                                            if extra else "")
         long = len(text) + len(extra) > STATUS_CHARS
         value = (f"<div class='sw-status-box' title='{html.escape(' '.join(x for x in (text, extra) if x))}' "
-                 f"style='height:{STATUS_H};overflow-y:{'scroll' if long else 'auto'};overflow-x:hidden;"
-                 f"overflow-anchor:none'><div style='color:{COLORS[level]};font-weight:{weight};line-height:20px'>"
-                 f"{body}</div></div>")
+                 f"style='min-height:{STATUS_H};max-height:{STATUS_MAX_H};overflow-y:{'scroll' if long else 'auto'};"
+                 f"overflow-x:hidden;overflow-wrap:anywhere;overflow-anchor:none'>"
+                 f"<div style='color:{COLORS[level]};font-weight:{weight};line-height:20px'>{body}</div></div>")
         if self.status_html.value != value:
             self.status_html.value = value
 
@@ -394,10 +406,10 @@ class Controls:
             self.lr_text.value = f"{lr:g}"
 
     def show_code(self, phase: Phase | None) -> None:
-        # one line, cut with "…" where the row ends; the whole line is its tooltip
+        # one line where the row holds it, else wrapped (never cut with "…"); the commented line is its tooltip
         value = ("" if phase is None else
-                 f"<div title='{html.escape(CODE_TIPS[phase])}' style='white-space:nowrap;overflow:hidden;"
-                 f"text-overflow:ellipsis'><code style='font-size:11px'>{html.escape(CODE[phase])}</code></div>")
+                 f"<div title='{html.escape(CODE_TIPS[phase])}' style='white-space:normal;overflow-wrap:anywhere;"
+                 f"line-height:14px'><code style='font-size:11px'>{html.escape(CODE[phase])}</code></div>")
         if self.code.value != value:
             self.code.value = value
 
@@ -424,7 +436,7 @@ def _keys_line(hint: str = "") -> str:
 
 def _slot() -> HBox:
     """An empty place in a row that a later panel fills (graph_view.MathLine)."""
-    return HBox(layout=Layout(margin="0 0 0 12px", overflow="hidden", flex="1 1 auto"))
+    return HBox(layout=Layout(margin="0 0 0 12px", flex="0 1 auto", min_width="0"))
 
 
 def descendants(widget: Widget, seen: set | None = None):

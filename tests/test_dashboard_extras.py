@@ -158,8 +158,8 @@ def test_lr_50_with_the_lesson_softmax_explains_and_offers_ways_out(dash):
     assert "color:#c00000" in c.status_html.value and "Traceback" not in c.status_html.value
     # read aloud: the cause and the ways out; the rows and images of the batch wait behind "details"
     assert "rows" not in dash.status and "rows" not in c.status_html.value and visible(c.details)
-    c.details.value = True  # the whole explanation, in the same box (it scrolls; the first line stays at the top)
-    assert "rows" in dash.status and "rows" in c.status_html.value and "overflow-y:scroll" in c.status_html.value
+    c.details.value = True  # the whole explanation, in the same box (it grows to hold it; the first line on top)
+    assert "rows" in dash.status and "rows" in c.status_html.value and "max-height:160px" in c.status_html.value
     c.details.value = False
     assert "rows" not in dash.status and "Ways out" in dash.status
     # lr 50 is the cause: the stable softmax alone would overflow again, the lr way out also takes the steps back
@@ -640,13 +640,23 @@ def test_the_math_line_follows_the_code_line_on_one_push(dash):
     assert "zero_" in dash.controls.code.value and dash.math.text != math_text
 
 
-def test_the_status_box_scrolls_with_a_visible_bar_and_no_focus_frame(dash):
+def test_the_status_box_grows_then_scrolls_with_a_visible_bar_and_no_focus_frame(dash):
+    """Three lines high at least, growing with a longer message up to eight lines (a divergence's details: all of
+    it in view), above which it scrolls with its bar drawn. Nothing fixes its height or hides what overflows; the
+    browser measures it in tests/browser/test_layout_browser.py."""
+    from softmax_widgets.widgets import STATUS_CHARS
+
     c = dash.controls
     dash.controls.lr.value = 50
     diverge(dash)
     c.details.value = True
-    assert "overflow-y:scroll" in c.status_html.value  # a long message shows its scrollbar
+    box = c.status_html.value
+    assert "min-height:60px;max-height:160px;overflow-y:auto" in box and ";height:" not in box
+    assert c.status_html.layout.height is None and c.status_html.layout.overflow is None
+    assert c.readout.layout.height is None and c.readout.layout.overflow is None  # the readout grows with it
     assert f"title='{html.escape(dash.status)}" in c.status_html.value  # and the whole text is its tooltip
     dash.buttons["undo"].click()
     assert "overflow-y:auto" in c.status_html.value
+    dash.say("a long story " * (STATUS_CHARS // 10))  # more than eight lines: a visible scrollbar
+    assert "overflow-y:scroll" in c.status_html.value
     assert c.css in c.widget.children and "outline: none" in c.css.value and "sw-keys-armed" in c.css.value

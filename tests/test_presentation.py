@@ -10,8 +10,16 @@ import pytest
 
 from softmax_widgets import Trainer
 from softmax_widgets.app import Dashboard
-from softmax_widgets.plots import COMPACT
-from softmax_widgets.presentation import PRESENTATION, check_scale, is_compact, scale_class, scale_css
+from softmax_widgets.plots import COMPACT, CURVE_H, CURVE_W, CURVE_W_COMPACT
+from softmax_widgets.presentation import (
+    CELLS_CLASS,
+    PRESENTATION,
+    cells_css,
+    check_scale,
+    is_compact,
+    scale_class,
+    scale_css,
+)
 from softmax_widgets.widgets import WIDTHS
 
 
@@ -57,9 +65,14 @@ def test_scale_1_5_zooms_the_page_and_sizes_every_figure(dash):
     assert scale_css(1.5) in dash.controls.css.value
     assert dash.controls.scale.value is True  # A+ pressed
     p = dash.plots
-    # compact layout × 1.5: the loss curve and each W map (what fits 1280×720 with the file browser collapsed)
-    assert (px(p.loss_fig.layout.width), px(p.loss_fig.layout.height)) == (COMPACT["loss"][0] * 1.5,
-                                                                           COMPACT["loss"][1] * 1.5)
+    # compact layout × 1.5: the loss curve and each W map (what fits 1280×720 with the file browser collapsed);
+    # the curves fill their columns, at least CURVE_W_COMPACT wide (two side by side where the row holds them)
+    assert p.loss_fig.layout.width == p.acc_fig.layout.width == "100%"
+    assert px(p.loss_fig.layout.height) == COMPACT["loss"][1] * 1.5 and px(p.acc_fig.layout.height) == \
+        COMPACT["acc"][1] * 1.5
+    assert p.curves.layout.flex == f"1 1 {CURVE_W_COMPACT}px" and p.curves.layout.flex_flow == "row wrap"
+    assert all(c.layout.flex == f"1 1 {CURVE_W_COMPACT}px" for c in p.curve_columns)
+    assert dash.controls.code_line.layout.min_height == "36px"  # room for the code line and the math below it
     for f in p.w_figs + p.g_figs:
         assert (px(f.layout.width), px(f.layout.height)) == (COMPACT["map"][0] * 1.5, COMPACT["map"][1] * 1.5)
         assert f.title_style["font-size"] == "18px" and f.fig_margin["top"] == 27
@@ -85,7 +98,8 @@ def test_the_toggle_goes_back_to_normal_and_returns_saying_so(dash):
     dash.buttons["next_batch"].click()
     c.scale.value = False  # A+ released
     assert dash.scale == 1.0 and "sw-scale-150" not in dash._dom_classes and "zoom" not in c.css.value
-    assert (p.loss_fig.layout.width, p.loss_fig.layout.height) == ("330px", "212px")
+    assert (p.loss_fig.layout.width, p.loss_fig.layout.height) == ("100%", f"{CURVE_H['loss']}px")
+    assert p.curves.layout.flex == f"1 1 {CURVE_W}px" and c.code_line.layout.min_height == "26px"
     assert (p.w_figs[0].layout.width, p.w_figs[0].layout.height) == ("96px", "114px")
     assert p.w_figs[0].title_style["font-size"] == "12px" and p.img_figs[0].title_style["font-size"] == "11px"
     assert p.loss_line.stroke_width == 1.5 and p.test_line.marker_size == 40
@@ -109,7 +123,8 @@ def test_scale_set_from_code_and_a_refused_one_changes_nothing(digits):
         assert d.scale == PRESENTATION
         d.scale = 1.25  # not compact: the normal layout × 1.25
         assert "sw-scale-125" in d._dom_classes and "sw-scale-150" not in d._dom_classes
-        assert (d.plots.loss_fig.layout.width, d.plots.loss_fig.layout.height) == ("412.5px", "265px")
+        loss = d.plots.loss_fig.layout
+        assert (loss.width, loss.height) == ("100%", f"{CURVE_H['loss'] * 1.25:g}px")
         assert d.controls.speed.layout.width == WIDTHS["speed"][0]
         assert "×1.25" in d.controls.scale.tooltip  # A+ now toggles 1.25
         with pytest.raises(ValueError, match="dash.scale must be") as err:
@@ -139,3 +154,44 @@ def test_the_loss_axis_has_a_few_round_ticks_that_follow_the_curve(digits):
         assert 3 <= len(ticks) <= 7 and ticks[0] == 0 and ticks[-1] <= top < ticks[-1] + (ticks[1] - ticks[0])
     finally:
         d.close()
+
+
+def test_scale_notebook_enlarges_the_cells_of_its_own_notebook_with_a_plus_and_puts_them_back(digits):
+    """Dashboard(scale_notebook=True): A+ enlarges the notebook's cells too (JupyterLab's font variables ×1.5, set
+    on every cell but the dashboard's, in the notebook that holds it); A+ released takes the rule away. What the
+    browser makes of it is measured in tests/browser/test_layout_browser.py."""
+    css = cells_css(1.5)
+    assert cells_css(1.0) == ""
+    assert f".jp-Notebook:has(.sw-dashboard.sw-scale-150.{CELLS_CLASS}) .jp-Cell:not(:has(.sw-dashboard))" in css
+    for var in ("--jp-code-font-size", "--jp-content-font-size1", "--jp-cell-prompt-width"):
+        # ×1.5 of the page root's own value (the theme's, or a font size the user chose)
+        assert f"--sw-root{var[4:]}: var({var});" in css and f"{var}: calc(var(--sw-root{var[4:]}) * 1.5);" in css
+    d = Dashboard(Trainer(digits, seed=0), scale_notebook=True)
+    try:
+        assert d.scale_notebook and CELLS_CLASS in d._dom_classes and "--sw-root" not in d.controls.css.value
+        d.controls.scale.value = True  # A+
+        assert d.scale == 1.5 and cells_css(1.5) in d.controls.css.value and scale_css(1.5) in d.controls.css.value
+        assert "the notebook's cells too" in d.status
+        d.controls.scale.value = False  # A-: the cells back to their size
+        assert "--sw-root" not in d.controls.css.value and "the notebook's cells too" in d.status
+        d.controls.scale.value = True
+        d.scale_notebook = False  # the dashboard alone from now on
+        assert CELLS_CLASS not in d._dom_classes and "--sw-root" not in d.controls.css.value and d.scale == 1.5
+    finally:
+        d.close()
+    with pytest.raises(ValueError, match="scale_notebook must be True or False; got 'no'"):
+        Dashboard(Trainer(digits), scale_notebook="no")
+    with pytest.raises(ValueError, match="scale_notebook must be True or False"):
+        Dashboard.from_dataset("no-such-set", scale_notebook=1)  # refused before any data is loaded
+    d = Dashboard(Trainer(digits, seed=0))
+    try:
+        with pytest.raises(ValueError, match="dash.scale_notebook must be True or False; got None"):
+            d.scale_notebook = None
+        assert d.scale_notebook is False and CELLS_CLASS not in d._dom_classes
+    finally:
+        d.close()
+    plain = Dashboard(Trainer(digits, seed=0), scale=1.5)  # not asked: the notebook's cells are left alone
+    try:
+        assert not plain.scale_notebook and "--sw-root" not in plain.controls.css.value
+    finally:
+        plain.close()
