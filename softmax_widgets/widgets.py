@@ -226,7 +226,8 @@ class Controls:
                                     layout=Layout(width="auto", flex="none", padding=PAD[0], margin=MARGIN[0]))
         # the presentation scale (Dashboard(scale=...)): every text and plot larger for the back row, and back
         self.scale = ToggleButton(value=False, description="A+", tooltip="presentation size: every text and plot "
-                                  "×1.5 for a projector (Dashboard(scale=1.5)); press again for the normal size",
+                                  "×1.5 for a projector (Dashboard(scale=1.5); with scale_notebook=True the "
+                                  "notebook's cells too); press again for the normal size",
                                   layout=Layout(width="auto", flex="none", padding=PAD[0], margin="2px 3px 2px 8px"))
         slider = {"continuous_update": False, "style": {"description_width": "28px"}}
         # 1-2-5 stops on a log scale: a ~150 px track holds seven decades with a readable readout
