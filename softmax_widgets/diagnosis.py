@@ -36,7 +36,7 @@ WAYS = {
     "lower_lr": "lower the learning rate (e.g. trainer.lr = {lr_tenth:g})",
     "undo": "undo() to step back",
     "reset": "reset()",
-    "lesson_function": "put the lesson's {name} back (trainer.{name} = softmax_widgets.model.{lesson})",
+    "lesson_function": "put the lesson's {lesson} back (trainer.use_lesson('{lesson}'))",
 }
 LESSON_LR = 0.1  # the lesson's lr: it trains every dataset here without blowing up
 
@@ -422,12 +422,15 @@ def student_error(name: str, lesson: str, fn, err: Exception) -> str:
             break
     if isinstance(err, RuntimeError) and "leaf Variable that requires grad" in str(err):
         # torch's own words name neither the cure nor the line: say both, in two sentences a class can hear
-        return (f"your {name} changed W or b in place while autograd was recording{where}, so nothing changed. "
-                f"Put the update inside `with torch.no_grad():`, or write `p.data -= ...` as the lesson does.")
-    hint = ""
+        return (f"your {name} tried to change W or b in place while autograd was recording{where}; torch refuses "
+                "that, so W and b are as they were. Put the update inside `with torch.no_grad():`, or write "
+                "`p.data -= ...` as the lesson does.")
     if name == "softmax" and isinstance(err, RuntimeError) and "must match the size of tensor" in str(err):
-        hint = (" The row sums do not line up with the rows: keep the summed dimension, "
-                "X_exp.sum(dim=1, keepdim=True), so row i is divided by row i's sum.")
+        # the classic missing keepdim: torch's words are about tensors a and b, the student's about rows and sums
+        return (f"your softmax's row sums do not line up with its rows{where}, so nothing changed. Keep the summed "
+                "dimension, X_exp.sum(dim=1, keepdim=True), so row i is divided by row i's sum, or put the lesson's "
+                "back: trainer.use_lesson('softmax').")
+    hint = ""
     if isinstance(err, NameError) and getattr(err, "name", None):
         known = list(code.co_varnames) if code else []
         known += [k for k in getattr(fn, "__globals__", {}) if not k.startswith("_")]
@@ -436,4 +439,4 @@ def student_error(name: str, lesson: str, fn, err: Exception) -> str:
                 ": define it first, or check its spelling.") + "")
     text = str(err).rstrip(". ")
     return (f"your {name} raised {type(err).__name__}: {text}{line}. Nothing changed.{hint} Fix it and run the "
-            f"step again, or put the lesson's back: trainer.{name} = softmax_widgets.model.{lesson}")
+            f"step again, or put the lesson's back: trainer.use_lesson('{lesson}')")

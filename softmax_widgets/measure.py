@@ -75,14 +75,12 @@ def measure_step(params: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def unchanged_error(name: str, lesson: str, step: Step) -> str:
-    """An optimizer that ran and moved nothing: the cause (a new tensor named p), then the fix."""
+    """An optimizer that ran and moved nothing: the cause (often a new tensor named p), then the fix."""
     what = " and ".join(step.unchanged)
-    grads = " and ".join(f"{n}.grad" for n in step.unchanged) + (" are" if len(step.unchanged) > 1 else " is")
-    return (f"your {name} left {what} unchanged although {grads} not zero, so this step would learn nothing "
-            "(often `p = p - ...`, which makes a new tensor named p and leaves W as it was); nothing was recorded. "
-            "Update them in place: `p -= lr * p.grad / batch_size` inside `with torch.no_grad():`, or "
-            f"`p.data -= lr * p.grad / batch_size` as the lesson does (or trainer.{name} = "
-            f"softmax_widgets.model.{lesson}).")
+    return (f"your {name} left {what} unchanged (often `p = p - ...`, which makes a new tensor and leaves W as it "
+            "was), so nothing was recorded. Update in place inside `with torch.no_grad():`, "
+            "`p -= lr * p.grad / batch_size`, or put the lesson's back: "
+            f"trainer.use_lesson('{lesson}').")
 
 
 def step_warning(name: str, step: Step, lr: float) -> str:
@@ -114,7 +112,7 @@ def loss_mean_error(loss: torch.Tensor, y_hat: torch.Tensor, y: torch.Tensor, na
     return (f"your {name} returned one number, {value:.4g}, the mean of the batch's {B} losses, so every sgd step "
             f"would be {B} times smaller than the lesson's (the Trainer sums the per-image losses, as the lesson "
             f"does); nothing was recorded. Return one loss per image (drop the .mean()), or put the lesson's "
-            f"back: trainer.{name} = softmax_widgets.model.{lesson}")
+            f"back: trainer.use_lesson('{lesson}')")
 
 
 def row_sum_error(y_hat: torch.Tensor, name: str, lesson: str) -> str:
@@ -129,5 +127,4 @@ def row_sum_error(y_hat: torch.Tensor, name: str, lesson: str) -> str:
             return ""
     return (f"your {name}'s rows do not sum to 1 (row {row} sums to {float(sums[row]):.4g}), so they are not "
             "probabilities: each row must be divided by its own sum. Keep the summed dimension: "
-            f"X_exp / X_exp.sum(dim=1, keepdim=True), or put the lesson's back: trainer.{name} = "
-            f"softmax_widgets.model.{lesson}")
+            f"X_exp / X_exp.sum(dim=1, keepdim=True), or put the lesson's back: trainer.use_lesson('{lesson}')")

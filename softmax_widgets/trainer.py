@@ -42,7 +42,7 @@ class _Swappable:
     def __set__(self, obj, fn) -> None:
         if not callable(fn):
             raise ValueError(f"{self.name} must be a function, got {fn!r:.60}: nothing changed. Assign a function "
-                             f"(def ...), or the lesson's: trainer.{self.name} = softmax_widgets.model.{self.lesson}")
+                             f"(def ...), or the lesson's: trainer.use_lesson({self.lesson!r})")
         first = self.slot not in obj.__dict__  # __init__'s assignment: nobody listens yet
         obj.__dict__[self.slot] = fn
         if not first:  # every later assignment is told, like lr's, even when it repeats the function in use
@@ -234,14 +234,14 @@ class Trainer:
         if not (isinstance(y_hat, torch.Tensor) and tuple(y_hat.shape) == (B, self.data.num_classes)):
             raise CustomFunctionError(
                 f"softmax must return a ({B}, {self.data.num_classes}) tensor of probabilities, got "
-                f"{_describe(y_hat)}. Fix it, or set trainer.softmax = softmax_widgets.model.softmax.")
+                f"{_describe(y_hat)}. Fix it, or put the lesson's back: trainer.use_lesson('softmax').")
         uneven = "" if self.softmax in (model.softmax, model.stable_softmax) else measure.row_sum_error(
             y_hat, "softmax", "softmax")  # a student's: are these probabilities? (said once the forward is done)
         loss = self._call_student("loss_fn", lambda: self.loss_fn(y_hat, self.y))
         if not isinstance(loss, torch.Tensor) or loss.numel() not in (1, B):
             raise CustomFunctionError(
                 f"loss_fn must return one loss per image ({B} values) or their sum, got {_describe(loss)}. "
-                "Fix it, or set trainer.loss_fn = softmax_widgets.model.cross_entropy.")
+                "Fix it, or put the lesson's back: trainer.use_lesson('cross_entropy').")
         if self.loss_fn is not model.cross_entropy:  # one number that is the batch's mean: steps B times too small
             self._refuse_measured(measure.loss_mean_error(loss, y_hat, self.y, "loss_fn", "cross_entropy"))
         self.y_hat, self.loss = y_hat, loss.sum()
@@ -278,8 +278,8 @@ class Trainer:
             raise CustomFunctionError(
                 "backward() cannot fill W.grad: the loss does not depend on W, so your softmax or loss_fn cut "
                 "it off from autograd (.detach(), .data, .item(), torch.tensor(...) or torch.no_grad()). W is "
-                "unchanged. Fix it (or put the lesson's back: trainer.softmax = softmax_widgets.model.softmax; "
-                "trainer.loss_fn = softmax_widgets.model.cross_entropy), then call forward() again.")
+                "unchanged. Fix it (or put the lesson's back: trainer.use_lesson('softmax', 'cross_entropy')), then "
+                "call forward() again.")
         # what W.grad holds now, whoever zeroed it (a student's optimizer may): checked only when it may add up
         was_zero = self.state.grad in (Grad.NONE, Grad.ZERO) or self._grads_are_zero()
         try:
@@ -294,9 +294,8 @@ class Trainer:
             raise CustomFunctionError(
                 f"backward() failed inside autograd ({type(err).__name__}: {str(err).splitlines()[0][:160]}): "
                 "your softmax or loss_fn built something autograd cannot differentiate (often an in-place "
-                "change such as X_exp /= s). Fix it (or put the lesson's back: trainer.softmax = "
-                "softmax_widgets.model.softmax; trainer.loss_fn = softmax_widgets.model.cross_entropy), then "
-                "call forward() again.") from err
+                "change such as X_exp /= s). Fix it (or put the lesson's back: trainer.use_lesson('softmax', "
+                "'cross_entropy')), then call forward() again.") from err
         finite = math.isfinite(self.W.grad.sum().item() + self.b.grad.sum().item())  # one sync for both
         self.state = self.state.backwarded(finite, was_zero)
         if not finite:
@@ -353,7 +352,7 @@ class Trainer:
             raise CustomFunctionError(
                 "your optimizer replaced W or b with a tensor of another shape; they were put back as they were. "
                 "Update them in place (p.data -= lr * p.grad / batch_size), or put the lesson's back: "
-                "trainer.optimizer = softmax_widgets.model.sgd")
+                "trainer.use_lesson('sgd')")
         if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
             self._restore_weights()
             self._diverged(diagnosis.diagnose_sgd(self))
@@ -500,6 +499,18 @@ class Trainer:
         """Where the run stands, in words: the counters, the loop state and the call Step makes next."""
         return (f"epoch {self.epoch + 1}, iteration {self.iteration} ({self.state}); "
                 f"next: {self.next_phase}()")
+
+    def use_lesson(self, *names: str) -> Trainer:
+        """Put the lesson's own functions back, with no import: use_lesson() all three, use_lesson("sgd") one, by
+        the lesson's name ("softmax", "cross_entropy", "sgd") or the slot's ("loss_fn", "optimizer")."""
+        slots = {**{lesson: slot for slot, lesson in _LESSON.items()}, **{slot: slot for slot in _LESSON}}
+        unknown = [n for n in names if n not in slots]
+        if unknown:
+            raise ValueError(f"use_lesson() knows {', '.join(map(repr, _LESSON.values()))}, got {unknown[0]!r}: "
+                             "nothing changed. Name one of them, or call use_lesson() for all three.")
+        for slot in dict.fromkeys(slots[n] for n in names or _LESSON):
+            setattr(self, slot, getattr(model, _LESSON[slot]))
+        return self
 
     def use_stable_softmax(self, flag: bool = True) -> Trainer:
         """Switch between the lesson's softmax and the one that subtracts the row max (never overflows)."""

@@ -73,9 +73,9 @@ HYPER = [
     ("batch-float-integral", "batch_size", 64.0, ["whole number"]),
     ("batch-bool", "batch_size", True, ["whole number"]),
     ("batch-text", "batch_size", "64", ["whole number"]),
-    ("softmax-not-a-function", "softmax", "softmax", ["must be a function", "model.softmax"]),
-    ("loss-not-a-function", "loss_fn", None, ["must be a function", "model.cross_entropy"]),
-    ("optimizer-not-a-function", "optimizer", 0.1, ["must be a function", "model.sgd"]),
+    ("softmax-not-a-function", "softmax", "softmax", ["must be a function", "use_lesson('softmax')"]),
+    ("loss-not-a-function", "loss_fn", None, ["must be a function", "use_lesson('cross_entropy')"]),
+    ("optimizer-not-a-function", "optimizer", 0.1, ["must be a function", "use_lesson('sgd')"]),
 ]
 
 
@@ -252,7 +252,8 @@ def test_broken_student_function(attr, fn, error, words):
     msg = getattr(err.value, "details", str(err.value))
     for w in words:
         assert w in msg, msg
-    assert f"softmax_widgets.model.{LESSON[attr].__name__}" in msg or "reset()" in msg, msg  # the way back
+    # the way back, runnable with the trainer alone
+    assert ("trainer.use_lesson(" in msg and f"'{LESSON[attr].__name__}'" in msg) or "reset()" in msg, msg
     assert_kept(t, before)  # nothing computed so far is lost, W is what it was
     setattr(t, attr, LESSON[attr])  # what the message says to do next really works
     t.train_step()

@@ -185,3 +185,42 @@ def test_the_math_line_after_a_students_sgd_shows_the_step_it_measured(small):
     t.optimizer = sgd_no_batch
     t.train_step()
     assert "256 times the lesson's" in math_text(t) and "changed in place" not in math_text(t)
+
+
+def test_the_fix_a_message_names_runs_in_a_notebook_that_imported_nothing_but_the_trainer(small):
+    """Notebook 03 imports `model`, not `softmax_widgets`: `trainer.x = softmax_widgets.model.y` was a NameError."""
+    import re
+
+    def rebinding_sgd(params, lr, batch_size):
+        for p in params:
+            p = p - lr * p.grad / batch_size
+
+    def mean_cross_entropy(y_hat, y):
+        return -torch.log(y_hat[range(len(y_hat)), y]).mean()
+
+    def softmax_without_keepdim(X):
+        return X.exp() / X.exp().sum(dim=1)
+
+    for slot, fn, phases in (("optimizer", rebinding_sgd, 5), ("loss_fn", mean_cross_entropy, 2),
+                             ("softmax", softmax_without_keepdim, 2)):
+        t = Trainer(small, seed=0)
+        setattr(t, slot, fn)
+        with pytest.raises(CustomFunctionError) as err:
+            for _ in range(phases):
+                t.step()
+        fix = re.search(r"trainer\.use_lesson\([^)]*\)", str(err.value))
+        assert fix, str(err.value)
+        exec(fix.group(0), {"trainer": t})  # what the student types, in a namespace with the trainer only
+        assert getattr(t, slot) is getattr(model, {"optimizer": "sgd", "loss_fn": "cross_entropy"}.get(slot, slot))
+        t.step()  # the refused phase runs with the lesson's function
+
+
+def test_use_lesson_puts_back_one_or_all_and_refuses_an_unknown_name(small):
+    t = Trainer(small, seed=0, softmax=lambda X: X.softmax(1), optimizer=lambda ps, lr, bs: None)
+    t.use_lesson("sgd")
+    assert t.optimizer is model.sgd and t.softmax is not model.softmax
+    with pytest.raises(ValueError, match="'softmax', 'cross_entropy', 'sgd'"):
+        t.use_lesson("adam")
+    assert t.softmax is not model.softmax  # nothing changed
+    t.use_lesson()
+    assert (t.softmax, t.loss_fn, t.optimizer) == (model.softmax, model.cross_entropy, model.sgd)

@@ -164,7 +164,7 @@ def _raise_in_softmax(page, dash: DashboardPage) -> dict:
         state = dash.click_and_wait_status("next_batch", state["status"])
     state = dash.click_and_wait_status("forward", state["status"])
     assert "raised RuntimeError" in state["status"] and RAISING in state["status"] and \
-        "trainer.softmax = softmax_widgets.model.softmax" in state["status"], state
+        "trainer.use_lesson('softmax')" in state["status"], state
     return state
 
 
