@@ -99,7 +99,7 @@ class Dashboard(VBox):
         self.player = Player(self)
         self._loop = self.player.loop
         self._event = None
-        self._warning = ""
+        self._warning, self._warning_age = "", 0  # the orange line, and the phases run since it was said
         self._notice = ""  # replaces an info status until the next event: "paused at ...", "seed 5: ..."
         self._key_hint = ""  # a key that does nothing: said on the keys line, never glued to the status
         self._error = ""
@@ -617,8 +617,12 @@ class Dashboard(VBox):
         if event.kind == "undo":  # the colour scales fit W as it is now (after a blow-up undone, at once)
             self.plots.reset_scales()
         if event.kind == "warning":
-            self._warning = event.message
+            self._warning, self._warning_age = event.message, 0
         else:
+            if event.kind == "phase":  # a warning belongs to the phase it came with and the next: then it is stale
+                self._warning_age += 1
+                if self._warning_age > 2:
+                    self._warning, self._warning_age = "", 0  # the orange line, and the phases run since it was said
             self._event = event
             self._diverged = event.kind == "divergence"
             if self._diverged and self.controls.details.value:  # a new divergence opens short again
@@ -666,7 +670,7 @@ class Dashboard(VBox):
             c.show_status(self._event.message, self._event.level, self._warning)
         else:
             c.show_status(self._opening_status(), "info", self._warning)
-        self._warning = ""
+        self._warning, self._warning_age = "", 0  # the orange line, and the phases run since it was said
         c.show_key_hint(self._key_hint)
         c.show_way_out(self._diverged, event_ways(self._event) if self._diverged else ())
         if self.math is not None:  # the math follows the same push as the code beside it: one phase, not two

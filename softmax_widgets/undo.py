@@ -254,7 +254,7 @@ class SnapshotRing:
                 slot.release(_KEEP[True, False], self._pool)
             self.commit(t)
         self.remember(t)
-        t.emit("warning", None, lambda: f"{note}: the next phases use the new values; ↶ undo (u, trainer.undo()) "
+        t.emit("warning", None, lambda: f"{note}: the next phases use the new values; trainer.undo(before='hand') "
                "puts the old ones back.", {"hand": {"params": [n for n, _ in changes], "largest": largest}})
 
     def walk(self):

@@ -660,3 +660,22 @@ def test_the_status_box_grows_then_scrolls_with_a_visible_bar_and_no_focus_frame
     dash.say("a long story " * (STATUS_CHARS // 10))  # more than eight lines: a visible scrollbar
     assert "overflow-y:scroll" in c.status_html.value
     assert c.css in c.widget.children and "outline: none" in c.css.value and "sw-keys-armed" in c.css.value
+
+
+def test_a_warning_leaves_the_status_once_the_phases_after_it_have_run(dash):
+    """Notebook 03 Run All: `b += 100`, then 50 iterations in code; the status still said 'b was changed … puts the
+    old ones back' at iteration 50, where undo would take back the last phase, not the change."""
+    t = dash.trainer
+    t.train_step()
+    with torch.no_grad():
+        t.b += 0.5  # a change by hand that keeps the lesson's softmax finite
+    t.next_batch()
+    dash.push()
+    assert "changed outside the phases" in dash.controls.status_html.value  # said with the phase it came before
+    with torch.no_grad():
+        t.b -= 0.5  # again, and this time the cell trains on before anything is drawn (as a for loop does)
+    for _ in range(3):
+        t.train_step()
+    dash.push()
+    assert "changed outside the phases" not in dash.controls.status_html.value
+    assert "iteration 4 done" in dash.status  # the status is about what ran last

@@ -66,3 +66,6 @@ def test_live_coding_notebook_runs_and_shows_each_mistake(tmp_path, monkeypatch)
     assert "exp() overflowed" in text and "above 88.7" in text and "b was changed outside the phases" in text
     loss_line = next(ln for ln in text.splitlines() if ln.startswith("forward with the stable softmax"))
     assert float(loss_line.split("loss ")[1].split()[0]) < 5
+    # Run All leaves no trap: the +100 is taken out again and the lesson's functions are back for "Your turn"
+    b_line = next(ln for ln in text.splitlines() if ln.startswith("largest |b|"))
+    assert float(b_line.split()[2].rstrip(";")) < 1 and b_line.endswith("softmax: softmax")
