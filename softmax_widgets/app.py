@@ -485,6 +485,8 @@ class Dashboard(VBox):
             self._reset(t.seed)
         if way.get("undo"):
             t.undo(**way["undo"])
+        if way.get("lesson"):
+            t.use_lesson(way["lesson"])
         if code == "stable_softmax":
             t.use_stable_softmax()
         if lr is not None and lr != t.lr:
@@ -504,6 +506,9 @@ class Dashboard(VBox):
         if code == "stable_softmax":
             return f"The stable softmax is on (it subtracts each row's max before exp): {kept}. {go}"
         undo = way.get("undo") or {}
+        if way.get("lesson"):
+            return (f"Took back {way['label'].split(', ')[0].removeprefix('↶ undo ')} and put the lesson's "
+                    f"{way['lesson']} back: W as before (iteration {t.iteration}), {kept}. {go}")
         if undo.get("before"):
             return f"The change by hand is taken back: W and b as before it, {kept}. {go}"
         if way.get("steps"):

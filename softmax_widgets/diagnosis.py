@@ -52,10 +52,11 @@ class Way:
     lr: float | None = None
     steps: int = 0
     undo: dict | None = None  # what it passes to trainer.undo(...) first: {"lr_above": 0.1}, {"before": "hand"}
+    lesson: str | None = None  # the lesson's function it puts back after the undo: trainer.use_lesson(lesson)
 
     def detail(self) -> dict:
         return {"code": self.code, "label": self.label, "text": self.text, "lr": self.lr, "steps": self.steps,
-                "undo": self.undo}
+                "undo": self.undo, "lesson": self.lesson}
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,13 @@ def blowup(t: Trainer, operation: str = "") -> Blowup:
         if s.phase is Phase.SGD or not isinstance(s.phase, Phase):
             break
     step = getattr(t, "last_step", None)
-    if step is not None and _custom(t.optimizer, "sgd") and (step.ratio > 1.5 or step.along < 0):
+    if step is not None and _custom(t.optimizer, "sgd") and step.is_wild:
         name = measure.name_of(t.optimizer)
         how = ("moves W up the gradient" if step.along < 0 else f"makes steps {step.ratio:.0f} times the lesson's "
                f"lr · grad / {step.batch_size}" + (" (it does not divide by batch_size)" if step.no_batch_size else ""))
-        return Blowup("optimizer", f"your {name} {how}")
+        steps = getattr(t, "wild_steps", 0)
+        reach = sum(1 for s in walk if s.phase is Phase.SGD)  # the sgd steps undo can still take back
+        return Blowup("optimizer", f"your {name} {how}", steps, complete=0 < steps <= reach)
     step_lrs = []
     for s in walk:
         if s.phase == undo.HAND or not isinstance(s.phase, Phase):
@@ -193,7 +196,13 @@ def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tupl
         lesson = {"softmax": "softmax", "loss_fn": "cross_entropy", "optimizer": "sgd"}[custom]
         ways.append(Way("lesson_function", f"the lesson's {lesson}", WAYS["lesson_function"].format(
             name=custom, lesson=lesson)))
-    if cause.kind == "optimizer" and not custom:
+    if cause.kind == "optimizer" and cause.complete:  # W is already too large: the lesson's sgd alone keeps it
+        whole = cause.steps + (t.next_phase is not Phase.NEXT_BATCH)  # this half-done iteration counts as one
+        them = "its step" if cause.steps == 1 else f"its {cause.steps} steps"
+        ways.append(Way("undo", f"↶ undo {them}, the lesson's sgd", f"take back {them} and put the lesson's sgd back "
+                        f"(trainer.undo({whole}); trainer.use_lesson('sgd'))", steps=cause.steps,
+                        undo={"iterations": whole}, lesson="sgd"))
+    elif cause.kind == "optimizer" and not custom:
         ways.append(Way("lesson_function", "the lesson's sgd", WAYS["lesson_function"].format(
             name="optimizer", lesson="sgd")))
     if cause.kind == "hand":

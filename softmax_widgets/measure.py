@@ -41,6 +41,11 @@ class Step:
         return abs(self.ratio - 1) <= CLOSE and self.along > 1 - CLOSE
 
     @property
+    def is_wild(self) -> bool:
+        """Far off the lesson's step: half again as long or more, or up the gradient (what blows W up)."""
+        return self.ratio > 1.5 or self.along < 0
+
+    @property
     def no_batch_size(self) -> bool:
         return self.batch_size > 1 and abs(self.ratio / self.batch_size - 1) <= CLOSE
 

@@ -164,6 +164,7 @@ class Trainer:
         self.history = History()
         self.last_phase: Phase | None = None
         self.last_step: measure.Step | None = None  # a student's optimizer's last step, measured (None: the lesson's)
+        self.wild_steps = 0  # the newest recorded steps in a row of a student's optimizer far off the lesson's
         self.state = LoopState()  # where the loop stands: see phases.py
         self.epoch_totals = [0.0, 0, 0]  # summed loss, correct, images, this epoch
         self.epoch_seconds = math.nan
@@ -357,6 +358,8 @@ class Trainer:
             self._restore_weights()
             self._diverged(diagnosis.diagnose_sgd(self))
         self.last_step = None if lesson else self._measure_step(grads, B)
+        wild = self.last_step is not None and self.last_step.is_wild
+        self.wild_steps = self.wild_steps + 1 if wild else 0
         # a student's optimizer may zero the gradients itself (some textbooks' sgd does): say what is there
         self.state = self.state.stepped(grad_zeroed=self.optimizer is not model.sgd and self._grads_are_zero())
         self._record(B)
@@ -465,7 +468,11 @@ class Trainer:
         iterations, or everything back to just before the last `before` phase (undo(before="sgd"), or "hand"), or
         every one of the newest sgd steps taken at an lr above `lr_above` (undo(lr_above=0.1): the steps that
         blew W up), exactly."""
-        return undo.undo(self, iterations, before, lr_above)
+        before_it = self.iteration
+        try:
+            return undo.undo(self, iterations, before, lr_above)
+        finally:  # the steps of a student's wild optimizer taken back are no longer in W
+            self.wild_steps = max(0, self.wild_steps - max(0, before_it - self.iteration))
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly (not the dataset, only its name)."""
@@ -476,6 +483,7 @@ class Trainer:
         changed, when one is wrong). One undo() brings back the run it replaced."""
         persist.load_state_dict(self, state, source)
         undo.rebuild(self)
+        self.wild_steps = 0
         self.emit("reset", None, lambda: f"loaded {source}: {self.data.name}, {self.where()}; undo() takes the "
                   "load back")
         return self

@@ -679,3 +679,28 @@ def test_a_warning_leaves_the_status_once_the_phases_after_it_have_run(dash):
     dash.push()
     assert "changed outside the phases" not in dash.controls.status_html.value
     assert "iteration 4 done" in dash.status  # the status is about what ran last
+
+
+def test_the_way_out_of_a_students_wild_sgd_takes_its_steps_back_and_puts_the_lessons_sgd_back():
+    dash = Dashboard(Trainer("fashion-mnist-small", seed=0))  # 784 inputs: 256 times the step overflows at once
+    t = dash.trainer
+
+    def sgd_no_batch(params, lr, batch_size):
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+
+    t.optimizer = sgd_no_batch
+    for _ in range(400):
+        dash.buttons["iteration"].click()
+        if dash.controls.status_level == "error":
+            break
+    assert dash.controls.status_level == "error" and "does not divide by batch_size" in dash.status
+    assert "lower" not in dash.status  # the lr is not blamed
+    dash.controls.buttons["way_undo"].click()
+    assert t.optimizer is model.sgd and t.wild_steps == 0 and float(t.W.detach().abs().max()) < 0.2
+    assert "put the lesson's sgd back" in dash.status
+    for _ in range(5):
+        dash.buttons["iteration"].click()
+    assert dash.controls.status_level != "error" and "W -= 0.1 · W.grad / 256" in dash.status
+    dash.close()

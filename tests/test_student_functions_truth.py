@@ -82,8 +82,17 @@ def test_an_sgd_without_batch_size_is_measured_as_b_times_the_lessons_step_not_b
     assert t.lr == 0.1
     div = [e for e in events if e.kind == "divergence"][-1]
     codes = [w["code"] for w in div.detail["ways"]]
-    assert "lower_lr" not in codes and codes[0] == "lesson_function"
+    assert "lower_lr" not in codes and "stable_softmax" not in codes
     assert "batch_size" in str(err.value) and "lower the learning rate" not in str(err.value)
+    # the first way out works: its steps taken back (W as before them) and the lesson's sgd back, training goes on
+    way = div.detail["ways"][0]
+    assert way["lesson"] == "sgd" and way["steps"] == t.wild_steps
+    t.undo(**way["undo"])
+    t.use_lesson(way["lesson"])
+    assert float(t.W.detach().abs().max()) < 0.1 and t.iteration == 0 and t.wild_steps == 0
+    for _ in range(20):
+        t.train_step()
+    assert t.history.loss[-1] < t.history.loss[0]
 
 
 def test_a_cross_entropy_returning_the_mean_is_refused_as_a_mean_and_forward_can_run_again(small):
