@@ -46,8 +46,12 @@ def run(kc, code: str) -> tuple[str, list[dict]]:
 
 def value(kc, expr: str):
     """`expr` evaluated in the kernel, read from the execute reply (stdout can arrive after idle under load)."""
-    reply = kc.execute_interactive("", user_expressions={"v": f"__import__('json').dumps({expr})"}, timeout=120,
-                                   output_hook=lambda msg: None)
+    for _ in range(3):  # a request that arrives while the kernel aborts after an error is answered 'aborted'
+        reply = kc.execute_interactive("", user_expressions={"v": f"__import__('json').dumps({expr})"},
+                                       timeout=120, output_hook=lambda msg: None)
+        if reply["content"]["status"] != "aborted":
+            break
+    assert "user_expressions" in reply["content"], f"value({expr!r}) got {reply['content']}"
     result = reply["content"]["user_expressions"]["v"]
     assert result["status"] == "ok", result
     return json.loads(ast.literal_eval(result["data"]["text/plain"]))

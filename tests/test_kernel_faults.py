@@ -39,8 +39,10 @@ def kernel():
 
 
 def busy_with(kc, code: str) -> str:
-    """Send `code` and return its msg_id once the kernel has started running it (iopub execute_input)."""
-    msg_id = kc.execute(code)
+    """Send `code` and return its msg_id once the kernel has started running it (iopub execute_input). It is
+    sent with stop_on_error=False: it will be interrupted, and ipykernel would otherwise abort the requests that
+    arrive just after its error (on a loaded machine, the next value() came back 'aborted')."""
+    msg_id = kc.execute(code, stop_on_error=False)
     while True:
         msg = kc.get_iopub_msg(timeout=60)
         if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
