@@ -167,3 +167,17 @@ def test_notebook03_run_all_a_plus_scales_cells_and_keeps_the_one_screen_set_who
     _top(page, dash)
     _maps_whole(page.evaluate(GEOMETRY), "1, file browser open")
     page.screenshot(path=str(artifacts / "nb03-1280x720-scale1-w2-browser-open.png"))
+
+    # the math line after the "use stable softmax" way out: the next forward's formula, no stale "= nan"
+    _exec(page, "trainer.reset()\ntrainer.softmax = model.softmax\nwith torch.no_grad():\n    trainer.b += 100\n"
+                "try:\n    trainer.next_batch().forward()\nexcept DivergenceError:\n    pass")
+    dash.wait_for("() => window.__sw.button('use stable softmax') && "
+                  "window.__sw.button('use stable softmax').offsetParent !== null", 30)
+    math = "() => window.__sw.dashboard().querySelector('.sw-math').textContent"
+    dash.wait_for(f"() => ({math})().endsWith('= nan')", 30)
+    dash.click("use stable softmax")
+    dash.wait_for(f"() => ({math})().startsWith('next forward()')", 30)
+    text = page.evaluate(math)
+    assert "Ŷ = stable_softmax(O)" in text and "nan" not in text, text
+    _top(page, dash)
+    page.screenshot(path=str(artifacts / "nb03-1280x720-math-after-stable-softmax.png"))
