@@ -292,9 +292,17 @@ class GraphPanel:
 
 
 # ---- the math of the current batch ----
-def math_text(trainer) -> str:
-    """One short line of the lesson's math for the phase that just ran, with this Trainer's shapes and numbers."""
+def math_text(trainer, ran: tuple | None = None) -> str:
+    """One short line of the lesson's math for the phase that just ran, with this Trainer's shapes and numbers.
+
+    `ran`: the (softmax, loss_fn, optimizer) that phase ran with (MathLine remembers them; default: the Trainer's
+    now). The line says only what is true now: a forward whose softmax or loss_fn was swapped since (the "use stable
+    softmax" way out, `trainer.softmax = ...`) shows the formula the next forward() computes, with the new names and
+    no loss value; a backward or sgd names the functions that ran. A refused phase changes nothing, so the line stays
+    that of the last phase that ran (the code line beside it shows the same call): W.grad, W and the batch are what
+    that phase left, and the red status says what was refused."""
     t, phase = trainer, trainer.last_phase
+    softmax, loss_fn, optimizer = ran if ran is not None else (t.softmax, t.loss_fn, t.optimizer)
     D, C = t.W.shape
     if t.X is None or phase is None:
         return f"next_batch() draws X: ({t.batch_size}×{D}), y: ({t.batch_size}) from {t.num_train:,} images"
@@ -302,21 +310,24 @@ def math_text(trainer) -> str:
     if phase is Phase.NEXT_BATCH:
         return f"X: ({B}×{D}), y: ({B}) · batch {t.batch_in_epoch} of {t.batches_per_epoch}"
     if phase is Phase.FORWARD:
-        loss = ("−Σ log Ŷ[i, yᵢ]" if t.loss_fn is model.cross_entropy else
-                f"Σ {getattr(t.loss_fn, '__name__', 'loss_fn')}(Ŷ, y)")
+        swapped = softmax is not t.softmax or loss_fn is not t.loss_fn
+        if swapped:  # the loss shown was another function's: say what the next forward computes, and no number
+            softmax, loss_fn = t.softmax, t.loss_fn
+        loss = ("−Σ log Ŷ[i, yᵢ]" if loss_fn is model.cross_entropy else
+                f"Σ {getattr(loss_fn, '__name__', 'loss_fn')}(Ŷ, y)")
         # b's (C) is left out of the shapes: the line and the code beside it fit 1366×768 with the file browser open
-        return (f"O = X W + b: ({B}×{D})({D}×{C}) → ({B}×{C}) · Ŷ = {_name(t.softmax)}(O) · "
-                f"loss = {loss} = {t.loss_value:.4g}")
+        line = f"O = X W + b: ({B}×{D})({D}×{C}) → ({B}×{C}) · Ŷ = {_name(softmax)}(O) · loss = {loss}"
+        return f"next forward(): {line}" if swapped else f"{line} = {t.loss_value:.4g}"
     if phase is Phase.ZERO_GRAD:
         return f"W.grad ← 0: ({D}×{C}) · b.grad ← 0: ({C})"
     if phase is Phase.BACKWARD:
-        if t.softmax in (model.softmax, model.stable_softmax) and t.loss_fn is model.cross_entropy:
+        if softmax in (model.softmax, model.stable_softmax) and loss_fn is model.cross_entropy:
             return f"∂loss/∂W = Xᵀ(Ŷ − Y): ({D}×{B})({B}×{C}) → ({D}×{C}) · ∂loss/∂b = Σᵢ(Ŷ − Y)ᵢ: ({C})"
-        return f"∂loss/∂W: ({D}×{C}), ∂loss/∂b: ({C}) by the chain rule through {_name(t.softmax)}"
-    if t.optimizer is not model.sgd:
+        return f"∂loss/∂W: ({D}×{C}), ∂loss/∂b: ({C}) by the chain rule through {_name(softmax)}"
+    if optimizer is not model.sgd:
         step = t.last_step  # what the student's optimizer did, measured: not what the lesson's would have done
         did = step.formula(t.lr) if step is not None else f"W ({D}×{C}), b ({C})"
-        return f"{_name(t.optimizer)}([W, b], {t.lr:g}, {B}): {did}"
+        return f"{_name(optimizer)}([W, b], {t.lr:g}, {B}): {did}"
     return f"W ← W − {t.lr:g} · W.grad / {B} · b ← b − {t.lr:g} · b.grad / {B}"
 
 
@@ -343,6 +354,9 @@ class MathLine:
         self.trainer = trainer
         self.widget = HTML(layout=Layout(min_height="20px", min_width="0", flex="0 1 auto", margin="0 2px"))
         self.widget.add_class("sw-math")
+        # the phase last drawn (which, on which batch and iteration, from which loop state) and the functions it ran
+        # with: a function swapped after it (same phase, same state) makes its line stale (math_text's `ran`)
+        self._ran_key, self._ran = None, None
         self._draw = _throttle(self.refresh, min_interval)
         if follow:
             trainer.on_change(self._on_change)
@@ -355,8 +369,12 @@ class MathLine:
 
     def refresh(self) -> None:
         t = self.trainer
-        self._text = math_text(t)
-        note = MATH_NOTES.get(t.last_phase, "") if t.X is not None else ""
+        key = (t.last_phase, t.batches_drawn, t.iteration, t.state)
+        if key != self._ran_key:  # a phase ran (or was undone) since the last draw: it ran with today's functions
+            self._ran_key, self._ran = key, (t.softmax, t.loss_fn, t.optimizer)
+        self._text = math_text(t, self._ran)
+        stale = self._text.startswith("next forward()")
+        note = MATH_NOTES.get(t.last_phase, "") if t.X is not None and not stale else ""
         if t.last_phase is Phase.BACKWARD and t.W.grad is not None:
             note += f". ‖W.grad‖ = {float(t.W.grad.norm()):.4g}"
         value = (f"<div style='font-family:\"STIX Two Math\",\"Cambria Math\",\"DejaVu Serif\",serif;font-size:12px;"

@@ -31,7 +31,7 @@ CURVE_PX = CURVE_W - 46 - 12  # the narrowest plotting width (the column less th
 CURVE_PX_COMPACT = CURVE_W_COMPACT - 46 - 12  # and in the compact layout: the iteration ticks never touch there
 # (width, height) at scale 1 in the compact layout of the presentation scale: 1.5 × these fit a 1280×720 Lab (a
 # width of None: the column's, see CURVE_W_COMPACT)
-COMPACT = {"loss": (None, 150), "acc": (None, 150), "map": (75, 88)}
+COMPACT = {"loss": (None, 150), "acc": (None, 150), "map": (75, 84)}
 SHRINK = 4  # a colour limit shrinks when the values fall below 1/SHRINK of it (hysteresis)
 
 

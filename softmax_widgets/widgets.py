@@ -170,6 +170,9 @@ ROW_H = "32px"  # one row of buttons (28 px high, 2 px margins): rows keep their
 # the status box: three lines whatever the message (a short one never moves what is below), growing with a longer
 # one (an error and its fix, a divergence's details) up to STATUS_MAX_H, above which it scrolls with its bar drawn
 STATUS_H, STATUS_MAX_H = "60px", "160px"  # 3 and 8 lines of 20 px
+# the compact layout (presentation scale 1.5 on a 1280×720 projector): two lines' room (a phase's message is one
+# line there), so the second row of W maps stays on the screen; a longer message grows the box as at scale 1
+STATUS_H_COMPACT = "40px"
 STATUS_CHARS = 800  # about eight lines at 1280x720 (the box's 833 px at 13 px): longer text gets a visible scrollbar
 LINE_H = "26px"  # under the status: the line of code that ran, or the ways out of a divergence (both wrap)
 CODE_LINES_H = "36px"  # the compact layout's room for the code line above the math line (14 + 20 px, and margins)
@@ -178,7 +181,11 @@ CODE_LINES_H = "36px"  # the compact layout's room for the code line above the m
 PAD, MARGIN = ("0 8px", "0 4px"), ("2px 3px", "2px 2px")  # a button's padding, margin: normal, compact
 # widths at scale 1 that the compact layout (presentation scale 1.5) narrows: 1100 px of a 1280×720 Lab is 733
 # px at 1.5, and the widest row must fit in it
-WIDTHS = {"speed": ("300px", "250px"), "lr": ("262px", "222px"), "arrow": ("12px", "10px"), "gap": ("8px", "0px")}
+# (the seed box: its 10 digits still fit; the counter beside it keeps "epoch 1 · batch 114/235 · iteration 114" on one
+# line at 1.5)
+WIDTHS = {"speed": ("300px", "250px"), "lr": ("262px", "222px"), "arrow": ("12px", "10px"), "gap": ("8px", "0px"),
+          "seed": ("140px", "118px")}
+COUNTER_PX = (12, 11)  # the counter's font: normal, compact
 
 
 def _button(description: str, tooltip: str, width: str = "auto") -> Button:
@@ -258,6 +265,7 @@ class Controls:
         self.keys = Text(value="", continuous_update=True, layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
+        self._status_h, self._counter_px, self._shown = STATUS_H, COUNTER_PX[0], None  # set_compact's, the last shown
         self.arrows = [Label("→", layout=Layout(width=WIDTHS["arrow"][0], flex="none", margin="0"))
                        for _ in range(len(Phase) - 1)]
         self.gap = Label("", layout=Layout(width=WIDTHS["gap"][0], flex="none"))
@@ -309,6 +317,16 @@ class Controls:
         self.gap.layout.width = WIDTHS["gap"][i]
         # the code and math lines need two lines in the narrower compact row: their room is kept for every phase
         self.code_line.layout.min_height = CODE_LINES_H if compact else LINE_H
+        self.seed.layout.width = WIDTHS["seed"][i]
+        self._status_h = STATUS_H_COMPACT if compact else STATUS_H
+        self.status_html.layout.min_height = self._status_h
+        self.readout.layout.min_height = f"calc({self._status_h} + {LINE_H} + 2px)"
+        self._counter_px = COUNTER_PX[i]
+        shown = self._shown or {}  # the status box's and the counter's own sizes follow at once
+        if "status" in shown:
+            self.show_status(*shown["status"])
+        if "counter" in shown:
+            self.show_counter(shown["counter"])
 
     def set_page_css(self, extra: str) -> None:
         """The dashboard's page CSS: the focus rules, the disconnected banner, the keys' focus hook and `extra` (the
@@ -342,6 +360,7 @@ class Controls:
         one up to eight lines; above that it scrolls inside, with the scrollbar always drawn (there is more). A
         word longer than the box (a path, a long name) breaks rather than run past it. The whole text is the box's
         tooltip."""
+        self._shown = {**(self._shown or {}), "status": (text, level, extra, details)}
         if details and self.details.value:
             text, extra = details, ""
         self.status_text, self.status_level = text, level
@@ -351,7 +370,8 @@ class Controls:
                                            if extra else "")
         long = len(text) + len(extra) > STATUS_CHARS
         value = (f"<div class='sw-status-box' title='{html.escape(' '.join(x for x in (text, extra) if x))}' "
-                 f"style='min-height:{STATUS_H};max-height:{STATUS_MAX_H};overflow-y:{'scroll' if long else 'auto'};"
+                 f"style='min-height:{self._status_h};max-height:{STATUS_MAX_H};"
+                 f"overflow-y:{'scroll' if long else 'auto'};"
                  f"overflow-x:hidden;overflow-wrap:anywhere;overflow-anchor:none'>"
                  f"<div style='color:{COLORS[level]};font-weight:{weight};line-height:20px'>{body}</div></div>")
         if self.status_html.value != value:
@@ -416,7 +436,9 @@ class Controls:
 
     def show_counter(self, text: str) -> None:
         # two short lines fit the fixed row when the row is narrow (a projector): it wraps, nothing moves
-        value = f"<div style='font-size:12px;line-height:14px;font-weight:bold'>{html.escape(text)}</div>"
+        self._shown = {**(self._shown or {}), "counter": text}
+        value = (f"<div style='font-size:{self._counter_px}px;line-height:14px;font-weight:bold'>"
+                 f"{html.escape(text)}</div>")
         if self.counter.value != value:
             self.counter.value = value
 

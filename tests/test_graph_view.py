@@ -187,6 +187,78 @@ def test_math_line_follows_each_phase_with_the_trainers_numbers(fashion):
     m.close()
 
 
+def test_math_line_after_the_stable_softmax_way_out_shows_the_next_forward_not_a_stale_nan(digits):
+    """Issue 18 (rehearsal 2): after a forward that overflowed, the "use stable softmax" way out left the line at
+    "Ŷ = stable_softmax(O) · loss = −Σ log Ŷ[i, yᵢ] = nan": a nan stable_softmax never made. The line now shows the
+    formula the next forward computes, with the new function's name and no loss value."""
+    from softmax_widgets import DivergenceError
+
+    t = Trainer(digits, batch_size=32)
+    m = MathLine(t, follow=False)  # as the Dashboard draws it: on its own push
+    t.next_batch()
+    with torch.no_grad():
+        t.b += 100  # every logit +100: the lesson's softmax overflows in exp
+    with pytest.raises(DivergenceError):
+        t.forward()
+    m.refresh()
+    assert not (t.loss_value == t.loss_value)  # the forward that ran: a NaN loss, measured
+    assert "Ŷ = softmax(O)" in m.text and m.text.endswith("= nan"), m.text
+    t.use_stable_softmax()  # what the way-out button calls
+    m.refresh()
+    assert m.text == ("next forward(): O = X W + b: (32×64)(64×10) → (32×10) · Ŷ = stable_softmax(O) · "
+                      "loss = −Σ log Ŷ[i, yᵢ]"), m.text
+    assert "nan" not in m.widget.value
+    t.forward()  # the same batch, the stable softmax: a finite loss, and the line says it
+    m.refresh()
+    assert torch.isfinite(t.loss) and m.text.endswith(f"Ŷ = stable_softmax(O) · loss = −Σ log Ŷ[i, yᵢ] = "
+                                                       f"{t.loss_value:.4g}"), m.text
+
+    # a loss function swapped after a finite forward: the next forward's formula, no number of the old one
+    def my_ce(y_hat, y):
+        return -torch.log(y_hat.gather(1, y.view(-1, 1)))
+
+    t.loss_fn = my_ce
+    m.refresh()
+    assert m.text.startswith("next forward(): ") and m.text.endswith("loss = Σ my_ce(Ŷ, y)"), m.text
+
+
+def test_math_line_after_a_refused_phase_keeps_the_line_of_the_phase_that_ran(digits):
+    """A student's sgd (or softmax) that raises is refused and changes nothing: the line stays the math of the last
+    phase that ran (backward's gradient is still in W.grad, W unchanged; the batch still drawn), never the refused
+    phase's formula as if it had run, and never a function's name it did not run with."""
+    from softmax_widgets import TrainerError
+
+    def broken_sgd(params, lr, batch_size):
+        raise RuntimeError("a student's typo")
+
+    def broken_softmax(X):
+        raise RuntimeError("a student's typo")
+
+    t = Trainer(digits, batch_size=32)
+    m = MathLine(t, follow=False)
+    t.next_batch().forward().zero_grad().backward()
+    m.refresh()
+    backward_line = m.text
+    W = t.W.detach().clone()
+    t.optimizer = broken_sgd
+    with pytest.raises(TrainerError):
+        t.sgd()
+    m.refresh()
+    assert torch.equal(t.W.detach(), W) and t.last_phase.value == "backward"  # measured: sgd did not run
+    assert m.text == backward_line and "broken_sgd" not in m.text, m.text
+    t.optimizer = model.sgd
+    t.sgd()
+    t.next_batch()
+    m.refresh()
+    drawn = m.text
+    t.softmax = broken_softmax
+    with pytest.raises(TrainerError):
+        t.forward()
+    m.refresh()
+    assert t.y_hat is None or t.last_phase.value == "next_batch"
+    assert m.text == drawn and m.text.startswith("X: (32×64)"), m.text
+
+
 def test_math_line_follows_a_dataset_change_and_a_swapped_loss(digits):
     def my_ce(y_hat, y):
         return -torch.log(y_hat.gather(1, y.view(-1, 1)))

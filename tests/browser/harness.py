@@ -109,8 +109,10 @@ class Server:
         self._log_fh.close()
 
 
-def jupyter_env(home: Path, data_root: Path | None = None) -> dict[str, str]:
-    """A throwaway Jupyter config/runtime/settings tree under `home`: no user config leaks in, no news fetched."""
+def jupyter_env(home: Path, data_root: Path | None = None, windowing: str | None = "none") -> dict[str, str]:
+    """A throwaway Jupyter config/runtime/settings tree under `home`: no user config leaks in, no news fetched.
+    `windowing`: the notebook's windowingMode ("none": every cell in the DOM); None leaves JupyterLab's own default
+    (contentVisibility in Lab 4.6), as an instructor's Lab has it."""
     env = dict(os.environ)
     for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
                      ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
@@ -121,9 +123,9 @@ def jupyter_env(home: Path, data_root: Path | None = None) -> dict[str, str]:
         # Lab asks "fetch news?" and checks for updates over the internet unless told not to
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                             "checkForUpdates": False},
-        # no virtual scrolling: every cell's output stays in the DOM where the test can read it
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     }
+    if windowing is not None:  # no virtual scrolling: every cell's output stays in the DOM where the test can read it
+        settings["@jupyterlab/notebook-extension/tracker.jupyterlab-settings"] = {"windowingMode": windowing}
     for rel, value in settings.items():
         path = home / "settings" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,14 +137,15 @@ def jupyter_env(home: Path, data_root: Path | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def lab_server(root: Path, home: Path, data_root: Path | None = None):
-    """JupyterLab on 127.0.0.1 serving `root`, started as `softmax-widgets lab` starts it; yields the Server."""
+def lab_server(root: Path, home: Path, data_root: Path | None = None, windowing: str | None = "none"):
+    """JupyterLab on 127.0.0.1 serving `root`, started as `softmax-widgets lab` starts it; yields the Server.
+    `windowing`: as jupyter_env's (None: JupyterLab's own default)."""
     port = free_port()
     cmd = launch.lab_command(root, open_notebook=None, port=port, extra_args=[
         "--no-browser", f"--ip={HOST}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
         "--LabApp.expose_app_in_browser=True", "--allow-root"])
     server = Server(list(dict.fromkeys(cmd)), f"http://{HOST}:{port}", home / "lab.log",
-                    jupyter_env(home, data_root), root)
+                    jupyter_env(home, data_root, windowing), root)
     try:
         server.wait_ready(f"/api/status?token={TOKEN}")
         yield server
