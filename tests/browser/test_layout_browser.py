@@ -157,13 +157,14 @@ def _room_to_type(page, name: str, artifacts) -> dict:
 
 
 def _raise_in_softmax(page, dash: DashboardPage) -> dict:
-    """A student's softmax that raises, swapped in; the forward that runs it: the message, where, and the fix."""
+    """A student's softmax that raises (no keepdim), swapped in; the forward that runs it: the message, where, and
+    the fix."""
     assert page.evaluate(KERNEL_EXEC, RAISING) == "ok"
     state = dash.state()
     if kernel_value(page, "dash.trainer.next_phase.value") == "'next_batch'":
         state = dash.click_and_wait_status("next_batch", state["status"])
     state = dash.click_and_wait_status("forward", state["status"])
-    assert "raised RuntimeError" in state["status"] and RAISING in state["status"] and \
+    assert "row sums do not line up with its rows" in state["status"] and RAISING in state["status"] and \
         "trainer.use_lesson('softmax')" in state["status"], state
     return state
 
