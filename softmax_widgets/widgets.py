@@ -435,10 +435,11 @@ class Controls:
             self.code.value = value
 
     def show_counter(self, text: str) -> None:
-        # two short lines fit the fixed row when the row is narrow (a projector): it wraps, nothing moves
+        # two short lines fit the fixed row when the row is narrow (a projector, after an epoch "· test 80.0%"): it
+        # wraps between its parts only, so "iteration 114" is never split, and nothing moves
         self._shown = {**(self._shown or {}), "counter": text}
-        value = (f"<div style='font-size:{self._counter_px}px;line-height:14px;font-weight:bold'>"
-                 f"{html.escape(text)}</div>")
+        parts = " · ".join(f"<span style='white-space:nowrap'>{html.escape(p)}</span>" for p in text.split(" · "))
+        value = f"<div style='font-size:{self._counter_px}px;line-height:14px;font-weight:bold'>{parts}</div>"
         if self.counter.value != value:
             self.counter.value = value
 
