@@ -268,6 +268,16 @@ def loss_offset(page) -> float:
     return page.evaluate(LOSS_TOP)
 
 
+# code run in the notebook's kernel as a cell would run it (its source is the line a status quotes): 'ok' or the error
+KERNEL_EXEC = r"""
+async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const reply = await kernel.requestExecute({code, silent: true}).done;
+  return reply.content.status === 'ok' ? 'ok' : reply.content.ename + ': ' + reply.content.evalue;
+}
+"""
+
+
 # the kernel's iopub stream, as JupyterLab receives it: every error and stderr message is written down
 LISTEN_IOPUB = r"""
 () => {

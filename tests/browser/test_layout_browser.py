@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import harness
 import pytest
-from dashboard_page import PHASES, DashboardPage, iopub_errors, kernel_value, listen_iopub
+from dashboard_page import KERNEL_EXEC, PHASES, DashboardPage, iopub_errors, kernel_value, listen_iopub
 from harness import FIRST_RENDER_S, lab_error_outputs, notebook_json, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
@@ -40,14 +40,6 @@ MAX_DASHBOARD_PX = 900  # the whole dashboard at scale 1, its open tab included 
 # and the fix (three lines at scale 1, four at 1.5)
 RAISING = "dash.trainer.softmax = lambda X: X.exp() / X.exp().sum(dim=1)"
 LESSONS = "from softmax_widgets import model\ndash.trainer.softmax = model.softmax"
-# code run in the notebook's kernel as a cell would run it (its source is the line the status quotes)
-KERNEL_EXEC = r"""
-async (code) => {
-  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const reply = await kernel.requestExecute({code, silent: true}).done;
-  return reply.content.status === 'ok' ? 'ok' : reply.content.ename + ': ' + reply.content.evalue;
-}
-"""
 
 # Every piece of text in the status, code and math lines: inside every box around it (up to the dashboard) that
 # clips, and not ended with "…". A text node's own box (a Range) is what a reader sees of it.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import harness
 import pytest
-from dashboard_page import DashboardPage
+from dashboard_page import KERNEL_EXEC, DashboardPage
 
 from softmax_widgets import launch
 from tests.conftest import FASHION_ROOT
@@ -23,13 +23,6 @@ from tests.conftest import FASHION_ROOT
 pytestmark = pytest.mark.timeout(900)
 
 NOTEBOOK = "03_instructor_live_coding.ipynb"
-KERNEL_EXEC = r"""
-async (code) => {
-  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const reply = await kernel.requestExecute({code, silent: true}).done;
-  return reply.content.status === 'ok' ? 'ok' : reply.content.ename + ': ' + reply.content.evalue;
-}
-"""
 FONTS = r"""
 () => window.jupyterapp.shell.currentWidget.content.widgets.map((w, i) => {
   const c = w.node, e = c.querySelector('.cm-content'), o = c.querySelector('.jp-RenderedText pre');
