@@ -173,6 +173,24 @@ def voila_server(home: Path, data_root: Path | None = None, autosave: bool = Fal
         server.stop()
 
 
+@contextmanager
+def app_on_a_saved_lesson(tmp_path: Path, monkeypatch, scale: str = "1.5"):
+    """Voila serving the app as `softmax-widgets app --state lesson.pt --scale 1.5` does, on a lesson.pt of the
+    bundled set (the same with or without the data): 10 iterations done and the next batch drawn."""
+    from softmax_widgets import Trainer, load_dataset
+
+    t = Trainer(load_dataset("fashion-mnist-small"), seed=3)
+    for _ in range(10):  # an epoch of the bundled set is 24 batches
+        t.train_step()
+    t.next_batch()
+    t.save(tmp_path / "lesson.pt")
+    monkeypatch.setenv(launch.STATE_ENV, str(tmp_path / "lesson.pt"))
+    monkeypatch.setenv(launch.SCALE_ENV, scale)
+    (tmp_path / "home").mkdir()
+    with voila_server(tmp_path / "home", None) as voila:
+        yield voila
+
+
 def _wait_port(server: Server, timeout: float = SERVER_START_S) -> None:
     deadline = time.monotonic() + timeout
     port = int(server.url.rsplit(":", 1)[1])

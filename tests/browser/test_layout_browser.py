@@ -272,19 +272,9 @@ def test_voila_app_at_1_5_shows_both_curves_on_a_1280x720_screen(tmp_path, brows
     """`softmax-widgets app --state lesson.pt --scale 1.5` at 1280×720: the loss and accuracy curves side by side
     beside the W maps, all of them inside the window (the accuracy curve was half below it, 190 px stayed empty on
     the right); the same at 1366×768; then A+ released (scale 1)."""
-    from softmax_widgets import Trainer, launch, load_dataset
-
-    t = Trainer(load_dataset("fashion-mnist-small"), seed=3)
-    for _ in range(10):
-        t.train_step()
-    t.next_batch()
-    t.save(tmp_path / "lesson.pt")
-    monkeypatch.setenv(launch.STATE_ENV, str(tmp_path / "lesson.pt"))
-    monkeypatch.setenv(launch.SCALE_ENV, "1.5")
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 720})
-    (tmp_path / "home").mkdir()
-    with harness.voila_server(tmp_path / "home", None) as voila:
+    with harness.app_on_a_saved_lesson(tmp_path, monkeypatch) as voila:
         page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)
         dash = DashboardPage(page)
         dash.wait_drawn(FIRST_RENDER_S, artifacts / "layout-app-not-rendered.png", voila)

@@ -276,19 +276,9 @@ def test_lab_projector_at_scale_1_5_toggle_and_browser_zoom(lab, lab_root, brows
 def test_voila_app_in_class_state_and_scale_fit_the_projector(tmp_path, browser_page, artifacts, monkeypatch):
     """`softmax-widgets app --state lesson.pt --scale 1.5` (the README's in-class command) at 1280×720: the run
     continues where it was saved, what was loaded is said on the status line, and the one-screen set fits."""
-    from softmax_widgets import Trainer, launch, load_dataset
-
-    t = Trainer(load_dataset("fashion-mnist-small"), seed=3)  # bundled: the same test with or without the data
-    for _ in range(10):  # an epoch of the bundled set is 24 batches
-        t.train_step()
-    t.next_batch()
-    t.save(tmp_path / "lesson.pt")
-    monkeypatch.setenv(launch.STATE_ENV, str(tmp_path / "lesson.pt"))
-    monkeypatch.setenv(launch.SCALE_ENV, "1.5")
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 720})
-    (tmp_path / "home").mkdir()
-    with harness.voila_server(tmp_path / "home", None) as voila:
+    with harness.app_on_a_saved_lesson(tmp_path, monkeypatch) as voila:
         page.goto(voila.url + "/", timeout=FIRST_RENDER_S * 1000)
         dash = DashboardPage(page)
         dash.wait_drawn(FIRST_RENDER_S, artifacts / "app-scale1.5-not-rendered.png", voila)
