@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .measure import name_of
+
 __all__ = ["Case", "CheckError", "CheckResult", "check_cross_entropy", "check_net", "check_sgd", "check_softmax"]
 
 
@@ -149,14 +151,10 @@ def _close(got: torch.Tensor, want: torch.Tensor, what: str, hint: str = "", ato
         raise _Fail(f"{what}: differs from the reference by up to {err:.3g}", hint)
 
 
-def _name(fn) -> str:
-    return getattr(fn, "__name__", type(fn).__name__)
-
-
 # ---- softmax ----
 def check_softmax(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """softmax(X) on (B, C) logits: shape, dtype, rows summing to 1, torch.softmax's values and gradient."""
-    r = _Runner(f"check_softmax({_name(fn)})")
+    r = _Runner(f"check_softmax({name_of(fn)})")
     g = torch.Generator().manual_seed(0)
     X = torch.randn(4, 10, generator=g)
 
@@ -231,7 +229,7 @@ def check_softmax(fn: Callable, verbose: bool = True, raise_on_fail: bool = Fals
 # ---- cross_entropy ----
 def check_cross_entropy(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """cross_entropy(y_hat, y): one -log(probability of the true class) per example, as F.cross_entropy."""
-    r = _Runner(f"check_cross_entropy({_name(fn)})")
+    r = _Runner(f"check_cross_entropy({name_of(fn)})")
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(6, 10, generator=g)
     y_hat = torch.softmax(logits, dim=1)
@@ -306,7 +304,7 @@ def check_cross_entropy(fn: Callable, verbose: bool = True, raise_on_fail: bool 
 # ---- sgd ----
 def check_sgd(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """sgd(params, lr, batch_size): p -= lr * p.grad / batch_size, in place, leaving p a leaf that requires grad."""
-    r = _Runner(f"check_sgd({_name(fn)})")
+    r = _Runner(f"check_sgd({name_of(fn)})")
     g = torch.Generator().manual_seed(2)
     W0, b0 = torch.randn(5, 3, generator=g), torch.randn(3, generator=g)
     gW, gb = torch.randn(5, 3, generator=g), torch.randn(3, generator=g)
@@ -366,7 +364,7 @@ def check_sgd(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -
 def check_net(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """net(X, W, b), or the lesson's net(X) that reads global W and b: softmax(X W + b) on flattened images."""
     takes_wb = _positional(fn) >= 3
-    r = _Runner(f"check_net({_name(fn)})")
+    r = _Runner(f"check_net({name_of(fn)})")
     g = torch.Generator().manual_seed(3)
     if takes_wb:
         W = (torch.randn(784, 10, generator=g) * 0.05).requires_grad_()

@@ -15,6 +15,7 @@ from ipywidgets import HTML, HBox, Layout, Select, VBox
 
 from . import model
 from .graph import LOSS, MODEL, PARAMETERS, Graph, GraphNode, autograd_graph, forward_status
+from .measure import name_of
 from .phases import Phase
 from .throttle import Throttle
 from .widgets import descendants
@@ -249,7 +250,7 @@ class GraphPanel:
 
     def _sentence(self) -> str:
         t, g = self.trainer, self.graph
-        swapped = [f"{name} is now {_name(new)}: its nodes appear after the next forward()." for name, old, new in
+        swapped = [f"{name} is now {name_of(new)}: its nodes appear after the next forward()." for name, old, new in
                    (("softmax", self._built_with[0], t.softmax), ("loss_fn", self._built_with[1], t.loss_fn))
                    if g.nodes and new is not old]
         return self._state_sentence() + "".join(f"<br><b>{html.escape(s)}</b>" for s in swapped)
@@ -316,23 +317,19 @@ def math_text(trainer, ran: tuple | None = None) -> str:
         loss = ("−Σ log Ŷ[i, yᵢ]" if loss_fn is model.cross_entropy else
                 f"Σ {getattr(loss_fn, '__name__', 'loss_fn')}(Ŷ, y)")
         # b's (C) is left out of the shapes: the line and the code beside it fit 1366×768 with the file browser open
-        line = f"O = X W + b: ({B}×{D})({D}×{C}) → ({B}×{C}) · Ŷ = {_name(softmax)}(O) · loss = {loss}"
+        line = f"O = X W + b: ({B}×{D})({D}×{C}) → ({B}×{C}) · Ŷ = {name_of(softmax)}(O) · loss = {loss}"
         return f"next forward(): {line}" if swapped else f"{line} = {t.loss_value:.4g}"
     if phase is Phase.ZERO_GRAD:
         return f"W.grad ← 0: ({D}×{C}) · b.grad ← 0: ({C})"
     if phase is Phase.BACKWARD:
         if softmax in (model.softmax, model.stable_softmax) and loss_fn is model.cross_entropy:
             return f"∂loss/∂W = Xᵀ(Ŷ − Y): ({D}×{B})({B}×{C}) → ({D}×{C}) · ∂loss/∂b = Σᵢ(Ŷ − Y)ᵢ: ({C})"
-        return f"∂loss/∂W: ({D}×{C}), ∂loss/∂b: ({C}) by the chain rule through {_name(softmax)}"
+        return f"∂loss/∂W: ({D}×{C}), ∂loss/∂b: ({C}) by the chain rule through {name_of(softmax)}"
     if optimizer is not model.sgd:
         step = t.last_step  # what the student's optimizer did, measured: not what the lesson's would have done
         did = step.formula(t.lr) if step is not None else f"W ({D}×{C}), b ({C})"
-        return f"{_name(optimizer)}([W, b], {t.lr:g}, {B}): {did}"
+        return f"{name_of(optimizer)}([W, b], {t.lr:g}, {B}): {did}"
     return f"W ← W − {t.lr:g} · W.grad / {B} · b ← b − {t.lr:g} · b.grad / {B}"
-
-
-def _name(fn) -> str:
-    return getattr(fn, "__name__", type(fn).__name__)
 
 
 # what the symbols mean: the tooltip of the line (the line itself stays short enough for one row)

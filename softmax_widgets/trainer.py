@@ -55,7 +55,7 @@ class _Swappable:
             return f"the lesson's {self.lesson}"
         if fn is model.stable_softmax:
             return "the stable softmax (it subtracts each row's max before exp)"
-        return f"your {getattr(fn, '__name__', type(fn).__name__)}"
+        return f"your {measure.name_of(fn)}"
 
 
 class Trainer:
