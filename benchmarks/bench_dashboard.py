@@ -201,7 +201,7 @@ def hidden_listener_cost(data, batch_size: int, calls: int = 200_000) -> str:
     import timeit
 
     from softmax_widgets import Event, Phase, Trainer
-    from softmax_widgets.graph_view import GraphPanel, MathLine
+    from softmax_widgets.ui.graph_panel import GraphPanel, MathLine
 
     async def measure() -> tuple[float, float, float]:
         t = Trainer(data, batch_size=batch_size)

@@ -1,7 +1,7 @@
 """softmax_widgets: the 'softmax regression from scratch' lesson, one phase at a time.
 
 The core (data, model ops, Trainer) imports no UI library; the dashboard lives in
-`softmax_widgets.app` and observes a Trainer through `Trainer.on_change`.
+`softmax_widgets.ui` (imported as `softmax_widgets.app`) and observes a Trainer through `Trainer.on_change`.
 """
 
 import importlib

@@ -340,7 +340,7 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
     run into the app's temporary folder: a reload of the page reopens it and says so, and a closed or reloaded
     page shuts its kernel down. This process itself never imports torch."""
     if scale is not None:
-        from .presentation import check_scale
+        from .ui.presentation import check_scale
 
         try:
             scale = check_scale(scale, "--scale", "--scale 1.5")
@@ -377,8 +377,8 @@ def app_dashboard():
     `--dataset`; the status line says which, and the run is autosaved from then on."""
     from .app import Dashboard
     from .persist import Autosave
-    from .player import current_loop
     from .trainer import Trainer
+    from .ui.player import current_loop
 
     scale = float(os.environ.get(SCALE_ENV, "1"))
     state, autosave = os.environ.get(STATE_ENV), os.environ.get(AUTOSAVE_ENV)
@@ -434,7 +434,7 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _scale_argument(text: str) -> float:
     """--scale: a number from 1 to 2, refused in the same words as Dashboard(scale=...)."""
-    from .presentation import check_scale
+    from .ui.presentation import check_scale
 
     try:
         value = float(text)

@@ -12,8 +12,8 @@ import torch
 
 from softmax_widgets import Phase, Trainer
 from softmax_widgets.app import Dashboard
-from softmax_widgets.plots import MAX_POINTS, decimate_indices, nice_ceil
-from softmax_widgets.widgets import PAUSE, PLAY
+from softmax_widgets.ui.controls import PAUSE, PLAY
+from softmax_widgets.ui.plots import MAX_POINTS, decimate_indices, nice_ceil
 from tests.conftest import wait_until
 
 PHASES = [p.value for p in Phase]
@@ -362,7 +362,7 @@ def test_divergence_stops_play_and_says_the_way_out(digits):
 def test_the_smoothed_curve_has_no_kink_where_a_window_would_fill(dash):
     """Issue 13: a 50-point running mean turns a corner at iteration 50 (its slope jumps from 1/2 to 1 on a
     ramp); the debiased moving average bends smoothly, from the first point on."""
-    from softmax_widgets.plots import debias, smoothed
+    from softmax_widgets.ui.plots import debias, smoothed
 
     ramp = np.arange(200, dtype=np.float64)
     curve = debias(smoothed(ramp), np.arange(200)).astype(np.float64)

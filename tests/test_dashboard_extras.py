@@ -17,7 +17,7 @@ import torch
 
 from softmax_widgets import Phase, Trainer, model
 from softmax_widgets.app import KEYS, Dashboard
-from softmax_widgets.widgets import KEEP_FOCUS, KEYS_HELP, KEYS_JS, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
+from softmax_widgets.ui.controls import KEEP_FOCUS, KEYS_HELP, KEYS_JS, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
 from tests.conftest import wait_until
 
 PHASES = [p.value for p in Phase]
@@ -644,7 +644,7 @@ def test_the_status_box_grows_then_scrolls_with_a_visible_bar_and_no_focus_frame
     """Three lines high at least, growing with a longer message up to eight lines (a divergence's details: all of
     it in view), above which it scrolls with its bar drawn. Nothing fixes its height or hides what overflows; the
     browser measures it in tests/browser/test_layout_browser.py."""
-    from softmax_widgets.widgets import STATUS_CHARS
+    from softmax_widgets.ui.controls import STATUS_CHARS
 
     c = dash.controls
     dash.controls.lr.value = 50

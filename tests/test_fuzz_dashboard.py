@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from softmax_widgets import DivergenceError, Phase, Trainer, TrainerError, load_dataset, model
 from softmax_widgets.app import Dashboard
-from softmax_widgets.widgets import LR_STOPS, SPEEDS
+from softmax_widgets.ui.controls import LR_STOPS, SPEEDS
 
 DIGITS = load_dataset("digits")
 N_TRAIN = len(DIGITS.y_train)

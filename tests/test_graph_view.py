@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from softmax_widgets import PhaseError, Trainer, model
-from softmax_widgets import graph_view as gv
-from softmax_widgets.graph_view import GraphPanel, MathLine
+from softmax_widgets.ui import graph_panel as gv
+from softmax_widgets.ui.graph_panel import GraphPanel, MathLine
 
 
 @pytest.fixture

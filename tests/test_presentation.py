@@ -10,8 +10,9 @@ import pytest
 
 from softmax_widgets import Trainer
 from softmax_widgets.app import Dashboard
-from softmax_widgets.plots import COMPACT, CURVE_H, CURVE_W, CURVE_W_COMPACT
-from softmax_widgets.presentation import (
+from softmax_widgets.ui.controls import WIDTHS
+from softmax_widgets.ui.plots import COMPACT, CURVE_H, CURVE_W, CURVE_W_COMPACT
+from softmax_widgets.ui.presentation import (
     CELLS_CLASS,
     PRESENTATION,
     cells_css,
@@ -20,7 +21,6 @@ from softmax_widgets.presentation import (
     scale_class,
     scale_css,
 )
-from softmax_widgets.widgets import WIDTHS
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_scale_set_from_code_and_a_refused_one_changes_nothing(digits):
 
 
 def test_the_loss_axis_has_a_few_round_ticks_that_follow_the_curve(digits):
-    from softmax_widgets.plots import value_ticks
+    from softmax_widgets.ui.plots import value_ticks
 
     assert value_ticks(2.3).tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert value_ticks(0.61).tolist() == [0.0, 0.2, 0.4, 0.6]

@@ -7,8 +7,9 @@ import time
 import pytest
 import torch
 
-from softmax_widgets import Phase, Trainer, load_dataset, rerun
+from softmax_widgets import Phase, Trainer, load_dataset
 from softmax_widgets.app import Dashboard
+from softmax_widgets.ui import rerun
 
 from .kernel_client import click, run, start_kernel, value
 

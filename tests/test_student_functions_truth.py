@@ -175,7 +175,7 @@ def test_the_b_plus_100_overflow_is_blamed_on_the_hand_change_in_two_short_sente
 
 
 def test_the_math_line_after_a_students_sgd_shows_the_step_it_measured(small):
-    from softmax_widgets.graph_view import math_text
+    from softmax_widgets.ui.graph_panel import math_text
 
     def sgd_no_batch(params, lr, batch_size):
         with torch.no_grad():

@@ -14,8 +14,8 @@ import torch
 
 from softmax_widgets import Trainer, evaluation
 from softmax_widgets.app import Dashboard
-from softmax_widgets.views import MAX_RUN_POINTS, describe
-from softmax_widgets.widgets import descendants
+from softmax_widgets.ui.controls import descendants
+from softmax_widgets.ui.views import MAX_RUN_POINTS, describe
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -320,7 +320,7 @@ def test_a_confusion_cell_click_as_the_browser_sends_it_raises_nothing(fresh, ca
 
 
 def test_class_names_fit_under_the_matrix(fashion):
-    from softmax_widgets.views import short_name
+    from softmax_widgets.ui.views import short_name
 
     short = [short_name(c) for c in fashion.classes]
     assert max(map(len, short)) <= 9 and len(set(short)) == len(short), short
@@ -331,8 +331,8 @@ def test_class_names_fit_under_the_matrix(fashion):
 
 @pytest.mark.parametrize("n", [1, 9, 10, 11, 57, 99, 100, 235, 250, 280, 300, 999, 1000, 4700, 23_500, 470_000])
 def test_iteration_ticks_are_whole_numbers_that_never_touch(n):
-    from softmax_widgets.plots import CURVE_PX, DIGIT_PX, iteration_ticks
-    from softmax_widgets.views import COMPARE_PX
+    from softmax_widgets.ui.plots import CURVE_PX, DIGIT_PX, iteration_ticks
+    from softmax_widgets.ui.views import COMPARE_PX
 
     for width in (CURVE_PX, COMPARE_PX):
         ticks = iteration_ticks(n, width)
@@ -447,7 +447,7 @@ def _downloaded(ex) -> tuple[str, bytes]:
 
 
 def test_in_voila_every_file_export_is_a_browser_download_with_the_right_bytes(fresh, tmp_path):
-    from softmax_widgets.views import ExportPane
+    from softmax_widgets.ui.views import ExportPane
 
     t = fresh.trainer
     for _ in range(5):

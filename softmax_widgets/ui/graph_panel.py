@@ -13,12 +13,13 @@ from collections.abc import Callable
 
 from ipywidgets import HTML, HBox, Layout, Select, VBox
 
-from . import model
-from .graph import LOSS, MODEL, PARAMETERS, Graph, GraphNode, autograd_graph, forward_status
-from .measure import name_of
-from .phases import Phase
-from .throttle import Throttle
-from .widgets import descendants
+from softmax_widgets import model
+from softmax_widgets.graph import LOSS, MODEL, PARAMETERS, Graph, GraphNode, autograd_graph, forward_status
+from softmax_widgets.measure import name_of
+from softmax_widgets.phases import Phase
+from softmax_widgets.throttle import Throttle
+
+from .controls import descendants
 
 __all__ = ["GraphPanel", "MathLine", "graph_svg", "math_text"]
 

@@ -24,7 +24,7 @@ from ipywidgets import (
     Widget,
 )
 
-from .phases import Phase
+from softmax_widgets.phases import Phase
 
 __all__ = ["CODE", "KEYS", "KEYS_HELP", "KEYS_LIST", "KEYS_ON", "LR_STOPS", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS",
            "UNDO", "Controls", "descendants"]

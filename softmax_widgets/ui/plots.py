@@ -9,7 +9,8 @@ import numpy as np
 from bqplot import Axis, Bars, ColorScale, Figure, HeatMap, LinearScale, Lines, OrdinalScale
 from ipywidgets import HTML, HBox, Layout, VBox
 
-from .data import Dataset
+from softmax_widgets.data import Dataset
+
 from .presentation import Sizer
 
 __all__ = ["MAX_POINTS", "Plots", "debias", "decimate_indices", "iteration_ticks", "nice_ceil", "smoothed"]

@@ -21,12 +21,13 @@ from bqplot.traits import array_from_json
 from ipywidgets import HTML, Box, Button, FileUpload, HBox, Image, Layout, SelectMultiple, Tab, Text, VBox
 from traitlets import Any
 
-from . import evaluation, export, persist
+from softmax_widgets import evaluation, export, persist
+from softmax_widgets.runs import RunStore, when
+from softmax_widgets.throttle import Throttle
+
+from .controls import descendants
 from .plots import SMOOTH, iteration_ticks, kept_curve, run_colour, set_ticks
 from .presentation import Sizer
-from .runs import RunStore, when
-from .throttle import Throttle
-from .widgets import descendants
 
 __all__ = ["EXPORTS", "MAX_RUN_POINTS", "TABS", "Views", "describe", "short_name", "when"]
 

@@ -13,7 +13,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .app import Dashboard
+    from .dashboard import Dashboard
 
 __all__ = ["forget", "scale_of_previous", "shown", "take_over"]
 

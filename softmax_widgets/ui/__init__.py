@@ -1,0 +1,6 @@
+"""The dashboard: widgets that observe a Trainer (the core never imports this package).
+
+`dashboard.Dashboard` builds the controls (controls.py), the live figures (plots.py), the row of tabs
+(views.py), the graph panel and the formula line (graph_panel.py), Play (player.py), the presentation scale
+(presentation.py) and the re-run take-over (rerun.py).
+"""
