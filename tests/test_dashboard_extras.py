@@ -547,8 +547,8 @@ def test_the_ways_out_are_those_the_event_names(dash):
     with torch.no_grad():
         t.b += 1e30  # the logits overflow float32 before any step: the lr is not the cause
     dash.buttons["forward"].click()
-    ways = dash._event.detail["ways_out"]
-    assert dash._event.kind == "divergence" and "lower_lr" not in ways and visible(dash.controls.way_out)
+    ways = dash.status_line.last_event.detail["ways_out"]
+    assert dash.status_line.diverged and "lower_lr" not in ways and visible(dash.controls.way_out)
     for code, name in (("stable_softmax", "way_stable"), ("lower_lr", "way_lr"), ("reset", "way_reset")):
         assert visible(b[name]) == (code in ways), (code, ways)
     assert visible(b["way_undo"]) == ("undo" in ways and t.snapshots.iterations > 0)
@@ -560,12 +560,12 @@ def test_the_ways_out_are_those_the_event_names(dash):
 def test_the_way_back_shows_only_when_undo_can_go_back(dash):
     dash.controls.lr.value = 50
     diverge(dash)
-    ways = dash._event.detail["ways"]
+    ways = dash.status_line.last_event.detail["ways"]
     assert ways[0]["code"] == "lower_lr" and ways[0]["steps"] >= 1 and visible(dash.buttons["way_lr"])
     t = dash.trainer
     t.snapshots.clear()  # undo cannot reach the steps any more: no way out that takes them back
     dash.buttons["step"].click()
-    assert [w["code"] for w in dash._event.detail["ways"]] == ["reset"] and not visible(dash.buttons["way_lr"])
+    assert [w["code"] for w in dash.status_line.view().ways] == ["reset"] and not visible(dash.buttons["way_lr"])
     assert dash.buttons["way_reset"].description == "Reset, lr → 0.1"
 
 

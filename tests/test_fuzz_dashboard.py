@@ -229,7 +229,7 @@ class DashboardMachine(RuleBasedStateMachine):
         code = {"way_stable": "stable_softmax", "way_lr": "lower_lr", "way_undo": "undo", "way_reset": "reset"}[name]
         # the way the divergence offered; None when code in a cell moved on since (the row is pushed by time): the
         # click then says in words that nothing changed
-        event = self.dash._event
+        event = self.dash.status_line.last_event
         way = next((w for w in (event.detail or {}).get("ways", ()) if w["code"] == code), None) \
             if event is not None and event.kind == "divergence" else None
         lr = self.t.lr

@@ -227,7 +227,7 @@ def test_a_bias_changed_by_hand_is_noticed_undone_by_the_way_out_and_named_as_th
 def test_the_ways_out_come_in_the_order_of_the_advice_and_the_status_names_buttons_not_code(data):
     d = Dashboard(Trainer(data, batch_size=64))
     lesson_then_lr(d, 10)
-    detail = d._event.detail
+    detail = d.status_line.last_event.detail
     # structured: the ways as data, the one that works first; the buttons in that order
     assert [w["code"] for w in detail["ways"]] == detail["ways_out"] and detail["ways_out"][0] == "lower_lr"
     assert shown_ways(d) == [w["label"] for w in detail["ways"]]

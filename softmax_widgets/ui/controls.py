@@ -26,6 +26,8 @@ from ipywidgets import (
 
 from softmax_widgets.phases import Phase
 
+from .ways import DEFAULT_LABELS, WAY_BUTTONS  # the ways out of a divergence: status.py reads them too
+
 __all__ = ["CODE", "KEYS", "KEYS_HELP", "KEYS_LIST", "KEYS_ON", "LR_STOPS", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS",
            "UNDO", "Controls", "descendants"]
 
@@ -113,7 +115,7 @@ CONTROLS_CSS = ("input,textarea,select,[contenteditable],[role=slider],[role=spi
 # Alt or ⌘ and PASS_KEYS go on to JupyterLab; Escape gives the focus back to the notebook. A key the dashboard takes
 # is stopped before JupyterLab's own shortcuts hear it (a capture listener on window runs before Lab's on document:
 # r would otherwise turn a cell raw, x cut one) and written, as JSON, into the hidden text box `Controls.keys`: its
-# model syncs it to Python like any typed text (Dashboard._on_key_message).
+# model syncs it to Python like any typed text (keys.Keys.message).
 # JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
 # on Step, Shift-Enter re-ran the dashboard's own cell and lost the run. So presses and focus stay inside the
 # dashboard (the active cell stays where the code is); a right-click goes through, for JupyterLab's context menu. A
@@ -162,9 +164,6 @@ document.addEventListener('pointerdown',onDown,true);document.addEventListener('
 })();})(this)""".replace("__PASS__", "[" + ",".join(f"'{k}'" for k in PASS_KEYS) + "]").replace(
     "__CONTROLS__", CONTROLS_CSS)
 KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"" + KEYS_JS.replace("\n", "") + "\">")
-# a divergence's ways out (detail["ways_out"] codes) and the buttons that take them
-WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "way_undo", "reset": "way_reset"}
-DEFAULT_LABELS = {"stable_softmax": "use stable softmax", "lower_lr": "lr × 0.1", "undo": "↶ undo", "reset": "Reset"}
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
 ROW_H = "32px"  # one row of buttons (28 px high, 2 px margins): rows keep their height, nothing below them moves
 # the status box: three lines whatever the message (a short one never moves what is below), growing with a longer
@@ -261,7 +260,7 @@ class Controls:
         self.help = HTML(_keys_line())
         # page CSS and the keyboard's script for this dashboard (KEYS_JS): the frame while the keys are armed
         self.css = HTML(CSS + DISCONNECTED_CSS + KEEP_FOCUS, layout=Layout(display="none"))
-        # the keys the page hears, as JSON (KEYS_JS writes them here; Dashboard._on_key_message reads them)
+        # the keys the page hears, as JSON (KEYS_JS writes them here; keys.Keys.message reads them)
         self.keys = Text(value="", continuous_update=True, layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
         self.status_text, self.status_level = "", "info"
