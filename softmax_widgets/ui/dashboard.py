@@ -9,11 +9,9 @@ from __future__ import annotations
 import html
 import logging
 import random
-from contextlib import contextmanager
 
 from ipywidgets import Button, Layout, VBox
 
-from softmax_widgets import model
 from softmax_widgets.data import load_or_offline
 from softmax_widgets.phases import Phase
 from softmax_widgets.throttle import ALL, BATCH, CONTROLS, CURVES, DIRTY, GRAD, PARTS, PushClock, Throttle
@@ -27,7 +25,6 @@ from .player import Player
 from .plots import Plots
 from .presentation import (
     CELLS_CLASS,
-    FITS_720,
     PRESENTATION,
     cells_css,
     check_scale,
@@ -36,7 +33,8 @@ from .presentation import (
     scale_class,
     scale_css,
 )
-from .status import Status, opening, paused
+from .settings import Quiet, Settings
+from .status import OFF_PAGE, Status, kept, opening, paused, scaled
 from .views import Views
 from .ways import WAY_BUTTONS
 
@@ -69,12 +67,7 @@ class Dashboard(VBox):
         self._loop = self.player.loop
         self.status_line = Status(lambda: opening(self.trainer))  # what the status says, and which message wins
         self._pause_asked = False  # Pause was pressed and Play's task has not stopped yet
-        t = trainer
-        self.keyboard = Keys({"step": lambda: self._act(t.step), "play": lambda: self._guard(self.toggle_play),
-                              "undo": lambda: self._act(t.undo),
-                              "reset": lambda: self._act(lambda: self._reset(t.seed))},
-                             self.status_line, self._show_status)
-        self._syncing = False
+        self.quiet = Quiet()  # `with self.quiet():` moves widgets without their observers acting on it
         self._hidden = HIDDEN  # heatmap parts whose tab is closed: they stay dirty until it opens
         self._code_flush = Throttle(self._flush, 1 / fps, self._loop)
         self.controls = Controls(trainer.lr, trainer.batch_size, trainer.seed)
@@ -144,16 +137,7 @@ class Dashboard(VBox):
         if value > 1:
             self._presentation = value  # what A+ turns on from now
         self._apply_scale(value)
-        if value > 1:
-            fits = "" if value <= FITS_720 else \
-                f" (above {FITS_720:g} the dashboard no longer fits one 1280×720 screen)"
-            cells = ", the notebook's cells too" if self._scale_notebook else ""
-            notice = (f"presentation size ×{value:g}: every text and plot enlarged{cells}; A+ again for the "
-                            f"normal size{fits}")
-        else:
-            cells = ", the notebook's cells too" if self._scale_notebook else ""
-            notice = f"normal size; A+ enlarges every text and plot ×{self._presentation:g}{cells}"
-        self.status_line.notice(notice)
+        self.status_line.notice(scaled(value, self._presentation, self._scale_notebook))
         self.push()  # the status, and the W note whose wording follows the layout
 
     @property
@@ -308,14 +292,15 @@ class Dashboard(VBox):
         for code, name in WAY_BUTTONS.items():
             c.buttons[name].on_click(lambda _, code=code: self._act(lambda: self._take_way(code)))
         self.keep.on_click(lambda _: self._guard(self._keep_run))
-        c.softmax.observe(lambda ch: self._choose_softmax(ch["new"]), "value")
-        c.details.observe(lambda ch: self._syncing or self.push(CONTROLS), "value")
+        c.details.observe(lambda ch: self.quiet or self.push(CONTROLS), "value")
         c.scale.observe(lambda ch: self._toggle_scale(ch["new"]), "value")
+        t = self.trainer
+        self.keyboard = Keys({"step": lambda: self._act(t.step), "play": lambda: self._guard(self.toggle_play),
+                              "undo": lambda: self._act(t.undo),
+                              "reset": lambda: self._act(lambda: self._reset(t.seed))},
+                             self.status_line, self._show_status)
         c.keys.observe(lambda ch: self.keyboard.message(ch["new"]), "value")
-        c.lr.observe(lambda ch: self._setting("lr", ch["new"], c.lr), "value")
-        c.lr_text.observe(lambda ch: self._typed_lr(ch["new"]), "value")
-        c.seed.observe(lambda ch: self._typed_seed(ch["old"], ch["new"]), "value")
-        c.batch_size.observe(lambda ch: self._setting("batch_size", ch["new"], c.batch_size), "value")
+        self.settings = Settings(self.trainer, c, self.status_line, self.quiet, lambda: self.push(CONTROLS))
         c.set_playing(False)
 
     def _apply_scale(self, scale: float) -> None:
@@ -338,15 +323,13 @@ class Dashboard(VBox):
         self.clock.dirty |= ALL  # the W note's wording follows the layout
 
     def _toggle_scale(self, on: bool) -> None:
-        if not self._syncing:
+        if not self.quiet:
             self._guard(lambda: setattr(self, "scale", self._presentation if on else 1.0))
 
     def _keep_run(self) -> None:
         """The keep button beside the plots: the same as the compare runs tab's, said on the status line."""
         run = self.views.compare.keep_run()
-        self.status_line.warn(f"kept {run.label}: its loss stays on the loss plot, dashed; the compare runs tab has "
-                              "its test accuracy" if run is not None else
-                              "Nothing to keep yet: this run has no iteration. Train first (Step, Run epoch or Play).")
+        self.status_line.warn(kept(run))
         self.push(CONTROLS)
 
     def _on_runs(self, store) -> None:
@@ -357,8 +340,7 @@ class Dashboard(VBox):
             rerun.shown(self)  # a re-run of its cell keeps this run
         if change["old"] and not change["new"] and self.player.playing:
             self.pause()
-            self.status_line.warn("Play paused: the dashboard is no longer on the page (its output was cleared or "
-                                  "its cell run again). Show it again with `dash` in a cell, then press Play.")
+            self.status_line.warn(OFF_PAGE)
             self.clock.dirty |= CONTROLS
 
     def _on_pane(self, name: str | None) -> None:
@@ -377,17 +359,6 @@ class Dashboard(VBox):
     def _take_way(self, code: str) -> None:
         """One click on a way out: what the last divergence offered (ways.py), then the status says what was done."""
         self.status_line.notice(ways.take(self.trainer, self.status_line.last_event, code, self._reset))
-
-    def _choose_softmax(self, value: str | None) -> None:
-        """The softmax toggle: the lesson's or the stable one (from the next forward)."""
-        if self._syncing or value is None:
-            return
-        try:
-            self.trainer.use_stable_softmax(value == "stable")
-            self.status_line.error("")
-        except Exception as err:
-            self._show_error(err)
-        self.push(CONTROLS)
 
     def _guard(self, fn) -> None:
         try:
@@ -415,48 +386,6 @@ class Dashboard(VBox):
         want = FOLLOW.get(phase)
         if want is not None and self.views.shown in FOLLOW.values() and self.views.shown != want:
             self.views.select(want)
-
-    def _typed_lr(self, text: str) -> None:
-        """The lr box: a number typed (then Enter) sets trainer.lr; a refused one is put back, the error shown."""
-        if self._syncing:
-            return
-        try:
-            value = float(str(text).strip().replace(",", "."))
-        except ValueError:
-            self.status_line.error(f"lr {str(text).strip()!r} is not a number: type one like 0.1 or 1e-3 "
-                                   f"(the lr stays {self.trainer.lr:g}).")
-            self.clock.dirty |= CONTROLS
-            self.push(CONTROLS)  # puts the box back to the Trainer's lr
-            return
-        self._setting("lr", value, None)
-
-    def _typed_seed(self, old: int, new: int) -> None:
-        """The seed box: say what the seed is for; a negative one is refused and put back."""
-        if self._syncing:
-            return
-        if new < 0 or new >= 2**32:
-            self.status_line.error(f"seed {new} is refused: a seed is a whole number from 0 to 2**32 - 1 (kept {old}).")
-            with self.quiet():
-                self.controls.seed.value = old
-        else:
-            self.status_line.error("")
-            self.status_line.notice(f"seed {new}: used by Reset (the same W, b and batches every time); New seed "
-                                    f"draws another. This run keeps seed {self.trainer.seed} until then.")
-        self.push(CONTROLS)
-
-    def _setting(self, name: str, value, widget) -> None:
-        """lr / batch size from a widget: the Trainer validates; on a bad value, say why and put it back."""
-        if self._syncing:
-            return
-        try:
-            setattr(self.trainer, name, value)
-            self.status_line.error("")
-        except ValueError as err:
-            self._show_error(err)
-            if widget is not None:
-                with self.quiet():
-                    widget.value = getattr(self.trainer, name)
-        self.push(CONTROLS)
 
     def _show_error(self, err: Exception) -> None:
         self.status_line.error(err)  # in words, never a traceback (a divergence: its event says it)
@@ -506,19 +435,4 @@ class Dashboard(VBox):
                 self.math.refresh()
             except Exception:
                 log.exception("the math line could not be drawn")
-        with self.quiet():  # the Trainer changed from code: move the widgets to match
-            c.show_lr(t.lr)
-            if c.batch_size.value != t.batch_size:
-                c.batch_size.value = t.batch_size
-            # neither lit (None) while a student's own softmax is in use
-            c.show_softmax("lesson" if t.softmax is model.softmax else "stable"
-                           if t.softmax is model.stable_softmax else None)
-
-    @contextmanager
-    def quiet(self):
-        """Move widgets to match the Trainer without their observers taking it for a student's click."""
-        was, self._syncing = self._syncing, True
-        try:
-            yield
-        finally:
-            self._syncing = was
+        self.settings.match()  # the Trainer changed from code: move the widgets to match

@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING
 
 from softmax_widgets.phases import DivergenceError, TrainerError
 
+from .presentation import FITS_720
 from .ways import NO_BUTTON, WAY_BUTTONS, event_ways
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from softmax_widgets.phases import Event
+    from softmax_widgets.runs import Run
     from softmax_widgets.trainer import Trainer
 
-__all__ = ["Status", "View", "divergence_status", "opening", "paused"]
+__all__ = ["OFF_PAGE", "Status", "View", "divergence_status", "kept", "opening", "paused", "scaled"]
 
 log = logging.getLogger(__name__)
 WARNING_PHASES = 2  # a warning belongs to the phase it came with and the next: then it is stale
@@ -173,3 +175,22 @@ def opening(t: Trainer) -> str:
 
 def paused(t: Trainer) -> str:
     return f"paused at iteration {t.iteration} (epoch {t.epoch + 1}) — ▶ Play goes on"
+
+
+def scaled(value: float, presentation: float, notebook: bool) -> str:
+    """The presentation scale just set: what it enlarged, and how A+ goes back."""
+    cells = ", the notebook's cells too" if notebook else ""
+    if value <= 1:
+        return f"normal size; A+ enlarges every text and plot ×{presentation:g}{cells}"
+    fits = "" if value <= FITS_720 else f" (above {FITS_720:g} the dashboard no longer fits one 1280×720 screen)"
+    return f"presentation size ×{value:g}: every text and plot enlarged{cells}; A+ again for the normal size{fits}"
+
+
+def kept(run: Run | None) -> str:
+    if run is None:
+        return "Nothing to keep yet: this run has no iteration. Train first (Step, Run epoch or Play)."
+    return f"kept {run.label}: its loss stays on the loss plot, dashed; the compare runs tab has its test accuracy"
+
+
+OFF_PAGE = ("Play paused: the dashboard is no longer on the page (its output was cleared or its cell run again). "
+            "Show it again with `dash` in a cell, then press Play.")
