@@ -38,14 +38,16 @@ class DivergenceError(TrainerError):
     `operation` names what produced it ("softmax_exp_overflow", "cross_entropy_log_zero",
     "softmax_backward_overflow", "sgd_step_overflow", ...), `rows` the rows of the batch that did,
     `images` their indices in the training set, `phase` the phase that stopped. str(err) is the cause and the
-    ways out, short enough to read aloud; `details` is the whole explanation with every number.
+    ways out, short enough to read aloud; `details` is the whole explanation with every number; `ways` the ways
+    out as data (diagnosis.Way: code, label, the code to type, the lr and undo each takes), the one that works first.
     """
 
     def __init__(self, message: str, *, phase: Phase | None = None, operation: str = "unknown",
-                 rows: tuple[int, ...] = (), images: tuple[int, ...] = (), details: str = ""):
+                 rows: tuple[int, ...] = (), images: tuple[int, ...] = (), details: str = "", ways: tuple = ()):
         super().__init__(message)
         self.phase, self.operation, self.rows, self.images = phase, operation, tuple(rows), tuple(images)
         self.details = details or message
+        self.ways = tuple(ways)
 
 
 class CustomFunctionError(TrainerError):
@@ -59,7 +61,8 @@ class Event:
     kind: str  # "phase", "warning", "divergence", "epoch", "reset", "settings" or "undo"
     phase: Phase | None
     message: str
-    # machine-readable extras; for "divergence": operation, rows, images (as on DivergenceError)
+    # machine-readable extras; for "divergence": operation, rows, images (as on DivergenceError), the cause and
+    # "ways": the ways out as data (Way.detail() dicts, the one that works first), never prose to parse
     detail: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

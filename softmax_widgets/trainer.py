@@ -448,7 +448,7 @@ class Trainer:
         self.last_phase = diag.phase
         self.emit("divergence", diag.phase, lambda: diag.message, diag.detail())
         raise DivergenceError(diag.message, phase=diag.phase, operation=diag.operation, rows=diag.rows,
-                              images=diag.images, details=diag.details)
+                              images=diag.images, details=diag.details, ways=diag.ways)
 
     def _call_student(self, name: str, fn: Callable, restore: bool = False):
         try:
