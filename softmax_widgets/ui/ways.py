@@ -68,9 +68,10 @@ def way_done(t: Trainer, code: str, way: dict) -> str:
     if code == "stable_softmax":
         return f"The stable softmax is on (it subtracts each row's max before exp): {kept}. {go}"
     undo = way.get("undo") or {}
-    if way.get("lesson"):
-        return (f"Took back {way['label'].split(', ')[0].removeprefix('↶ undo ')} and put the lesson's "
-                f"{way['lesson']} back: W as before (iteration {t.iteration}), {kept}. {go}")
+    if way.get("lesson"):  # a student's optimizer made W that large: its steps back, the lesson's sgd in
+        them = "its step" if way.get("steps") == 1 else f"its {way.get('steps', 0)} steps"
+        return (f"Took back {them} and put the lesson's {way['lesson']} back: W as before (iteration {t.iteration}), "
+                f"{kept}. {go}")
     if undo.get("before"):
         return f"The change by hand is taken back: W and b as before it, {kept}. {go}"
     if way.get("steps"):
