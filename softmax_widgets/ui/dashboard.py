@@ -23,16 +23,7 @@ from .graph_panel import GraphPanel, MathLine
 from .keys import Keys
 from .player import Player
 from .plots import Plots
-from .presentation import (
-    CELLS_CLASS,
-    PRESENTATION,
-    cells_css,
-    check_scale,
-    check_scale_notebook,
-    is_compact,
-    scale_class,
-    scale_css,
-)
+from .presentation import PRESENTATION, Zoom, check_scale, check_scale_notebook
 from .settings import Quiet, Settings
 from .status import OFF_PAGE, Status, kept, opening, paused, scaled
 from .views import Views
@@ -103,9 +94,7 @@ class Dashboard(VBox):
         self.observe(self._on_views, "_view_count")
         # the presentation scale: every text and plot ×scale (presentation.py); A+ toggles it and back, and with
         # scale_notebook the notebook's own cells (the code being typed, check_* printouts) follow it
-        self._scale, self._presentation = 1.0, scale if scale > 1 else PRESENTATION
-        self._scale_notebook = scale_notebook
-        self._apply_scale(scale)
+        self.zoom = Zoom(self, self.controls, (self.plots, self.views), self.quiet, scale, scale_notebook)
         self.status_line.notice(rerun.take_over(self))
         self.push()
 
@@ -129,27 +118,26 @@ class Dashboard(VBox):
     @property
     def scale(self) -> float:
         """The presentation scale: 1 is the normal size, 1.5 every text and plot ×1.5 for a projector."""
-        return self._scale
+        return self.zoom.scale
 
     @scale.setter
     def scale(self, value: float) -> None:
-        value = check_scale(value, "dash.scale", f"dash.scale = {PRESENTATION:g}")
-        if value > 1:
-            self._presentation = value  # what A+ turns on from now
-        self._apply_scale(value)
-        self.status_line.notice(scaled(value, self._presentation, self._scale_notebook))
+        value = self.zoom.set(value)
+        self.status_line.notice(scaled(value, self.zoom.presentation, self.zoom.notebook))
+        self.clock.dirty |= ALL  # the W note's wording follows the layout
         self.push()  # the status, and the W note whose wording follows the layout
 
     @property
     def scale_notebook(self) -> bool:
         """Whether the presentation scale enlarges the notebook's own cells too (code, outputs, markdown), not the
         dashboard only. Set it at any time: `dash.scale_notebook = True`; A+ then scales both, and back."""
-        return self._scale_notebook
+        return self.zoom.notebook
 
     @scale_notebook.setter
     def scale_notebook(self, value: bool) -> None:
-        self._scale_notebook = check_scale_notebook(value, "dash.scale_notebook")
-        self._apply_scale(self._scale)
+        self.zoom.notebook = check_scale_notebook(value, "dash.scale_notebook")
+        self.zoom.apply(self.zoom.scale)
+        self.clock.dirty |= ALL
 
     def say(self, text: str) -> None:
         """A line of your own on the status (an instructor's "now watch the loss"), until the next event."""
@@ -303,28 +291,9 @@ class Dashboard(VBox):
         self.settings = Settings(self.trainer, c, self.status_line, self.quiet, lambda: self.push(CONTROLS))
         c.set_playing(False)
 
-    def _apply_scale(self, scale: float) -> None:
-        """Zoom this dashboard (the page CSS and a class), and size its figures and rows for it."""
-        if self._scale != 1:
-            self.remove_class(scale_class(self._scale))
-        self.controls.set_page_css(scale_css(scale) + (cells_css(scale) if self._scale_notebook else ""))
-        if scale != 1:
-            self.add_class(scale_class(scale))
-        if self._scale_notebook and CELLS_CLASS not in self._dom_classes:
-            self.add_class(CELLS_CLASS)
-        elif not self._scale_notebook and CELLS_CLASS in self._dom_classes:
-            self.remove_class(CELLS_CLASS)
-        self.controls.set_compact(is_compact(scale))
-        self.plots.set_scale(scale)
-        self.views.set_scale(scale)
-        self._scale = scale
-        with self.quiet():
-            self.controls.show_scale(scale > 1, self._presentation)
-        self.clock.dirty |= ALL  # the W note's wording follows the layout
-
     def _toggle_scale(self, on: bool) -> None:
         if not self.quiet:
-            self._guard(lambda: setattr(self, "scale", self._presentation if on else 1.0))
+            self._guard(lambda: setattr(self, "scale", self.zoom.presentation if on else 1.0))
 
     def _keep_run(self) -> None:
         """The keep button beside the plots: the same as the compare runs tab's, said on the status line."""

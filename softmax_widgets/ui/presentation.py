@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["CELLS_CLASS", "COMPACT_ABOVE", "FITS_720", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "cells_css",
-           "check_scale", "check_scale_notebook", "is_compact", "scale_class", "scale_css"]
+__all__ = ["CELLS_CLASS", "COMPACT_ABOVE", "FITS_720", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "Zoom",
+           "cells_css", "check_scale", "check_scale_notebook", "is_compact", "scale_class", "scale_css"]
 
 MIN_SCALE, MAX_SCALE = 1.0, 2.0
 PRESENTATION = 1.5  # what the A+ toggle turns on when the dashboard was made at scale 1: one screen at 1280×720
@@ -84,6 +84,44 @@ def cells_css(scale: float) -> str:
     root = " ".join(f"--sw-root{v[4:]}: var({v});" for v in CELL_VARIABLES)
     scaled = " ".join(f"{v}: calc(var(--sw-root{v[4:]}) * {scale:g});" for v in CELL_VARIABLES)
     return f"<style>:root {{{root}}} {cells} {{{scaled}}}</style>"
+
+
+class Zoom:
+    """One dashboard's scale: its class and the page CSS, the compact layout of its `controls`, the size of its
+    `parts` (plots and panes: each has set_scale), the A+ toggle (moved `quiet`ly). `presentation` is what A+ turns
+    on; `notebook`: the notebook's cells follow the scale too."""
+
+    def __init__(self, box, controls, parts, quiet, scale: float, notebook: bool):
+        self.box, self.controls, self.parts, self.quiet = box, controls, parts, quiet
+        self.scale, self.presentation, self.notebook = 1.0, scale if scale > 1 else PRESENTATION, notebook
+        self.apply(scale)
+
+    def set(self, value) -> float:
+        """`dash.scale = value`: checked, then applied; a scale above 1 is what A+ turns on from now."""
+        value = check_scale(value, "dash.scale", f"dash.scale = {PRESENTATION:g}")
+        if value > 1:
+            self.presentation = value
+        self.apply(value)
+        return value
+
+    def apply(self, scale: float) -> None:
+        """Zoom the dashboard (the page CSS and a class), and size its figures and rows for it."""
+        box = self.box
+        if self.scale != 1:
+            box.remove_class(scale_class(self.scale))
+        self.controls.set_page_css(scale_css(scale) + (cells_css(scale) if self.notebook else ""))
+        if scale != 1:
+            box.add_class(scale_class(scale))
+        if self.notebook and CELLS_CLASS not in box._dom_classes:
+            box.add_class(CELLS_CLASS)
+        elif not self.notebook and CELLS_CLASS in box._dom_classes:
+            box.remove_class(CELLS_CLASS)
+        self.controls.set_compact(is_compact(scale))
+        for part in self.parts:
+            part.set_scale(scale)
+        self.scale = scale
+        with self.quiet():
+            self.controls.show_scale(scale > 1, self.presentation)
 
 
 def _px(value: str | None) -> float | None:
