@@ -1,7 +1,8 @@
 """Dashboard: wires a Trainer to the controls, the plots and the tabs below; clicks become Trainer calls.
 
 Play lives in player.py, the push timing in ../throttle.py, what the status line says in status.py, the keys in
-keys.py (their table in controls.py), the ways out of a divergence in ways.py.
+keys.py (their table in controls.py), the ways out of a divergence in ways.py, the settings widgets in settings.py,
+the presentation scale in presentation.py.
 """
 
 from __future__ import annotations
