@@ -101,7 +101,6 @@ class Dashboard(VBox):
         # One clock on the kernel's loop for every throttled push: code's flush, the tabs, the graph, the math line
         self.clock = PushClock(fps, heavy_fps, current_loop())
         self.player = Player(self)
-        self._loop = self.player.loop
         self._event = None
         self._warning, self._warning_age = "", 0  # the orange line, and the phases run since it was said
         self._notice = ""  # replaces an info status until the next event: "paused at ...", "seed 5: ..."
