@@ -168,8 +168,7 @@ def test_lab_at_1280x720_the_status_the_loss_plot_and_the_next_cell_are_on_one_s
     dash.wait_drawn(FIRST_RENDER_S, artifacts / "one-screen-not-rendered.png", lab)
     page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets[1].model.executionCount",
                            timeout=120_000)
-    m = one_screen(page)
-    page.screenshot(path=str(artifacts / "layout-one-screen-1280x720.png"))
+    m = one_screen(page, artifacts / "layout-one-screen-1280x720.png")
     print(f"one screen at 1280×720: dashboard {m['dashboard']['bottom'] - m['dashboard']['top']:.0f} px, the next "
           f"cell's first line at {m['line']['top']:.0f}..{m['line']['bottom']:.0f} in {m['area']}")
     # a tab opens its pane below the plots, and a second click on it closes it again

@@ -109,8 +109,7 @@ def test_notebook03_run_all_a_plus_scales_cells_and_keeps_the_one_screen_set_who
     # scale 1, the file browser open, no tab pane open: the status, the loss plot and the next cell on one screen
     for width, height in ((1280, 720), (1366, 768)):
         page.set_viewport_size({"width": width, "height": height})
-        one_screen(page)
-        page.screenshot(path=str(artifacts / f"nb03-{width}x{height}-scale1.png"))
+        one_screen(page, artifacts / f"nb03-{width}x{height}-scale1.png")
     page.set_viewport_size({"width": 1280, "height": 720})
 
     # the lecture: file browser collapsed, the run at iteration 114, A+
