@@ -141,14 +141,12 @@ async def graph_panel_cost(data, batch_size: int, rounds: int, iterations: int) 
 
     dashes = {name: Dashboard(Trainer(data, batch_size=batch_size)) for name in GRAPH_CONFIGS}
     for name in ("without", "bare"):
-        if dashes[name].graph is not None:
-            dashes[name].graph.close()  # as if there were no panel: its listener is gone
-    if dashes["bare"].math is not None:
-        dashes["bare"].math.close()
+        dashes[name].graph.close()  # as if there were no panel: its listener is gone
+    dashes["bare"].math.close()
     for d in dashes.values():
         d.controls.speed.value = "max"
     dashes["open"].views.select("graph")
-    assert dashes["open"].graph is not None and dashes["open"].graph.visible, "the graph tab is not mounted"
+    assert dashes["open"].graph.visible, "the graph tab is not mounted"
     rates: dict[str, dict[str, list]] = {name: {"wall": [], "cpu": []} for name in dashes}
     for r in range(rounds + 1):  # round 0 warms up (caches, the first evaluation) and is not counted
         order = list(dashes)[r % 4:] + list(dashes)[:r % 4]

@@ -14,8 +14,9 @@ import torch
 
 from softmax_widgets import Trainer, evaluation
 from softmax_widgets.app import Dashboard
+from softmax_widgets.throttle import GRAD
 from softmax_widgets.ui.controls import descendants
-from softmax_widgets.ui.views import MAX_RUN_POINTS, describe
+from softmax_widgets.ui.panes.compare import MAX_RUN_POINTS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -35,18 +36,32 @@ def fresh(dash):
     return dash
 
 
-def test_tabs_are_mounted_below_the_plots(dash):
-    assert dash.children[2] is dash.views.widget
-    assert list(dash.views.widget.titles) == ["W.grad", "batch", "bias", "graph", "evaluation", "compare runs",
-                                              "export"]
+def test_tabs_are_mounted_below_the_plots_and_no_pane_is_open_at_first(digits):
+    d = Dashboard(Trainer(digits, seed=0))
+    views = d.views
+    assert d.children[2] is views.widget
+    assert list(views.buttons) == list(views.tab.titles) == ["W.grad", "batch", "bias", "graph", "evaluation",
+                                                            "compare runs", "export"]
+    # no pane open: the dashboard and the cell below it fit one 720 px screen (tests/browser/test_layout_browser.py)
+    assert views.tab.selected_index is None and views.shown is None and views.tab.layout.display == "none"
+    assert not any(b.value for b in views.buttons.values()) and views.close_button.layout.display == "none"
     # a pane joins the page when its tab first opens (a bqplot figure first drawn hidden measures 0 px), and
     # stays: a figure view rebuilt at every switch leaked ~1 MB of page each time (bench_browser)
-    tabs = dash.views.widget
-    assert [len(box.children) for box in tabs.children] == [1, 0, 0, 0, 0, 0, 0]
-    dash.views.select("evaluation")
-    dash.views.select("W.grad")
-    assert [len(box.children) for box in tabs.children] == [1, 0, 0, 0, 1, 0, 0]
-    assert tabs.children[4].children[0] is dash.views.evaluation.widget
+    assert [len(box.children) for box in views.tab.children] == [0] * 7
+    views.buttons["evaluation"].value = True  # a click on its tab
+    views.buttons["W.grad"].value = True
+    assert views.shown == "W.grad" and [b.value for b in views.buttons.values()] == [True] + [False] * 6
+    assert [len(box.children) for box in views.tab.children] == [1, 0, 0, 0, 1, 0, 0]
+    assert views.tab.children[4].children[0] is views.evaluation.widget
+    assert views.tab.layout.display is None and views.close_button.layout.display is None
+    # a second click on the open tab closes it; the heatmaps behind it stop being pushed
+    views.buttons["W.grad"].value = False
+    assert views.shown is None and views.tab.layout.display == "none" and d._hidden & GRAD
+    views.select("W.grad")
+    assert views.shown == "W.grad" and views.buttons["W.grad"].value and not d._hidden & GRAD
+    views.close_button.click()  # "✕ close"
+    assert views.shown is None and not views.buttons["W.grad"].value
+    d.close()
 
 
 def test_confusion_matrix_and_bars_follow_each_epoch(fresh):
@@ -164,7 +179,7 @@ def test_keep_two_runs_compare_and_remove_one(fresh):
     cmp.kept.value = (runs[0].id,)
     cmp.remove.click()
     assert cmp.labels() == ["slow", "live: lr 0.5, batch 256"] and len(fresh.views.runs) == 1
-    assert [label for label, _ in cmp.kept.options] == [describe(runs[1])]
+    assert [label for label, _ in cmp.kept.options] == [str(runs[1])]
     fresh.controls.lr.value = 0.1
 
 
@@ -183,7 +198,7 @@ def test_compare_figures_join_the_page_when_their_tab_opens(digits):
     """A bqplot Figure drawn in a hidden tab measures 0 px and logs negative-size SVG errors in the browser."""
     d = Dashboard(Trainer(digits))
     cmp = d.views.compare
-    assert d.views.shown == "W.grad" and cmp.figures.children == ()
+    assert d.views.shown is None and cmp.figures.children == ()
     d.views.select("compare runs")
     assert list(cmp.figures.children) == [cmp.loss_fig, cmp.acc_fig]
     d.views.select("export")
@@ -320,7 +335,7 @@ def test_a_confusion_cell_click_as_the_browser_sends_it_raises_nothing(fresh, ca
 
 
 def test_class_names_fit_under_the_matrix(fashion):
-    from softmax_widgets.ui.views import short_name
+    from softmax_widgets.ui.panes.evaluation import short_name
 
     short = [short_name(c) for c in fashion.classes]
     assert max(map(len, short)) <= 9 and len(set(short)) == len(short), short
@@ -331,8 +346,8 @@ def test_class_names_fit_under_the_matrix(fashion):
 
 @pytest.mark.parametrize("n", [1, 9, 10, 11, 57, 99, 100, 235, 250, 280, 300, 999, 1000, 4700, 23_500, 470_000])
 def test_iteration_ticks_are_whole_numbers_that_never_touch(n):
+    from softmax_widgets.ui.panes.compare import COMPARE_PX
     from softmax_widgets.ui.plots import CURVE_PX, DIGIT_PX, iteration_ticks
-    from softmax_widgets.ui.views import COMPARE_PX
 
     for width in (CURVE_PX, COMPARE_PX):
         ticks = iteration_ticks(n, width)
@@ -360,13 +375,13 @@ def test_a_run_kept_after_an_epoch_says_so_and_its_name_is_whole(fresh):
     cmp.label.value = "a very long label a teacher typed to say which learning rate and which batch this was"
     cmp.keep.click()
     run = list(fresh.views.runs)[-1]
-    assert run.status == "finished" and "after epoch 1" in describe(run) and "paused" not in describe(run)
+    assert run.status == "finished" and "after epoch 1" in str(run) and "paused" not in str(run)
     assert f"after epoch 1 (iteration {end})" in cmp.status.value
     assert html.escape(run.label) in cmp.kept_text.value and run.label in cmp.kept.tooltip  # never cut
     t.train_step()
     cmp.keep.click()
     later = list(fresh.views.runs)[-1]
-    assert later.status == "paused" and f"paused in epoch 2, at iteration {end + 1}" in describe(later)
+    assert later.status == "paused" and f"paused in epoch 2, at iteration {end + 1}" in str(later)
     # one test point per run: the x axis still spans 0..the longest run, each tick label once
     fresh.views.select("compare runs")
     for axis in cmp.x_axes:
@@ -447,7 +462,7 @@ def _downloaded(ex) -> tuple[str, bytes]:
 
 
 def test_in_voila_every_file_export_is_a_browser_download_with_the_right_bytes(fresh, tmp_path):
-    from softmax_widgets.ui.views import ExportPane
+    from softmax_widgets.ui.panes.export import ExportPane
 
     t = fresh.trainer
     for _ in range(5):
@@ -474,3 +489,24 @@ def test_in_voila_every_file_export_is_a_browser_download_with_the_right_bytes(f
     finally:
         for w in descendants(ex.widget):
             w.close()
+
+
+def test_a_kept_run_has_one_colour_and_one_curve_on_the_loss_plot_and_in_compare_runs(fresh):
+    """Kept run 0 was orange on the loss plot and blue in compare runs: one palette, one kept-run curve now."""
+    t = fresh.trainer
+    runs = []
+    for lr in (0.1, 0.5):
+        t.lr = lr
+        for _ in range(40):
+            t.train_step()
+        fresh.keep.click()
+        runs.append(list(fresh.views.runs)[-1])
+        fresh.buttons["reset"].click()
+    colours = []
+    for run in runs:
+        main, (compared, _acc) = fresh.plots.run_lines[run.id], fresh.views.compare.lines[run.id]
+        assert main.colors == compared.colors
+        np.testing.assert_array_equal(main.x, compared.x)  # 40 points: neither curve is decimated
+        np.testing.assert_allclose(main.y, compared.y)
+        colours.append(main.colors[0])
+    assert colours[0] != colours[1]

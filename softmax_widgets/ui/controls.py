@@ -26,6 +26,17 @@ from ipywidgets import (
 
 from softmax_widgets.phases import Phase
 
+from .page import (  # noqa: F401  (the keyboard's names, where the dashboard and the tests have imported them)
+    CSS,
+    DISCONNECTED_CSS,
+    KEEP_FOCUS,
+    KEYS,
+    KEYS_HELP,
+    KEYS_JS,
+    KEYS_LIST,
+    KEYS_ON,
+    PASS_KEYS,
+)
 from .ways import DEFAULT_LABELS, WAY_BUTTONS  # the ways out of a divergence: status.py reads them too
 
 __all__ = ["CODE", "KEYS", "KEYS_HELP", "KEYS_LIST", "KEYS_ON", "LR_STOPS", "PAUSE", "PLAY", "SOFTMAXES", "SPEEDS",
@@ -34,25 +45,6 @@ __all__ = ["CODE", "KEYS", "KEYS_HELP", "KEYS_LIST", "KEYS_ON", "LR_STOPS", "PAU
 # text, not only icons: offline Voila cannot fetch Font Awesome; ‖ is in every font (⏸ is not: an empty box)
 PLAY, PAUSE = "▶ Play", "‖ Pause"
 UNDO = "↶ undo"
-# the keyboard, one table: what the help line says and what the key does come from the same row
-KEY_TABLE = [  # (keys as KeyboardEvent.key, label in the help, action, words in the help)
-    (("ArrowRight", "s", "S"), "→ or s", "step", "step"),
-    ((" ",), "Space", "play", "play/pause"),
-    (("u", "U"), "u", "undo", "undo"),
-    (("r", "R"), "r", "reset", "reset"),
-]
-KEYS = {key: action for keys, _, action, _ in KEY_TABLE for key in keys}
-# keys the dashboard never takes, even while it has the keyboard: they reach JupyterLab untouched (Shift-Enter runs
-# the next cell, Tab moves the focus), and so does every key with Ctrl, Alt or ⌘ (Ctrl-S saves). Escape gives the
-# keyboard back to the notebook; the arrows up and down and the page keys still scroll
-PASS_KEYS = ["Shift", "Control", "Alt", "Meta", "AltGraph", "CapsLock", "Enter", "Tab", "Escape", "F1", "F2", "F3",
-             "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12", "ArrowUp", "ArrowDown", "PageUp", "PageDown",
-             "Home", "End"]
-KEYS_LIST = " · ".join(f"{label} {words}" for _, label, _, words in KEY_TABLE)
-# the keys line under the dashboard, both ways: the page shows the one that is true now (KEYS_JS marks the
-# dashboard armed while the focus is inside it, outside its text boxes and sliders)
-KEYS_HELP = f"click the dashboard to use its keys: {KEYS_LIST}"
-KEYS_ON = f"keys on: {KEYS_LIST} (a click elsewhere, or Escape, gives the keyboard back)"
 SOFTMAXES = [("lesson's", "lesson"), ("stable", "stable")]  # the toggle's (label, value)
 # what each phase runs, in the lesson's own code: short enough that it and the math line beside it fit one line at
 # 1366×768 with the file browser open (the comments are the buttons' and the line's tooltip); a narrower row (the
@@ -77,93 +69,6 @@ SPEEDS = {"1": 1.0, "2": 2.0, "5": 5.0, "10": 10.0, "20": 20.0, "50": 50.0, "100
 DEFAULT_SPEED = "20"
 # the learning rate's stops: 1, 2, 5 in every decade, so the readout is always a number one can say aloud
 LR_STOPS = [m * 10.0 ** e for e in range(-5, 3) for m in (1, 2, 5) if m * 10.0 ** e <= 100]
-# the frame says the keys are armed (the focus is inside the dashboard, outside a text box or slider): thin, not
-# the browser's black focus ring; the keys line shows the sentence that is true now. The code and math lines may
-# shrink inside their row, so a line longer than the row wraps (ipywidgets' HTML content box does not shrink below
-# its text by itself)
-CSS = ("<style>.sw-dashboard:focus, .sw-dashboard:focus-visible {outline: none;} "
-       ".sw-dashboard.sw-keys-armed {outline: 2px solid rgba(25, 118, 210, 0.45) !important; outline-offset: -2px; "
-       "border-radius: 3px;} "
-       ".sw-dashboard .sw-keys-on {display: none;} .sw-dashboard.sw-keys-armed .sw-keys-on {display: inline;} "
-       ".sw-dashboard.sw-keys-armed .sw-keys-off {display: none;} "
-       ".sw-dashboard .sw-code .widget-html-content, .sw-dashboard .sw-math .widget-html-content "
-       "{min-width: 0;} "
-       # ipywidgets' FileUpload always writes "description (N files)": after a load it read "(0)" (the value is
-       # emptied so the same file can be chosen again). Its text is hidden and the label drawn by CSS instead
-       ".sw-dashboard .sw-upload {font-size: 0 !important;} .sw-dashboard .sw-upload::before "
-       "{content: 'load state file (.pt)'; font-size: var(--jp-widgets-font-size, 13px);}</style>")
-# a dashboard whose kernel is gone (restarted, stopped): ipywidgets 8 gives every view of a model whose comm died the
-# class jupyter-widgets-disconnected (and a broken-link icon before each). The dashboard's root then says so in a
-# banner, and its controls are greyed (no orange "Pause" of a Play that no longer runs) and no longer take clicks
-DISCONNECTED = "The kernel restarted or stopped, so this dashboard is no longer connected to a run and its buttons \
-do nothing. Run its cell again for a live dashboard (in the app: reload the page); a run saved with trainer.save(path) \
-comes back with Trainer.load(path)."
-DISCONNECTED_CSS = ("<style>.sw-dashboard.jupyter-widgets-disconnected::before {content: '" + DISCONNECTED + "'; "
-                    "display: block; font: 600 var(--jp-ui-font-size2, 15px)/1.4 var(--jp-ui-font-family, sans-serif);"
-                    " color: #fff; background: #c00000; padding: 8px 12px; margin: 0 0 6px 0; "
-                    "white-space: normal; align-self: stretch;} "
-                    ".sw-dashboard.jupyter-widgets-disconnected > * "
-                    "{opacity: 0.4; filter: grayscale(1); pointer-events: none;} "
-                    ".sw-dashboard.jupyter-widgets-disconnected .jupyter-widgets-disconnected::before "
-                    "{display: none;}</style>")
-# What focused elements keep their own keys (→ moves a focused slider, letters go into a text box)
-CONTROLS_CSS = ("input,textarea,select,[contenteditable],[role=slider],[role=spinbutton],[role=listbox],"
-                "[role=combobox],[role=textbox],.noUi-target")
-# The dashboard's keyboard, in the page. The keys act only while the focus is inside the dashboard: a click on it
-# (empty space, a plot, a button; the root has tabindex -1) arms them, a click or a focus elsewhere (a code cell)
-# disarms them, and hovering does nothing. A focused text box, slider or dropdown keeps its keys; a key with Ctrl,
-# Alt or ⌘ and PASS_KEYS go on to JupyterLab; Escape gives the focus back to the notebook. A key the dashboard takes
-# is stopped before JupyterLab's own shortcuts hear it (a capture listener on window runs before Lab's on document:
-# r would otherwise turn a cell raw, x cut one) and written, as JSON, into the hidden text box `Controls.keys`: its
-# model syncs it to Python like any typed text (keys.Keys.message).
-# JupyterLab takes a focus or a mouse press inside a cell's output as "make this cell the active one": after a click
-# on Step, Shift-Enter re-ran the dashboard's own cell and lost the run. So presses and focus stay inside the
-# dashboard (the active cell stays where the code is); a right-click goes through, for JupyterLab's context menu. A
-# focus lost to nothing (a clicked way-out button hides itself) stays in the dashboard, unless the press was
-# elsewhere: then the notebook gets it, so b, m, dd work. A shortcut pressed while the keys are armed (Ctrl-S: Lab
-# saves, then focuses the active cell) keeps them: a focus Lab moves within 3 s, to no text box and with no click
-# since, comes back (Ctrl/Alt-Enter run cells and move on: those let go). No other front-end code ships with
-# ipywidgets: an image that fails to load runs this once per view, in Lab, Notebook 7 and Voila alike. Single quotes
-# only (it sits in a double-quoted attribute).
-KEYS_JS = """(function(img){var n=0;(function hook(){
-var d=img.closest('.sw-dashboard');if(!d){if(n++<100)setTimeout(hook,100);return;}
-if(d.swKeys)return;d.swKeys=1;d.tabIndex=-1;
-var PASS=__PASS__,CONTROLS='__CONTROLS__',view=Math.random().toString(36).slice(2),count=0,outside=false,keep=0;
-var control=function(el){return !!(el&&el.closest&&el.closest(CONTROLS));};
-var show=function(){var a=document.activeElement;d.classList.toggle('sw-keys-armed',!!a&&d.contains(a)&&!control(a));};
-var later=function(){setTimeout(show,0);};
-var back=function(){var nb=d.closest('.jp-Notebook'),a=document.activeElement;
-if(nb)nb.focus({preventScroll:true});else if(a&&d.contains(a))a.blur();show();};
-var stop=function(e){if(e.button===2)return;e.stopPropagation();};
-['focusin','mousedown','pointerdown'].forEach(function(k){d.addEventListener(k,stop);});
-d.addEventListener('focusin',later);
-d.addEventListener('pointerdown',function(e){if(e.button!==0||control(e.target))return;
-setTimeout(function(){if(!d.contains(document.activeElement))d.focus({preventScroll:true});show();},0);});
-d.addEventListener('focusout',function(e){later();if(e.relatedTarget)return;setTimeout(function(){
-if(!d.isConnected||document.activeElement!==document.body)return;
-if(outside)back();else{d.focus({preventScroll:true});show();}},0);});
-var ours=function(e){var t=e.target;return t instanceof Node&&d.contains(t)&&!(e.ctrlKey||e.metaKey||e.altKey)
-&&!e.isComposing&&!control(t)&&PASS.indexOf(e.key)<0;};
-var onDown=function(e){if(!d.isConnected)return done();outside=!d.contains(e.target);keep=0;};
-var onFocus=function(e){if(!d.isConnected)return done();
-if(performance.now()>keep||d.contains(e.target)||control(e.target))return;
-keep=0;setTimeout(function(){d.focus({preventScroll:true});show();},0);};
-var onKey=function(e){if(!d.isConnected)return done();
-if((e.ctrlKey||e.metaKey||e.altKey)&&e.key!=='Enter'&&d.contains(e.target)&&!control(e.target))keep=performance.now()+3000;
-if(e.key==='Escape'&&d.contains(e.target)&&!control(e.target)){setTimeout(back,0);return;}
-if(!ours(e))return;e.preventDefault();e.stopPropagation();
-var box=d.querySelector('.sw-key-input input');if(!box)return;
-box.value=JSON.stringify({view:view,n:++count,key:e.key,shiftKey:e.shiftKey,repeat:e.repeat});
-box.dispatchEvent(new Event('input',{bubbles:true}));};
-var onUp=function(e){if(ours(e)){e.preventDefault();e.stopPropagation();}};
-var done=function(){window.removeEventListener('keydown',onKey,true);window.removeEventListener('keyup',onUp,true);
-document.removeEventListener('pointerdown',onDown,true);
-document.removeEventListener('focusin',onFocus,true);};
-window.addEventListener('keydown',onKey,true);window.addEventListener('keyup',onUp,true);
-document.addEventListener('pointerdown',onDown,true);document.addEventListener('focusin',onFocus,true);show();
-})();})(this)""".replace("__PASS__", "[" + ",".join(f"'{k}'" for k in PASS_KEYS) + "]").replace(
-    "__CONTROLS__", CONTROLS_CSS)
-KEEP_FOCUS = ("<img alt='' style='display:none' src='data:,' onerror=\"" + KEYS_JS.replace("\n", "") + "\">")
 COLORS = {"info": "#222", "warning": "#b35900", "error": "#c00000"}
 ROW_H = "32px"  # one row of buttons (28 px high, 2 px margins): rows keep their height, nothing below them moves
 # the status box: three lines whatever the message (a short one never moves what is below), growing with a longer
@@ -209,6 +114,16 @@ class Controls:
     """The widgets a student touches; the Dashboard wires them to a Trainer."""
 
     def __init__(self, lr: float, batch_size: int, seed: int, speed: str = DEFAULT_SPEED):
+        self._build_buttons()
+        self._build_inputs(lr, batch_size, seed, speed)
+        self._build_texts()
+        self.status_text, self.status_level = "", "info"
+        self._status_h, self._counter_px, self._shown = STATUS_H, COUNTER_PX[0], None  # set_compact's, the last shown
+        self._build_rows()
+        self._name_widgets()
+
+    def _build_buttons(self) -> None:
+        """One per phase, Step, Play, Reset, undo; the ways out of a divergence; the details and A+ toggles."""
         self.buttons: dict[str, Button] = {p.value: _button(p.value, CODE_TIPS[p]) for p in Phase}
         self.buttons["step"] = _button("Step", "run the next phase (the highlighted one)")
         self.buttons["iteration"] = _button("Iteration", "finish this batch: the phases up to sgd")
@@ -235,6 +150,9 @@ class Controls:
                                   "×1.5 for a projector (Dashboard(scale=1.5); with scale_notebook=True the "
                                   "notebook's cells too); press again for the normal size",
                                   layout=Layout(width="auto", flex="none", padding=PAD[0], margin="2px 3px 2px 8px"))
+
+    def _build_inputs(self, lr: float, batch_size: int, seed: int, speed: str) -> None:
+        """The sliders and boxes a student sets: speed, lr (slider and box), batch size, seed, the softmax toggle."""
         slider = {"continuous_update": False, "style": {"description_width": "28px"}}
         # 1-2-5 stops on a log scale: a ~150 px track holds seven decades with a readable readout
         # the slider's own readout looks editable but ignores what is typed: a text box beside it sets the lr
@@ -252,6 +170,9 @@ class Controls:
                                      tooltips=["the lesson's: exp(X) / sum (overflows above ~88)",
                                                "subtract each row's max first: never overflows"],
                                      style={"button_width": "auto"}, layout=Layout(width="auto", flex="none"))
+
+    def _build_texts(self) -> None:
+        """What the dashboard writes: the note, the status, the counter, the code and keys lines, the page CSS."""
         # e.g. "Using the bundled offline subset...": shown only when there is one (an empty box still takes room)
         self.note = HTML(layout=Layout(display="none"))
         self.status_html = HTML(layout=Layout(min_height=STATUS_H, margin="0", width="100%"))
@@ -262,9 +183,10 @@ class Controls:
         self.css = HTML(CSS + DISCONNECTED_CSS + KEEP_FOCUS, layout=Layout(display="none"))
         # the keys the page hears, as JSON (KEYS_JS writes them here; keys.Keys.message reads them)
         self.keys = Text(value="", continuous_update=True, layout=Layout(display="none"))
-        self.math = _slot()  # the current phase's formula with live shapes (graph_view.MathLine), when mounted
-        self.status_text, self.status_level = "", "info"
-        self._status_h, self._counter_px, self._shown = STATUS_H, COUNTER_PX[0], None  # set_compact's, the last shown
+        self.math = _slot()  # the current phase's formula with live shapes (graph_panel.MathLine)
+
+    def _build_rows(self) -> None:
+        """Three rows of controls (`widget`), and the readout (status, then the code line or the ways out)."""
         self.arrows = [Label("→", layout=Layout(width=WIDTHS["arrow"][0], flex="none", margin="0"))
                        for _ in range(len(Phase) - 1)]
         self.gap = Label("", layout=Layout(width=WIDTHS["gap"][0], flex="none"))
@@ -296,7 +218,9 @@ class Controls:
         # with the status box (a long message), never cuts it
         self.readout = VBox([self.status_html, self.code_line, self.way_out],
                             layout=Layout(min_height=f"calc({STATUS_H} + {LINE_H} + 2px)", margin="2px 0 0 0"))
-        # stable names for CSS and the browser tests
+
+    def _name_widgets(self) -> None:
+        """Stable names for CSS and the browser tests."""
         for widget, name in ((self.widget, "sw-buttons"), (self.status_html, "sw-status"), (self.counter, "sw-counter"),
                              (self.way_out, "sw-way-out"), (self.softmax, "sw-softmax"), (self.help, "sw-keys-help"),
                              (self.code, "sw-code"), (self.lr, "sw-lr"), (self.speed, "sw-speed"),
@@ -458,7 +382,7 @@ def _keys_line(hint: str = "") -> str:
 
 
 def _slot() -> HBox:
-    """An empty place in a row that a later panel fills (graph_view.MathLine)."""
+    """The place in the code line that the dashboard fills with graph_panel.MathLine."""
     return HBox(layout=Layout(margin="0 0 0 12px", flex="0 1 auto", min_width="0"))
 
 

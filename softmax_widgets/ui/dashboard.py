@@ -15,14 +15,14 @@ from ipywidgets import Button, Layout, VBox
 
 from softmax_widgets.data import load_or_offline
 from softmax_widgets.phases import Phase
-from softmax_widgets.throttle import ALL, BATCH, CONTROLS, CURVES, DIRTY, GRAD, PARTS, PushClock, Throttle
+from softmax_widgets.throttle import ALL, BATCH, CONTROLS, CURVES, DIRTY, GRAD, PARTS, PushClock
 from softmax_widgets.trainer import Trainer
 
 from . import rerun, ways
 from .controls import KEYS, Controls, descendants
 from .graph_panel import GraphPanel, MathLine
 from .keys import Keys
-from .player import Player
+from .player import Player, current_loop
 from .plots import Plots
 from .presentation import PRESENTATION, Zoom, check_scale, check_scale_notebook
 from .settings import Quiet, Settings
@@ -53,15 +53,15 @@ class Dashboard(VBox):
         self.previous: Trainer | None = None  # the run a re-run of this cell replaced (rerun.py)
         # pushes by time, never per step: ≤ fps for curves and text, ≤ heavy_fps for the heatmaps. Measured in
         # JupyterLab on the busy 2-core box (bqplot redraws a HeatMap cell by cell): W alone at 0.5 Hz during
-        # full-speed Play, Pause lands in 0.2 s; all 28 maps at 1 Hz, 0.4 s and the counter settles after 1.3 s
-        self.clock = PushClock(fps, heavy_fps)
+        # full-speed Play, Pause lands in 0.2 s; all 28 maps at 1 Hz, 0.4 s and the counter settles after 1.3 s.
+        # One clock on the kernel's loop for every throttled push: code's flush, the tabs, the graph, the math line
+        self.clock = PushClock(fps, heavy_fps, current_loop())
         self.player = Player(self)
-        self._loop = self.player.loop
         self.status_line = Status(lambda: opening(self.trainer))  # what the status says, and which message wins
         self._pause_asked = False  # Pause was pressed and Play's task has not stopped yet
         self.quiet = Quiet()  # `with self.quiet():` moves widgets without their observers acting on it
         self._hidden = HIDDEN  # heatmap parts whose tab is closed: they stay dirty until it opens
-        self._code_flush = Throttle(self._flush, 1 / fps, self._loop)
+        self._code_flush = self.clock.lane(self._flush, 1 / fps)
         self.controls = Controls(trainer.lr, trainer.batch_size, trainer.seed)
         self.plots = Plots(trainer.data, w_range=w_range)
         self.buttons = self.controls.buttons
@@ -76,9 +76,8 @@ class Dashboard(VBox):
         self.keys_area.add_class("sw-keys")
         # the row of tabs (W.grad, batch, bias, graph, evaluation, compare, export); outside the keys area: its
         # text boxes need the keys
-        self.graph = self.math = None
         self._make_graph()
-        self.views = Views(self, on_pane=self._on_pane, graph=self.graph)
+        self.views = Views(trainer, self.plots, self.graph, clock=self.clock, on_pane=self._on_pane)
         # keep this run, beside the live plots: its loss stays on the loss figure, dashed
         self.keep = Button(description="keep run", button_style="info", layout=Layout(width="auto"),
                            tooltip="freeze this run's curves (the compare runs tab shows test accuracy too)")
@@ -263,8 +262,8 @@ class Dashboard(VBox):
     def _make_graph(self) -> None:
         """The autograd graph tab and the formula line (drawn on the dashboard's own push: its own timer showed
         sgd's code beside forward's math during Play)."""
-        self.graph = GraphPanel(self.trainer)
-        self.math = MathLine(self.trainer, follow=False)
+        self.graph = GraphPanel(self.trainer, clock=self.clock)
+        self.math = MathLine(self.trainer, follow=False, clock=self.clock)
         self.controls.math.children = [self.math.widget]
 
     def _wire(self) -> None:

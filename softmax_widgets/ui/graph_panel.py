@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Callable
 
 from ipywidgets import HTML, HBox, Layout, Select, VBox
 
@@ -17,7 +16,7 @@ from softmax_widgets import model
 from softmax_widgets.graph import LOSS, MODEL, PARAMETERS, Graph, GraphNode, autograd_graph, forward_status
 from softmax_widgets.measure import name_of
 from softmax_widgets.phases import Phase
-from softmax_widgets.throttle import Throttle
+from softmax_widgets.throttle import Clock, Lane
 
 from .controls import descendants
 
@@ -37,14 +36,15 @@ def _dims(shape) -> str:
     return "scalar" if len(shape) == 0 else "(" + "×".join(str(s) for s in shape) + ")"
 
 
-def _throttle(fn: Callable[[], None], interval: float) -> Throttle:
-    """At most one call per `interval` on the kernel's running loop (Play); with no running loop (a script, a
-    synchronous test) every call runs at once, since nothing would ever run the deferred one."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return Throttle(fn, 0.0, None)
-    return Throttle(fn, interval, loop)
+def _lane(clock: Clock | None, fn, interval: float) -> Lane:
+    """At most one call per `interval` on `clock` (the dashboard's; alone: a clock on the running loop); with no
+    running loop (a script, a synchronous test) every call runs at once, since nothing would run the deferred one."""
+    if clock is None:
+        try:
+            clock = Clock(asyncio.get_running_loop())
+        except RuntimeError:
+            clock = Clock()
+    return clock.lane(fn, interval, at_once_without_loop=True)
 
 
 # ---- the picture: a layered top-down layout, computed here ----
@@ -161,7 +161,7 @@ def _option(n: GraphNode) -> str:
 class GraphPanel:
     """The loss's autograd graph, following the phases; a node chosen in the list shows its line and shape."""
 
-    def __init__(self, trainer, min_interval: float = 0.25):
+    def __init__(self, trainer, min_interval: float = 0.25, clock: Clock | None = None):
         self.trainer = trainer
         self.visible = False
         self.graph: Graph | None = None
@@ -179,7 +179,7 @@ class GraphPanel:
             self.nodes, self.detail])], layout=Layout(flex_flow="row wrap"))])  # narrow (zoomed): list below
         self.widget.add_class("sw-graph")
         self._uid = f"swg{id(self):x}"
-        self._draw = _throttle(self.refresh, min_interval)
+        self._draw = _lane(clock, self.refresh, min_interval)
         self._choosing = False
         # the functions the current loss was built with: a swap shows only after the next forward()
         self._built_with = (trainer.softmax, trainer.loss_fn)
@@ -289,6 +289,7 @@ class GraphPanel:
 
     def close(self) -> None:
         self.trainer.on_change(self._on_change, remove=True)
+        self._draw.clock.drop(self._draw)
         for w in list(descendants(self.widget)):
             w.close()
 
@@ -346,16 +347,16 @@ MATH_NOTES = {
 class MathLine:
     """One formula line that follows the phases; a row too narrow for it wraps it (never cut with "…")."""
 
-    def __init__(self, trainer, min_interval: float = 0.1, follow: bool = True):
+    def __init__(self, trainer, min_interval: float = 0.1, follow: bool = True, clock: Clock | None = None):
         """follow=False: the host calls refresh() on its own pushes (the dashboard draws it with the code line,
-        so Play never shows one phase's code beside another's math)."""
+        so Play never shows one phase's code beside another's math). `clock`: the host's (see throttle.Clock)."""
         self.trainer = trainer
         self.widget = HTML(layout=Layout(min_height="20px", min_width="0", flex="0 1 auto", margin="0 2px"))
         self.widget.add_class("sw-math")
         # the phase last drawn (which, on which batch and iteration, from which loop state) and the functions it ran
         # with: a function swapped after it (same phase, same state) makes its line stale (math_text's `ran`)
         self._ran_key, self._ran = None, None
-        self._draw = _throttle(self.refresh, min_interval)
+        self._draw = _lane(clock, self.refresh, min_interval)
         if follow:
             trainer.on_change(self._on_change)
         self.refresh()
@@ -390,6 +391,7 @@ class MathLine:
 
     def close(self) -> None:
         self.trainer.on_change(self._on_change, remove=True)
+        self._draw.clock.drop(self._draw)
         self.widget.close()
 
 

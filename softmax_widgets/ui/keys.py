@@ -1,6 +1,6 @@
 """The dashboard's keys: a keydown the page heard (JSON in the hidden key box) becomes one click's worth of work.
 
-The table of keys (which key does what, which pass through to JupyterLab) is controls.py's KEY_TABLE; this is what
+The table of keys (which key does what, which pass through to JupyterLab) is page.py's KEY_TABLE; this is what
 a press does once it reached the kernel. The dashboard hands over what each action does, the status line and how to
 show it: nothing here reaches into the dashboard.
 """

@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass, field
 
 __all__ = ["CELLS_CLASS", "COMPACT_ABOVE", "FITS_720", "MAX_SCALE", "MIN_SCALE", "PRESENTATION", "Sizer", "Zoom",
-           "cells_css", "check_scale", "check_scale_notebook", "is_compact", "scale_class", "scale_css"]
+           "cells_css", "check_scale", "check_scale_notebook", "is_compact", "lift", "scale_class", "scale_css",
+           "title_shift"]
 
 MIN_SCALE, MAX_SCALE = 1.0, 2.0
 PRESENTATION = 1.5  # what the A+ toggle turns on when the dashboard was made at scale 1: one screen at 1280×720
@@ -124,6 +125,18 @@ class Zoom:
             self.controls.show_scale(scale > 1, self.presentation)
 
 
+def title_shift(px: float) -> float:
+    """How far (px at scale 1, negative: up) a small figure's title of `px` is lifted clear of its plot: bqplot puts
+    the baseline one font size below the middle of the top margin (dy 1em), inside the image of an 18 px margin;
+    -5 px puts a 12 px title 2 px above."""
+    return -(px - 7)
+
+
+def lift(shift: float, scale: float = 1.0) -> dict:
+    """The title style that moves a title by `shift` px (at scale 1) at `scale`."""
+    return {"transform": f"translateY({shift * scale:g}px)"}
+
+
 def _px(value: str | None) -> float | None:
     return float(value[:-2]) if isinstance(value, str) and value.endswith("px") else None
 
@@ -146,12 +159,10 @@ class Sizer:
     hooks: list = field(default_factory=list)  # callables(scale, compact) for what is not a figure's box
     scale: float = 1.0
 
-    def add(self, fig, compact: tuple[float, float] | None = None):
-        """Remember `fig` as it is now (scale 1); `compact`: its (width, height) in the compact layout."""
-        style = fig.title_style or {}
-        title = _px(style.get("font-size"))
-        shift = style.get("transform", "")
-        shift = float(shift[len("translateY("):-3]) if shift.startswith("translateY(") else None
+    def add(self, fig, compact: tuple[float, float] | None = None, shift: float | None = None):
+        """Remember `fig` as it is now (scale 1); `compact`: its (width, height) in the compact layout; `shift`:
+        its title's lift at scale 1 (title_shift), if it has one."""
+        title = _px((fig.title_style or {}).get("font-size"))
         self.figures.append(_Figure(fig, (fig.layout.width, fig.layout.height), dict(fig.fig_margin), title, shift,
                                     compact))
         return fig
@@ -178,8 +189,8 @@ class Sizer:
                 f.fig.fig_margin = {k: v * scale for k, v in f.margin.items()}
                 if f.title_px:
                     style = {**f.fig.title_style, "font-size": self.px(f.title_px)}
-                    if f.title_shift is not None:  # a title lifted clear of its plot (plots._title_style)
-                        style["transform"] = f"translateY({f.title_shift * scale:g}px)"
+                    if f.title_shift is not None:  # a title lifted clear of its plot (title_shift)
+                        style.update(lift(f.title_shift, scale))
                     f.fig.title_style = style
         for hook in self.hooks:
             hook(scale, compact)

@@ -327,7 +327,12 @@ def drag_slider(page, css_class: str, to_right: bool = True) -> str:
 
 
 def open_tab(page, name: str) -> None:
-    page.locator(".sw-views .lm-TabBar-tab", has_text=name).first.click(timeout=30_000)
+    """Open a tab's pane (no pane is open at first); a tab already open stays open (a second click closes it)."""
+    tab = page.locator(".sw-views .sw-tab", has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).first
+    if "mod-active" not in (tab.get_attribute("class", timeout=30_000) or "").split():
+        tab.click(timeout=30_000)
+    page.wait_for_function("(name) => Array.from(document.querySelectorAll('.sw-views .sw-tab.mod-active'))"
+                           ".some(t => t.textContent.trim() === name)", arg=name, timeout=30_000)
 
 
 KERNEL_EXPR = r"""
@@ -353,3 +358,39 @@ def shift_enter_runs_the_cell_below(page) -> None:
             break
         page.wait_for_timeout(200)
     assert kernel_value(page, "globals().get('ran_by_shift_enter')") == kernel_value(page, "dash.trainer.iteration")
+
+
+ONE_SCREEN = r"""
+() => {
+  const d = window.__sw.dashboard(), a = window.__sw.viewArea();
+  const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+  const i = cells.findIndex(c => c.node.contains(d));
+  const box = (el) => { const r = el.getBoundingClientRect(); return {top: r.top, bottom: r.bottom}; };
+  const next = cells[i + 1].node;
+  // its first line on the page: the first line typed in a code cell, a rendered markdown cell's first block
+  const line = Array.from(next.querySelectorAll('.cm-line, .jp-RenderedHTMLCommon > *'))
+    .find(el => el.getBoundingClientRect().height > 0) || next;
+  return {area: {top: a.top, bottom: a.bottom}, dashboard: box(d), status: box(d.querySelector('.sw-status')),
+          loss: box(d.querySelector('.sw-loss')), next: box(next), line: box(line),
+          panes: d.querySelector('.sw-panes').offsetParent !== null};
+}
+"""
+
+
+def one_screen(page, shot=None) -> dict:
+    """With the dashboard's top scrolled to the top of the notebook: its status line, its loss plot and the top of
+    the cell below it (its first line, at least the upper half) inside the notebook's view (no tab pane open: issue
+    18's 720 px screen); `shot`: a screenshot of that screen."""
+    page.evaluate("() => window.__sw.dashboard().scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(800)  # bqplot redraws on the next frames after a scroll or resize
+    if shot is not None:
+        page.screenshot(path=str(shot))
+    m = page.evaluate(ONE_SCREEN)
+    bottom = m["area"]["bottom"]
+    assert not m["panes"], "a tab pane is open before any click on a tab"
+    for part in ("status", "loss", "line"):
+        # the status and the loss plot whole; of the next cell, its top: at least the upper half of its first line
+        end = m[part]["bottom"] if part != "line" else (m[part]["top"] + m[part]["bottom"]) / 2
+        assert m[part]["top"] >= m["area"]["top"] - 1 and end <= bottom + 1, \
+            f"{part} at {m[part]['top']:.0f}..{m[part]['bottom']:.0f}, the notebook's view {m['area']}: {m}"
+    return m

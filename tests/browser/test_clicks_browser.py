@@ -30,7 +30,7 @@ COUNT = "() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.ex
 # (what a student clicks, a CSS selector under the dashboard); each must leave cell 1 active
 PLACES = [("a confusion-matrix cell", ".sw-confusion rect.heatmapcell"), ("the cell title", ".sw-cell-title"),
           ("the status line", ".sw-status"), ("the loss plot", ".sw-loss"), ("a W map", ".sw-weights"),
-          ("the tab bar", ".sw-views .lm-TabBar-tab"), ("the keys line", ".sw-keys-help"),
+          ("a tab", ".sw-views .sw-tab"), ("the keys line", ".sw-keys-help"),
           ("the counter", ".sw-counter")]
 
 
@@ -72,7 +72,7 @@ def test_lab_clicks_anywhere_on_the_dashboard_keep_the_active_cell(lab, lab_root
     page.screenshot(path=str(artifacts / "clicks-after-evaluation-cell.png"))
     assert not moved, f"a click on {', '.join(moved)} made the dashboard's cell the active one"
     # and Shift-Enter now runs the cell below, never the dashboard's own again (that replaced the run)
-    open_tab(page, "evaluation")  # the tab bar's click above opened the first tab
+    open_tab(page, "evaluation")  # the click on a tab above opened the first one
     dash.wait_for("() => !!document.querySelector('.sw-confusion rect.heatmapcell')", 60)
     _activate_cell_below(page)
     cell = page.locator(".sw-dashboard .sw-confusion rect.heatmapcell").nth(6 * 10)

@@ -59,7 +59,7 @@ def exercise(dash: DashboardPage, page, artifacts, name: str, screen: Screen | N
     check = screen.check if screen else (lambda *a, **k: None)
     check("start", shot=True)
     start = dash.state()
-    assert start["heatmaps"] >= 20, start  # ten W maps and ten W.grad maps at least
+    assert start["heatmaps"] >= 10, start  # the ten W maps (no tab pane is open at first)
     assert "press next_batch" in start["status"], start
     screenshot(page, artifacts / f"{name}-before.png")
 

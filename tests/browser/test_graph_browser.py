@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from dashboard_page import DashboardPage, screenshot
+from dashboard_page import DashboardPage, open_tab, screenshot
 from harness import FIRST_RENDER_S, lab_error_outputs, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
@@ -40,7 +40,7 @@ def exercise_graph(dash: DashboardPage, page, artifacts, name: str) -> dict:
     screenshot(page, artifacts / f"{name}-math-forward.png", "() => document.querySelector('.sw-readout')")
 
     # open the graph tab: the panel draws the graph forward() just built
-    page.locator(".sw-views .lm-TabBar-tab", has_text=re.compile(r"^\s*graph\s*$")).click(timeout=30_000)
+    open_tab(page, "graph")
     dash.wait_for(f"() => ({NODE_NAMES})().length >= 10", 60)
     names = page.evaluate(NODE_NAMES)
     assert names == LESSON_NODES, names

@@ -17,7 +17,16 @@ from __future__ import annotations
 
 import harness
 import pytest
-from dashboard_page import KERNEL_EXEC, PHASES, DashboardPage, iopub_errors, kernel_value, listen_iopub
+from dashboard_page import (
+    KERNEL_EXEC,
+    PHASES,
+    DashboardPage,
+    iopub_errors,
+    kernel_value,
+    listen_iopub,
+    one_screen,
+    open_tab,
+)
 from harness import FIRST_RENDER_S, lab_error_outputs, notebook_json, open_in_lab, run_all_cells
 
 pytestmark = pytest.mark.timeout(900)
@@ -35,7 +44,7 @@ TYPED = "x = 1 + 1\nx"  # the cell an instructor types below the dashboard: one 
 CHECK = """from softmax_widgets.checks import check_softmax
 
 result = check_softmax(lambda X: X.exp() / X.exp().sum(dim=1, keepdim=True))"""  # a check_* printout
-MAX_DASHBOARD_PX = 900  # the whole dashboard at scale 1, its open tab included (1003 px before)
+MAX_DASHBOARD_PX = 600  # the whole dashboard at scale 1, no tab pane open (552 px; 873 with a pane open before)
 # a softmax that raises, typed as an instructor would (keepdim forgotten): the status says the error, the line,
 # and the fix (three lines at scale 1, four at 1.5)
 RAISING = "dash.trainer.softmax = lambda X: X.exp() / X.exp().sum(dim=1)"
@@ -146,6 +155,29 @@ def _room_to_type(page, name: str, artifacts) -> dict:
         f"{name}: controls to curves take {ends:.0f} px, the typed cell {m['typed']['height']:.0f} px: more than " \
         f"the notebook's {area_h:.0f} px"
     return {"dashboard": m["dashboard"]["height"], "ends": ends, "cell": m["typed"]["height"], "area": area_h}
+
+
+def test_lab_at_1280x720_the_status_the_loss_plot_and_the_next_cell_are_on_one_screen(lab, lab_root, browser_page,
+                                                                                       artifacts):
+    (lab_root / "one_screen.ipynb").write_text(notebook_json([CELL, TYPED]))
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_in_lab(page, lab, "one_screen.ipynb")  # the default layout: the file browser open, scale 1
+    run_all_cells(page)
+    dash = DashboardPage(page)
+    dash.wait_drawn(FIRST_RENDER_S, artifacts / "one-screen-not-rendered.png", lab)
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets[1].model.executionCount",
+                           timeout=120_000)
+    m = one_screen(page, artifacts / "layout-one-screen-1280x720.png")
+    print(f"one screen at 1280×720: dashboard {m['dashboard']['bottom'] - m['dashboard']['top']:.0f} px, the next "
+          f"cell's first line at {m['line']['top']:.0f}..{m['line']['bottom']:.0f} in {m['area']}")
+    # a tab opens its pane below the plots, and a second click on it closes it again
+    open_tab(page, "evaluation")
+    dash.wait_for("() => window.__sw.dashboard().querySelector('.sw-panes').offsetParent !== null", 30)
+    page.locator(".sw-views .sw-tab", has_text="evaluation").first.click()
+    dash.wait_for("() => window.__sw.dashboard().querySelector('.sw-panes').offsetParent === null", 30)
+    one_screen(page)
+    assert not lab_error_outputs(page)
 
 
 def _raise_in_softmax(page, dash: DashboardPage) -> dict:

@@ -5,6 +5,8 @@ windowing override), Run All, the real data where there is some, Chromium at 128
   ×1.5, and A+ again puts them back;
 - at A+ the buttons, the status, the loss curve and both rows of W maps lie inside the notebook's view, and the
   counter ("epoch 1 · batch 114/235 · iteration 114") stays on one line: what the first code cell's comment promises;
+- at scale 1 with no tab pane open, the status, the loss plot and the cell below the dashboard on one screen, at
+  1280×720 and 1366×768;
 - with W's colour scale widened (±1, ±2: a large lr, or an sgd without / batch_size), every W map lies whole inside
   the dashboard and the view, at 1.5 and at 1 (file browser open or collapsed).
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import harness
 import pytest
-from dashboard_page import KERNEL_EXEC, DashboardPage
+from dashboard_page import KERNEL_EXEC, DashboardPage, one_screen
 
 from softmax_widgets import launch
 from tests.conftest import FASHION_ROOT
@@ -103,6 +105,12 @@ def test_notebook03_run_all_a_plus_scales_cells_and_keeps_the_one_screen_set_who
     fonts = page.evaluate(FONTS)
     typed = [f for f in fonts if f["type"] == "code" and not f["dashboard"]]
     assert typed and all(f["code"] == 13 for f in typed), fonts
+
+    # scale 1, the file browser open, no tab pane open: the status, the loss plot and the next cell on one screen
+    for width, height in ((1280, 720), (1366, 768)):
+        page.set_viewport_size({"width": width, "height": height})
+        one_screen(page, artifacts / f"nb03-{width}x{height}-scale1.png")
+    page.set_viewport_size({"width": 1280, "height": 720})
 
     # the lecture: file browser collapsed, the run at iteration 114, A+
     _exec(page, "for _ in range(114 - trainer.iteration):\n    trainer.train_step()")
