@@ -1,7 +1,7 @@
 """Undo: a bounded ring of per-phase snapshots, and whole-run snapshots before reset() and load_state_dict().
 
-Each phase saves only what it is about to change, and copies as little as it can: sgd() already copies
-W and b (to put them back on a NaN), and the ring takes that copy and hands sgd a spare buffer; zero_grad
+Each phase saves only what it is about to change, and copies as little as it can: sgd() copies W and b once,
+into the ring's own buffers (before_step: the snapshot, and what sgd puts back on a NaN); zero_grad
 hands W a spare gradient and keeps the old one; backward right after zero_grad knows the gradients are 0;
 next_batch keeps the RNG state only when it shuffles a new epoch. The rest are references to tensors the
 Trainer replaces rather than mutates (y_hat detached, batch indices, the LoopState), and small numbers. A live
@@ -30,7 +30,7 @@ from .phases import DivergenceError, Forward, Grad, Phase, PhaseError
 if TYPE_CHECKING:
     from ._protocols import TrainerState as Trainer
 
-__all__ = ["DEFAULT_DEPTH", "HAND", "SnapshotRing", "Taken", "undo", "undoable"]
+__all__ = ["DEFAULT_DEPTH", "HAND", "SnapshotRing", "Taken", "interrupted", "phase_method", "undo"]
 
 DEFAULT_DEPTH = 600  # phase snapshots: 120 whole iterations of five phases
 
@@ -102,6 +102,8 @@ class SnapshotRing:
         # W and b as the last operation that changed them left them: a change by hand shows against these
         self._known: tuple[torch.Tensor, torch.Tensor] | None = None
         self._versions = (-1, -1)
+        self._spare: tuple[torch.Tensor, torch.Tensor] | None = None  # sgd's copy when no slot keeps it (capacity 0)
+        self.stepped_from: tuple[torch.Tensor, torch.Tensor] | None = None  # the running sgd's copy, once made
 
     def __len__(self) -> int:
         """Phases that undo() can still take back."""
@@ -134,7 +136,7 @@ class SnapshotRing:
     def nbytes(self) -> int:
         """Memory the snapshots hold: their copies of W, b and gradients (reused buffers) and old y_hat."""
         bufs = [b for s in self._slots for b in s.bufs.values()] + [b for p in self._pool.values() for b in p]
-        bufs += [s.y_hat for s in self._slots if isinstance(s.y_hat, torch.Tensor)]
+        bufs += [s.y_hat for s in self._slots if isinstance(s.y_hat, torch.Tensor)] + list(self._spare or ())
         return sum(b.numel() * b.element_size() for b in bufs)
 
     def clear(self) -> None:
@@ -167,7 +169,7 @@ class SnapshotRing:
         slot.rng = None
         if phase is Phase.NEXT_BATCH and (t.shuffle is None or t.position >= t.shuffle.shape[0]):
             slot.rng = t.generator.get_state()  # this call shuffles a new epoch: keep the RNG it draws from
-        # W and b: sgd() itself copies them into W_before/b_before; commit() takes those copies
+        # W and b: sgd() copies them itself, into this slot's buffers (before_step), only once it is sure to run
         slot.wb = phase is Phase.SGD
         if phase is Phase.BACKWARD and t.state.grad is Grad.ZERO and t.W.grad is not None \
                 and t.b.grad is not None:
@@ -197,6 +199,25 @@ class SnapshotRing:
                 slot.copy("W.grad", Wg, self._pool)
             if bg is not None:
                 slot.copy("b.grad", bg, self._pool)
+
+    def before_step(self, t: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        """sgd()'s copy of W and b before its step, in the ring's own buffers: the pending slot's (the snapshot is
+        exactly this copy), or a spare pair when undo is off. sgd puts them back when its step breaks W."""
+        self.stepped_from = None
+        if self.capacity:
+            slot = self._slots[(self._start + self._count) % self._n]
+            slot.copy("W", t.W.detach(), self._pool)
+            slot.copy("b", t.b.detach(), self._pool)
+            pair = slot.bufs["W"], slot.bufs["b"]
+        else:
+            pair = self._spare
+            if pair is None or pair[0].shape != t.W.shape or pair[1].shape != t.b.shape:
+                pair = self._spare = (torch.empty_like(t.W, requires_grad=False),
+                                      torch.empty_like(t.b, requires_grad=False))
+            pair[0].copy_(t.W.detach())
+            pair[1].copy_(t.b.detach())
+        self.stepped_from = pair
+        return pair
 
     def keep_run(self, t: Trainer, action: str) -> None:
         """Before reset() or a load: the whole run in one slot, so that one undo() brings it back."""
@@ -243,8 +264,6 @@ class SnapshotRing:
         note = f"{names} {'were' if len(changes) > 1 else 'was'} changed outside the phases (largest change " \
                f"{largest:.3g})"
         if self.capacity:  # one slot holding W and b from before the change: undo() puts them back
-            t.W_before.copy_(W0)
-            t.b_before.copy_(b0)
             slot = self._slots[(self._start + self._count) % self._n]
             slot.phase, slot.whole, slot.lr, slot.note, slot.wb = HAND, None, t.lr, note, True
             slot.state = _get_state(t)
@@ -252,6 +271,8 @@ class SnapshotRing:
             slot.y_hat = _KEPT
             if slot.keep is not _KEEP[True, False]:
                 slot.release(_KEEP[True, False], self._pool)
+            slot.copy("W", W0, self._pool)
+            slot.copy("b", b0, self._pool)
             self.commit(t)
         self.remember(t)
         t.emit("warning", None, lambda: f"{note}: the next phases use the new values; trainer.undo(before='hand') "
@@ -302,15 +323,6 @@ class SnapshotRing:
 
     def commit(self, t: Trainer) -> None:
         """Keep the pending snapshot: the phase ran (or diverged after storing what it computed)."""
-        slot = self._slots[(self._start + self._count) % self._n]
-        if slot.wb:  # swap buffers with the Trainer: no second copy of W
-            pool = self._pool
-            for key, attr in (("W", "W_before"), ("b", "b_before")):
-                spare = slot.bufs.get(key)
-                if spare is None:
-                    spare = pool[key].pop() if pool.get(key) else torch.empty_like(getattr(t, attr))
-                slot.bufs[key] = getattr(t, attr)
-                setattr(t, attr, spare)
         if self._count == self.capacity:
             if not self.capacity:
                 return
@@ -372,20 +384,34 @@ class SnapshotRing:
         return -1
 
 
-def undoable(phase: Phase):
-    """Decorate a Trainer phase: note a change of W or b by hand first, then snapshot; keep the snapshot when the
-    phase ran, drop it when it refused or when it only showed a divergence (a forward whose loss came out NaN: undo
-    must always take back something the student can see)."""
+def phase_method(phase: Phase):
+    """Decorate a Trainer phase whose body is the lesson's line and the state it moves: refuse the call when the
+    order rules say so (phases.RULES: nothing changes), note a change of W or b by hand, snapshot what the phase may
+    change, put things back when the notebook's interrupt lands inside it, and tell the listeners what ran. The
+    body returns its event's text (a function: built only for a listener), then any warnings ("" for none) and
+    what runs after the event (sgd's end of an epoch). The snapshot is kept when the phase ran and dropped when it
+    refused or only showed a divergence (a forward whose loss came out NaN: undo must always take back something
+    the student can see)."""
     def wrap(method):
         @functools.wraps(method)
         def run_phase(self: Trainer):
             ring = self.snapshots
+            if ring.capacity:
+                ring.check_hand(self)
+            why = self.state.refusal(phase)
+            if why is not None:
+                raise PhaseError(why)
+            before = _before(self) if phase is Phase.SGD else None
             if not ring.capacity:  # undo switched off (trainer.snapshots = SnapshotRing(0)): the bare phase
-                return method(self)
-            ring.check_hand(self)
+                try:
+                    _tell(self, phase, method(self))
+                except KeyboardInterrupt:
+                    interrupted(self, phase, before)
+                    raise
+                return self
             ring.push(self, phase)
             try:
-                result = method(self)
+                _tell(self, phase, method(self))
             except DivergenceError:
                 # a diverged forward leaves the loop where it was (forward lit again): no undo step of its own;
                 # the next undo takes back the phase before it, whose snapshot restores what it stored
@@ -396,7 +422,9 @@ def undoable(phase: Phase):
                 else:
                     ring.abort(self)
                 raise
-            except BaseException:  # a refusal, a student's error, the notebook's interrupt
+            except BaseException as err:  # a student's error, the notebook's interrupt
+                if isinstance(err, KeyboardInterrupt):
+                    interrupted(self, phase, before)
                 if ring.changed(self):
                     ring.commit(self)  # the phase changed something before it stopped: undo() takes it back
                 else:
@@ -406,9 +434,59 @@ def undoable(phase: Phase):
                 if phase is Phase.SGD:  # sgd changed W (or put it back): a later change shows against this
                     ring.remember(self)
             ring.commit(self)
-            return result
+            return self
         return run_phase
     return wrap
+
+
+def _tell(t: Trainer, phase: Phase, said) -> None:
+    """A phase ran: its event, then its warnings, then what comes after it (an epoch's end)."""
+    t.last_phase = phase
+    if callable(said):
+        t.emit("phase", phase, said)
+        return
+    t.emit("phase", phase, said[0])
+    for then in said[1:]:
+        if callable(then):
+            then()
+        elif then:
+            t.emit("warning", phase, lambda w=then: w)
+
+
+# ---- the notebook's interrupt (the stop button) inside a phase: the Trainer as before it, or clean ----
+def _before(t: Trainer) -> tuple:
+    """What an interrupt inside sgd() must put back; ~0.3 us."""
+    t.snapshots.stepped_from = None  # sgd's copy of W is not made yet
+    return t.iteration, tuple(t.epoch_totals), t.state
+
+
+def interrupted(t: Trainer, phase: Phase, before: tuple | None) -> None:
+    """KeyboardInterrupt inside `phase`. In sgd() before it recorded: W, b, history and state as before the call
+    (`before`: iteration, epoch totals, state). In backward(): the graph may be freed and W.grad half-filled, so
+    the gradients are zeroed and the next call is forward() again, then backward()."""
+    if phase is Phase.BACKWARD:
+        for p in (t.W, t.b):
+            if p.grad is not None:
+                p.grad.zero_()
+        t.state = t.state.dropped().zeroed()
+    elif phase is Phase.SGD and t.iteration == before[0]:  # not recorded: the iteration did not happen
+        iteration, totals, state = before
+        copy = t.snapshots.stepped_from
+        if copy is not None:
+            restore_weights(t, copy)
+        h = t.history
+        for values in (h.loss, h.train_acc, h.batch_size, h.batch):
+            del values[iteration:]
+        t.iteration, t.epoch_totals, t.state = iteration, list(totals), state
+
+
+def restore_weights(t: Trainer, before: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """W and b back to `before` (sgd's copy), whatever a student's optimizer did to them."""
+    with torch.no_grad():
+        for p, old in zip((t.W, t.b), before, strict=True):
+            if p.shape != old.shape:  # a student optimizer rebound p.data to another shape
+                p.data = torch.empty_like(old)
+            p.copy_(old)
 
 
 def undo(t: Trainer, iterations: int | None = None, before: Phase | str | None = None,
