@@ -315,6 +315,17 @@ def _check_counters(sd: dict[str, Any], n: int, bad) -> None:
         raise bad(f"functions must have exactly the parts {sorted(_FUNCTIONS)}")
 
 
+def load_run(cls, path, data=None, device: str = "cpu"):
+    """Trainer.load: a `cls` Trainer on `data` (default: the dataset named in the file) continuing the file's run."""
+    state = read(path)
+    try:
+        t = cls(data if data is not None else state["dataset"], lr=state["lr"], batch_size=state["batch_size"],
+                seed=state["seed"], init_std=state["init_std"], device=device)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} cannot be loaded: its settings are missing or broken ({err}).") from err
+    return t.load_state_dict(state, source=str(path))
+
+
 def load_state_dict(t: Trainer, sd: Any, source: str = "this state") -> Trainer:
     """Put `t` exactly where state_dict() was taken, after checking every value; refused: nothing changes."""
     sd = upgrade(sd, source)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import diagnosis, hyperparams, measure, model, persist, undo
+from . import diagnosis, hyperparams, measure, model, persist, swap, undo
 from .callbacks import CallbackRegistry
 from .data import Dataset, load_dataset
 from .history import EpochResult, History
@@ -27,37 +27,12 @@ __all__ = ["Trainer"]
 Listener = Callable[["Trainer", Event], None]
 
 
-class _Swappable:
-    """A slot for the lesson's function or a student's own: it must be callable, and a swap tells the views
-    (a "settings" event), so the dashboard's softmax toggle follows `t.softmax = ...` typed in a cell at once."""
-
-    def __init__(self, lesson: str, used_by: str):
-        self.lesson, self.used_by = lesson, used_by
-
-    def __set_name__(self, owner, name: str) -> None:
-        self.name, self.slot = name, "_fn_" + name  # not "_" + name: _loss_fn is the forward's checked call
-
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else obj.__dict__[self.slot]
-
-    def __set__(self, obj, fn) -> None:
-        obj.set_function(self.name, fn)
-
-    def describe(self, fn) -> str:
-        """Whose function it is, in words: "softmax set to softmax" said nothing when the lesson's was picked."""
-        if fn is getattr(model, self.lesson):
-            return f"the lesson's {self.lesson}"
-        if fn is model.stable_softmax:
-            return "the stable softmax (it subtracts each row's max before exp)"
-        return f"your {measure.name_of(fn)}"
-
-
 class Trainer:
     """Softmax regression on `data`, one phase per call; views subscribe with on_change."""
 
-    softmax = _Swappable("softmax", "forward")
-    loss_fn = _Swappable("cross_entropy", "forward")
-    optimizer = _Swappable("sgd", "sgd")
+    softmax = swap.Swappable()  # the lesson's functions, or a student's own (swap.py)
+    loss_fn = swap.Swappable()
+    optimizer = swap.Swappable()
 
     def __init__(self, data: Dataset | str = "fashion-mnist", lr: float = 0.1, batch_size: int = 256,
                  seed: int = 0, init_std: float = 0.01, device: str = "cpu",
@@ -79,7 +54,7 @@ class Trainer:
         self.x_train, self.y_train = self.data.x_train.to(self.device), self.data.y_train.to(self.device)
         self.x_test, self.y_test = self.data.x_test.to(self.device), self.data.y_test.to(self.device)
         self.snapshots = SnapshotRing()  # what undo() takes back: the last 600 phases
-        self._autograd = _Autograd(self)
+        self._autograd = swap.Autograd(self)
         self._start()
 
     # ---- hyper-parameters: validated, changeable between any two steps ----
@@ -106,16 +81,7 @@ class Trainer:
     def set_function(self, name: str, fn: Callable, quiet: bool = False) -> None:
         """Put `fn` in the "softmax", "loss_fn" or "optimizer" slot, as `t.softmax = fn` does; every change is
         told, like lr's, unless quiet=True (a load or an undo of a reset tells the listeners once for all)."""
-        slot = _SLOTS.get(name)
-        if slot is None:
-            raise ValueError(f"set_function() knows {', '.join(map(repr, _SLOTS))}, got {name!r}: nothing changed.")
-        if not callable(fn):
-            raise ValueError(f"{name} must be a function, got {fn!r:.60}: nothing changed. Assign a function "
-                             f"(def ...), or the lesson's: trainer.use_lesson({slot.lesson!r})")
-        self.__dict__[slot.slot] = fn
-        if not quiet:
-            self.emit("settings", None, lambda: f"{name} set to {slot.describe(fn)}: used from the next "
-                      f"{slot.used_by}()")
+        swap.set_function(self, name, fn, quiet)
 
     def settings_from(self, values: dict) -> None:
         """Set already-checked lr, batch_size, seed, init_std at once (undo of a reset, a loaded file)."""
@@ -230,7 +196,7 @@ class Trainer:
         if not finite:
             self._diverged(diagnosis.diagnose_forward(self))
         B = len(self.y)  # a student's rows that do not sum to 1: kept, not refused (the graph panel shows why)
-        uneven = "" if self.softmax in _LESSON_SOFTMAX else measure.row_sum_error(y_hat, "softmax", "softmax")
+        uneven = "" if self.softmax in swap.LESSON_SOFTMAX else measure.row_sum_error(y_hat, "softmax", "softmax")
         return (lambda: f"forward: loss {self.loss_value / B:.2f} per image over {B} images, "
                 f"{100 * self.correct / B:.0f} % correct", uneven)
 
@@ -285,52 +251,36 @@ class Trainer:
         return idx
 
     def _net(self, X: torch.Tensor) -> torch.Tensor:
-        y_hat = self._call_student("softmax", lambda: model.net(X, self.W, self.b, self.softmax))
-        self._refuse_output(measure.probabilities_error(y_hat, len(X), self.data.num_classes))
+        y_hat = swap.call_student(self, "softmax", lambda: model.net(X, self.W, self.b, self.softmax))
+        swap.refuse(measure.probabilities_error(y_hat, len(X), self.data.num_classes))
         return y_hat
 
     def _loss_fn(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        losses = self._call_student("loss_fn", lambda: self.loss_fn(y_hat, y))
-        self._refuse_output(measure.loss_shape_error(losses, len(y)))
+        losses = swap.call_student(self, "loss_fn", lambda: self.loss_fn(y_hat, y))
+        swap.refuse(measure.loss_shape_error(losses, len(y)))
         if self.loss_fn is not model.cross_entropy:  # one number that is the batch's mean: steps B times too small
-            self._refuse_output(measure.loss_mean_error(losses, y_hat, y, "loss_fn", "cross_entropy"))
+            swap.refuse(measure.loss_mean_error(losses, y_hat, y, "loss_fn", "cross_entropy"))
         return losses
 
     def _sgd(self, params: list, lr: float, B: int) -> measure.Step | None:
         """The optimizer; W keeps its shape and stays finite, else it is put back. A student's step is measured
         (None: the lesson's); then the state moves."""
         lesson = self.optimizer is model.sgd
-        grads = None if lesson else {n: p.grad.detach().clone() for n, p in (("W", self.W), ("b", self.b))
-                                     if p.grad is not None}  # a student's may zero them: measured against these
+        grads = None if lesson else swap.grads_of(self)  # a student's may zero them: measured against these
         before = self.snapshots.before_step(self)
-        self._call_student("optimizer", lambda: self.optimizer(params, lr, B), restore=before)
+        swap.call_student(self, "optimizer", lambda: self.optimizer(params, lr, B), restore=before)
         if self.W.shape != before[0].shape or self.b.shape != before[1].shape:
             undo.restore_weights(self, before)
             raise CustomFunctionError(measure.reshaped_error("optimizer", "sgd"))
         if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
             undo.restore_weights(self, before)
             self._diverged(diagnosis.diagnose_sgd(self))
-        self.last_step = None if lesson else self._measure_step(grads, B, before)
+        self.last_step = None if lesson else swap.measured_step(self, grads, B, before)
         wild = self.last_step is not None and self.last_step.is_wild
         self.wild_steps = self.wild_steps + 1 if wild else 0
         # a student's optimizer may zero the gradients itself (some textbooks' sgd does): say what is there
         self.state = self.state.stepped(grad_zeroed=not lesson and self._grads_are_zero())
         return self.last_step
-
-    def _measure_step(self, grads: dict, B: int, before: tuple) -> measure.Step:
-        """What a student's optimizer did to W and b; one that moved nothing is refused, W as it was."""
-        params = {n: (p, old, grads[n]) for n, p, old in zip("Wb", (self.W, self.b), before, strict=True)
-                  if n in grads}
-        step = measure.measure_step(params, self._lr, B)
-        if step.unchanged:
-            undo.restore_weights(self, before)
-            raise CustomFunctionError(measure.unchanged_error("optimizer", "sgd", step))
-        return step
-
-    def _refuse_output(self, why: str) -> None:
-        """A student's function returned something unusable: refuse the phase, nothing recorded."""
-        if why:
-            raise CustomFunctionError(why)
 
     def _grads_are_zero(self) -> bool:
         gW, gb = self.W.grad, self.b.grad
@@ -338,25 +288,13 @@ class Trainer:
 
     # ---- bookkeeping ----
     def _record(self, B: int) -> None:
-        h = self.history
-        h.loss.append(self.loss_value / B)
-        h.train_acc.append(self.correct / B)
-        h.batch_size.append(B)
-        h.batch.append(self.batches_drawn)
-        s = self.epoch_totals
-        s[0] += self.loss_value
-        s[1] += self.correct
-        s[2] += B
+        self.history.record(self.loss_value, self.correct, B, self.batches_drawn)
+        s = self.epoch_totals  # in place: the undo snapshot keeps a tuple of it
+        s[0], s[1], s[2] = s[0] + self.loss_value, s[1] + self.correct, s[2] + B
         self.iteration += 1
 
     def _end_epoch(self) -> None:
-        loss_sum, correct, n = self.epoch_totals
-        test_acc = self.evaluate()
-        h = self.history
-        h.test_acc.append(test_acc)
-        h.epoch_loss.append(loss_sum / n if n else math.nan)
-        h.epoch_train_acc.append(correct / n if n else math.nan)
-        h.epoch_iteration.append(self.iteration)
+        self.history.end_epoch(self.evaluate(), self.epoch_totals, self.iteration)
         self.epoch += 1
         self.shuffle, self.position, self.epoch_totals = None, 0, [0.0, 0, 0]
         # "epoch 1 done: loss 0.7829, ...": the lesson's line without saying "epoch 1" twice
@@ -364,28 +302,13 @@ class Trainer:
 
     @property
     def last_epoch(self) -> EpochResult | None:
-        h = self.history
-        if not h.test_acc:
-            return None
-        return EpochResult(len(h.test_acc), h.epoch_loss[-1], h.epoch_train_acc[-1], h.test_acc[-1],
-                           self.epoch_seconds)
+        return self.history.last_epoch(self.epoch_seconds)
 
     def _diverged(self, diag: diagnosis.Diagnosis) -> None:
         self.last_phase = diag.phase
         self.emit("divergence", diag.phase, lambda: diag.message, diag.detail())
         raise DivergenceError(diag.message, phase=diag.phase, operation=diag.operation, rows=diag.rows,
                               images=diag.images, details=diag.details)
-
-    def _call_student(self, name: str, fn: Callable, restore: tuple | None = None):
-        try:
-            return fn()
-        except Exception as err:
-            if restore is not None:
-                undo.restore_weights(self, restore)
-            if getattr(self, name) is getattr(model, _LESSON[name]):
-                raise  # a bug in the lesson's own function: show it as it is
-            raise CustomFunctionError(diagnosis.student_error(name, _LESSON[name], getattr(self, name), err)) \
-                from err
 
     # ---- undo, save, load (the mechanics live in undo.py and persist.py) ----
     def undo(self, iterations: int | None = None, before: Phase | str | None = None,
@@ -421,13 +344,7 @@ class Trainer:
     @classmethod
     def load(cls, path, data: Dataset | str | None = None, device: str = "cpu") -> Trainer:
         """A Trainer continuing a saved run; `data` defaults to the dataset named in the file."""
-        state = persist.read(path)
-        try:
-            t = cls(data if data is not None else state["dataset"], lr=state["lr"], batch_size=state["batch_size"],
-                    seed=state["seed"], init_std=state["init_std"], device=device)
-        except (KeyError, TypeError) as err:
-            raise ValueError(f"{path} cannot be loaded: its settings are missing or broken ({err}).") from err
-        return t.load_state_dict(state, source=str(path))
+        return persist.load_run(cls, path, data, device)
 
     def where(self) -> str:
         """Where the run stands, in words: the counters, the loop state and the call Step makes next."""
@@ -437,13 +354,7 @@ class Trainer:
     def use_lesson(self, *names: str) -> Trainer:
         """Put the lesson's own functions back, with no import: use_lesson() all three, use_lesson("sgd") one, by
         the lesson's name ("softmax", "cross_entropy", "sgd") or the slot's ("loss_fn", "optimizer")."""
-        slots = {**{lesson: slot for slot, lesson in _LESSON.items()}, **{slot: slot for slot in _LESSON}}
-        unknown = [n for n in names if n not in slots]
-        if unknown:
-            raise ValueError(f"use_lesson() knows {', '.join(map(repr, _LESSON.values()))}, got {unknown[0]!r}: "
-                             "nothing changed. Name one of them, or call use_lesson() for all three.")
-        for slot in dict.fromkeys(slots[n] for n in names or _LESSON):
-            setattr(self, slot, getattr(model, _LESSON[slot]))
+        swap.use_lesson(self, names)
         return self
 
     def use_stable_softmax(self, flag: bool = True) -> Trainer:
@@ -493,32 +404,3 @@ class Trainer:
                 f"{self.where()}, last phase {self.last_phase}{loss}")
 
 
-# the slots a student may swap, and the lesson's function each holds by default: said once, by the descriptors
-_SLOTS = {name: d for name, d in vars(Trainer).items() if isinstance(d, _Swappable)}
-_LESSON = {name: d.lesson for name, d in _SLOTS.items()}
-_LESSON_SOFTMAX = (model.softmax, model.stable_softmax)
-
-
-class _Autograd:
-    """backward()'s guard around loss.backward(): a loss a student's function cut off from autograd, or autograd
-    failing on what it built, is refused in the lesson's words and the next call is a new forward."""
-
-    __slots__ = ("t",)
-
-    def __init__(self, t: Trainer):
-        self.t = t
-
-    def __enter__(self) -> None:
-        t = self.t
-        if not t.loss.requires_grad:
-            t.state = t.state.dropped()  # this loss can never give a gradient: a new forward next
-            raise CustomFunctionError(measure.AUTOGRAD_CUT)
-
-    def __exit__(self, kind, err, tb) -> bool:
-        t = self.t
-        if kind is None or not issubclass(kind, RuntimeError):
-            return False
-        if t.softmax in _LESSON_SOFTMAX and t.loss_fn is model.cross_entropy:
-            return False  # the lesson's own functions: show autograd's error as it is
-        t.state = t.state.dropped()  # the graph is unusable: the next step is a new forward
-        raise CustomFunctionError(measure.autograd_error(err)) from err
