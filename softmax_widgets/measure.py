@@ -3,7 +3,8 @@
 The lesson's functions are trusted and never measured here (no cost on the hot path). A student's are checked
 for the classic mistakes a class makes, each read off the tensors: an sgd that rebinds `p` and leaves W as it
 was, a step B times the lesson's (no `/ batch_size`), a step up the gradient, a cross_entropy that returns the
-batch's mean, a softmax whose rows do not sum to 1 (no `keepdim=True`).
+batch's mean, a softmax whose rows do not sum to 1 (no `keepdim=True`). Here too: what a student's function
+must return (one row of probabilities per image, one loss per image), in the words that refuse it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The five phases of one training iteration, where the loop stands (one explicit state), the table of
-refusals that teaches their order, the errors, and events."""
+"""The five phases of one training iteration, where the loop stands (one explicit state), the one table of order
+rules (RULES: the next call and the refusals; next_phase, refusal() and the state file's REACHABLE are read off
+it), the errors, and events. A new rule is one row of RULES; a new phase, a move on LoopState and _moves."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["Batch", "CustomFunctionError", "DivergenceError", "Event", "Forward", "Grad", "LoopState", "Phase",
-           "PhaseError", "TrainerError"]
+__all__ = ["REACHABLE", "REFUSALS", "RULES", "Batch", "CustomFunctionError", "DivergenceError", "Event", "Forward",
+           "Grad", "LoopState", "Phase", "PhaseError", "TrainerError"]
 
 
 class Phase(str, Enum):
