@@ -19,8 +19,6 @@ class TrainerState(Protocol):
     device: torch.device
     W: torch.Tensor  # (inputs, classes) leaf, requires_grad
     b: torch.Tensor
-    W_before: torch.Tensor  # sgd()'s copy of W from before its step: put back on NaN, kept by undo
-    b_before: torch.Tensor
     X: torch.Tensor | None
     y: torch.Tensor | None
     y_hat: torch.Tensor | None
@@ -52,3 +50,5 @@ class TrainerState(Protocol):
     def emit(self, kind: str, phase: Phase | None, text: Callable[[], str], detail: dict | None = None) -> None: ...
 
     def settings_from(self, values: dict[str, Any]) -> None: ...
+
+    def set_function(self, name: str, fn: Callable, quiet: bool = False) -> None: ...

@@ -257,7 +257,7 @@ def _func_name(fn) -> str:
 def _source_ops(code, only: str | None) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """(line text, "file:line in function", operations on it) for each line of a function's source.
 
-    `only`: keep the statements that assign to an attribute of that name (the Trainer's `self.loss = ...`).
+    `only`: keep the statements that assign to a name or attribute so called (the Trainer's `loss = ....sum()`).
     Cached per code object: a function a student redefines is a new code object, parsed once.
     """
     try:
@@ -267,8 +267,8 @@ def _source_ops(code, only: str | None) -> tuple[tuple[str, str, tuple[str, ...]
         return ()
     params = {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
     roots = [s for s in ast.walk(tree) if isinstance(s, ast.Assign) and any(
-        isinstance(t, ast.Attribute) and t.attr == only for tgt in s.targets for t in ast.walk(tgt))] if only \
-        else [tree]
+        getattr(t, "attr", None) == only or getattr(t, "id", None) == only
+        for tgt in s.targets for t in ast.walk(tgt))] if only else [tree]
     per_line: dict[int, list[str]] = {}
     for root in roots:
         for node in ast.walk(root):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 __all__ = ["EpochResult", "History"]
@@ -22,6 +23,27 @@ class History:
 
     def copy(self) -> History:
         return History(*(list(v) for v in vars(self).values()))
+
+    def record(self, loss_sum: float, correct: int, images: int, batch: int) -> None:
+        """One iteration: its summed loss and correct count over `images`, on the run's `batch`-th batch."""
+        self.loss.append(loss_sum / images)
+        self.train_acc.append(correct / images)
+        self.batch_size.append(images)
+        self.batch.append(batch)
+
+    def end_epoch(self, test_acc: float, totals: list, iteration: int) -> None:
+        """One epoch: `totals` is its summed loss, correct count and images."""
+        loss_sum, correct, n = totals
+        self.test_acc.append(test_acc)
+        self.epoch_loss.append(loss_sum / n if n else math.nan)
+        self.epoch_train_acc.append(correct / n if n else math.nan)
+        self.epoch_iteration.append(iteration)
+
+    def last_epoch(self, seconds: float) -> EpochResult | None:
+        if not self.test_acc:
+            return None
+        return EpochResult(len(self.test_acc), self.epoch_loss[-1], self.epoch_train_acc[-1], self.test_acc[-1],
+                           seconds)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The lesson's functions are trusted and never measured here (no cost on the hot path). A student's are checked
 for the classic mistakes a class makes, each read off the tensors: an sgd that rebinds `p` and leaves W as it
 was, a step B times the lesson's (no `/ batch_size`), a step up the gradient, a cross_entropy that returns the
-batch's mean, a softmax whose rows do not sum to 1 (no `keepdim=True`).
+batch's mean, a softmax whose rows do not sum to 1 (no `keepdim=True`). Here too: what a student's function
+must return (one row of probabilities per image, one loss per image), in the words that refuse it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import torch
 
 from . import model
 
-__all__ = ["Step", "loss_mean_error", "measure_step", "name_of", "row_sum_error", "step_warning", "unchanged_error"]
+__all__ = ["AUTOGRAD_CUT", "Step", "accumulated_warning", "autograd_error", "describe", "loss_mean_error",
+           "loss_shape_error", "measure_step", "name_of", "probabilities_error", "reshaped_error", "row_sum_error",
+           "skipped_warning", "step_warning", "unchanged_error"]
 
 CLOSE = 0.05  # a measured step within 5 % of a multiple counts as that multiple (float32 rounding is far below)
 
@@ -23,6 +26,65 @@ CLOSE = 0.05  # a measured step within 5 % of a multiple counts as that multiple
 def name_of(fn) -> str:
     """A student's function by the name they gave it (a lambda or a callable object by its kind)."""
     return getattr(fn, "__name__", type(fn).__name__)
+
+
+def describe(x) -> str:
+    """What a function returned or a file holds, in a few words: a tensor by dtype and shape, else its repr."""
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    return f"{type(x).__name__} {x!r}"[:80]
+
+
+# ---- what a student's softmax, loss_fn or optimizer gave back: refused with the cause, then the fix ----
+def probabilities_error(y_hat, rows: int, classes: int) -> str:
+    """softmax must give one row of probabilities per image: "" when it did."""
+    if isinstance(y_hat, torch.Tensor) and tuple(y_hat.shape) == (rows, classes):
+        return ""
+    return (f"softmax must return a ({rows}, {classes}) tensor of probabilities, got {describe(y_hat)}. Fix it, or "
+            "put the lesson's back: trainer.use_lesson('softmax').")
+
+
+def loss_shape_error(loss, rows: int) -> str:
+    """loss_fn must give one loss per image or their sum: "" when it did."""
+    if isinstance(loss, torch.Tensor) and loss.numel() in (1, rows):
+        return ""
+    return (f"loss_fn must return one loss per image ({rows} values) or their sum, got {describe(loss)}. Fix it, "
+            "or put the lesson's back: trainer.use_lesson('cross_entropy').")
+
+
+AUTOGRAD_CUT = ("backward() cannot fill W.grad: the loss does not depend on W, so your softmax or loss_fn cut it off "
+                "from autograd (.detach(), .data, .item(), torch.tensor(...) or torch.no_grad()). W is unchanged. Fix "
+                "it (or put the lesson's back: trainer.use_lesson('softmax', 'cross_entropy')), then call forward() "
+                "again.")
+
+
+def autograd_error(err: Exception) -> str:
+    """Autograd failed on what a student's softmax or loss_fn built (its own words are about tensor versions)."""
+    return (f"backward() failed inside autograd ({type(err).__name__}: {str(err).splitlines()[0][:160]}): your "
+            "softmax or loss_fn built something autograd cannot differentiate (often an in-place change such as "
+            "X_exp /= s). Fix it (or put the lesson's back: trainer.use_lesson('softmax', 'cross_entropy')), then "
+            "call forward() again.")
+
+
+def reshaped_error(name: str, lesson: str) -> str:
+    """An optimizer that rebound W or b to another shape (they are put back before this is said)."""
+    return (f"your {name} replaced W or b with a tensor of another shape; they were put back as they were. Update "
+            "them in place (p.data -= lr * p.grad / batch_size), or put the lesson's back: "
+            f"trainer.use_lesson('{lesson}')")
+
+
+def skipped_warning() -> str:
+    return ("next_batch() replaced a batch that sgd() never used: that batch is skipped. The usual order is forward, "
+            "zero_grad, backward, sgd.")
+
+
+def accumulated_warning(passes: int) -> str:
+    """sgd() applied the sum of `passes` backward passes (zero_grad skipped): "" for one pass."""
+    if passes <= 1:
+        return ""
+    return (f"sgd() applied gradients accumulated over {passes} backward passes because zero_grad() was skipped: W "
+            "moved by their sum, not by this batch's gradient. Call zero_grad() before backward() to start each "
+            "batch from zero.")
 
 
 @dataclass(frozen=True)

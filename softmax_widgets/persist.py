@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 
-from . import hyperparams, model
+from . import hyperparams, measure, model
 from .history import History
-from .phases import Batch, Forward, Grad, LoopState, Phase
+from .phases import REACHABLE, Batch, Forward, Grad, LoopState, Phase
 from .throttle import Throttle
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def restore(t: Trainer, c: dict[str, Any]) -> None:
     """Put a capture() back; it was taken from this Trainer, so nothing needs checking."""
     t.settings_from(dict(zip(("lr", "batch_size", "seed", "init_std"), c["settings"], strict=True)))
     for name, fn in zip(_FUNCTIONS, c["functions"], strict=True):
-        t.__dict__["_" + name] = fn  # no "settings" event per function: the caller emits one event
+        t.set_function(name, fn, quiet=True)  # no "settings" event per function: the caller emits one event
     with torch.no_grad():
         t.W.copy_(c["W"])
         t.b.copy_(c["b"])
@@ -232,7 +232,7 @@ def _check(t: Trainer, sd: dict[str, Any], source: str) -> LoopState:
         if x is None and key.endswith(".grad"):
             continue
         if not isinstance(x, torch.Tensor) or tuple(x.shape) != want or x.dtype != torch.float32:
-            raise bad(f"{key} must be a float32 tensor of shape {want} for {t.data.name}, got {_describe(x)}")
+            raise bad(f"{key} must be a float32 tensor of shape {want} for {t.data.name}, got {measure.describe(x)}")
         if key in ("W", "b") and not bool(torch.isfinite(x).all()):
             raise bad(f"{key} holds NaN or inf")
     if (sd["W.grad"] is None) != (sd["b.grad"] is None):
@@ -251,13 +251,12 @@ def _check(t: Trainer, sd: dict[str, Any], source: str) -> LoopState:
 
 
 def _check_progress(sd: dict[str, Any], state: LoopState, bad) -> None:
-    """The loop state agrees with the tensors: a batch where one is drawn, gradients where they are filled."""
+    """The loop state is one the order rules can reach (phases.REACHABLE), and it agrees with the tensors: a batch
+    where one is drawn, gradients where they are filled."""
+    if (state.batch, state.forward, state.grad) not in REACHABLE:
+        raise bad(f"progress ({state}) is not a place the lesson's loop can reach")
     if state.batch is not Batch.NONE and sd["batch_indices"] is None:
         raise bad(f"progress says the batch is {state.batch.value}, but the file holds no batch")
-    if state.batch is Batch.NONE and state.forward is not Forward.NONE:
-        raise bad("progress has a forward pass but no batch")
-    if (state.batch is Batch.USED) != (state.forward is Forward.STALE):
-        raise bad("progress must have a stale forward exactly when sgd used the batch")
     if (state.grad is Grad.NONE) != (sd["W.grad"] is None) or state.passes < 0 or (
             state.grad in (Grad.NONE, Grad.ZERO)) != (state.passes == 0):
         raise bad(f"progress says the gradient is {state.grad.value} after {state.passes} passes, which the file's "
@@ -316,6 +315,17 @@ def _check_counters(sd: dict[str, Any], n: int, bad) -> None:
         raise bad(f"functions must have exactly the parts {sorted(_FUNCTIONS)}")
 
 
+def load_run(cls, path, data=None, device: str = "cpu"):
+    """Trainer.load: a `cls` Trainer on `data` (default: the dataset named in the file) continuing the file's run."""
+    state = read(path)
+    try:
+        t = cls(data if data is not None else state["dataset"], lr=state["lr"], batch_size=state["batch_size"],
+                seed=state["seed"], init_std=state["init_std"], device=device)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} cannot be loaded: its settings are missing or broken ({err}).") from err
+    return t.load_state_dict(state, source=str(path))
+
+
 def load_state_dict(t: Trainer, sd: Any, source: str = "this state") -> Trainer:
     """Put `t` exactly where state_dict() was taken, after checking every value; refused: nothing changes."""
     sd = upgrade(sd, source)
@@ -331,7 +341,7 @@ def load_state_dict(t: Trainer, sd: Any, source: str = "this state") -> Trainer:
     for name, fn_name in sd["functions"].items():
         fn = getattr(model, str(fn_name), None)
         if fn is not None and callable(fn):  # a student's own function cannot live in a file: keep the one set now
-            t.__dict__["_" + name] = fn
+            t.set_function(name, fn, quiet=True)
     with torch.no_grad():
         t.W.copy_(sd["W"])
         t.b.copy_(sd["b"])
@@ -351,10 +361,4 @@ def load_state_dict(t: Trainer, sd: Any, source: str = "this state") -> Trainer:
     t.epoch_totals, t.epoch_seconds = list(sd["epoch_totals"]), float(sd["epoch_seconds"])
     t.history = History(**{name: list(value) for name, value in sd["history"].items()})
     return t
-
-
-def _describe(x) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    return f"{type(x).__name__} {x!r}"[:60]
 

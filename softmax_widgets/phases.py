@@ -1,5 +1,6 @@
-"""The five phases of one training iteration, where the loop stands (one explicit state), the table of
-refusals that teaches their order, the errors, and events."""
+"""The five phases of one training iteration, where the loop stands (one explicit state), the one table of order
+rules (RULES: the next call and the refusals; next_phase, refusal() and the state file's REACHABLE are read off
+it), the errors, and events. A new rule is one row of RULES; a new phase, a move on LoopState and _moves."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["Batch", "CustomFunctionError", "DivergenceError", "Event", "Forward", "Grad", "LoopState", "Phase",
-           "PhaseError", "TrainerError"]
+__all__ = ["REACHABLE", "REFUSALS", "RULES", "Batch", "CustomFunctionError", "DivergenceError", "Event", "Forward",
+           "Grad", "LoopState", "Phase", "PhaseError", "TrainerError"]
 
 
 class Phase(str, Enum):
@@ -109,20 +110,12 @@ class LoopState:
 
     @property
     def next_phase(self) -> Phase:
-        """The lesson's next call: what Step runs and the dashboard lights."""
-        if self.batch is not Batch.DRAWN:
-            return Phase.NEXT_BATCH
-        if self.grad is Grad.NONFINITE:  # sgd would refuse: clear the NaN first, never loop into that wall
-            return Phase.ZERO_GRAD
-        if self.forward is Forward.CONSUMED:
-            return Phase.SGD if self.grad is Grad.FILLED else Phase.FORWARD
-        if self.forward is Forward.LIVE:
-            return Phase.BACKWARD if self.grad is Grad.ZERO else Phase.ZERO_GRAD
-        return Phase.FORWARD
+        """The lesson's next call: what Step runs and the dashboard lights (read off RULES)."""
+        return _NEXT[self.batch, self.forward, self.grad]
 
     def refusal(self, phase: Phase) -> str | None:
         """Why the lesson's rules refuse `phase` here (a message naming the next call), or None."""
-        return _REFUSAL[phase, self.batch, self.forward, self.grad]  # REFUSALS, looked up: a hot-path dict hit
+        return REFUSALS[phase, self.batch, self.forward, self.grad]  # read off RULES: a hot-path dict hit
 
     # the moves: one per phase, in the lesson's order
     def drawn(self) -> LoopState:
@@ -160,65 +153,85 @@ def _is(**want):
     return applies
 
 
-# phase -> (condition, message) rows, first match wins. Each message says what happened and names, first, the
-# call that Step would make next (`LoopState.next_phase`), so the status line and the lit button agree.
-_NO_BATCH, _USED = _is(batch=Batch.NONE), _is(batch=Batch.USED)
-_GRAD_NAN = _is(grad=Grad.NONFINITE)
-REFUSALS: dict[Phase, tuple] = {
-    Phase.NEXT_BATCH: (),
-    Phase.ZERO_GRAD: (),
-    Phase.FORWARD: (
-        (_NO_BATCH,
-         "forward() needs a batch: call next_batch() first."),
-        (_USED,
-         "forward() needs a new batch: sgd() already used this one. Call next_batch() first."),
-    ),
-    Phase.BACKWARD: (
-        (_NO_BATCH,
-         "backward() needs a loss, and there is no batch yet: call next_batch(), then forward()."),
-        (_USED,
-         "backward() needs a forward pass on a new batch: sgd() already used this batch and changed W, so its "
-         "forward is stale. Call next_batch(), then forward()."),
-        (_GRAD_NAN,
-         "backward() would add to W.grad, which holds NaN or inf: call zero_grad() first."),
-        (_is(forward=Forward.NONE),
-         "backward() needs a loss: call forward() first."),
-        (_is(forward=Forward.NONFINITE),
-         "backward() needs a finite loss, but the last forward() gave NaN or inf. Fix the cause, then call "
-         "forward() again."),
-        (_is(forward=Forward.CONSUMED, grad=Grad.FILLED),
-         "backward() already ran on this forward pass, and autograd freed the graph's saved tensors after it. "
-         "Call sgd() to apply the gradients, or forward() to build a new graph."),
-        (_is(forward=Forward.CONSUMED),
-         "backward() already ran on this forward pass and autograd freed its graph; zero_grad() cleared the "
-         "gradients since. Call forward() again, then backward()."),
-    ),
-    Phase.SGD: (
-        (_NO_BATCH,
-         "sgd() needs gradients, and there is no batch yet: call next_batch(), then forward(), zero_grad() and "
-         "backward()."),
-        (_USED,
-         "sgd() already applied this batch's gradients: call next_batch() to start the next iteration."),
-        (_GRAD_NAN,
-         "sgd() refused: W.grad holds NaN or inf, and applying it would destroy W. Call zero_grad() to clear it."),
-        (_is(forward=(Forward.NONE, Forward.NONFINITE)),
-         "sgd() needs gradients of this batch: call forward(), then zero_grad() and backward()."),
-        (_is(forward=Forward.LIVE, grad=Grad.ZERO),
-         "sgd() needs gradients of this forward pass: call backward() first."),
-        (_is(forward=Forward.LIVE),
-         "sgd() needs gradients of this forward pass, and backward() has not run on it: call zero_grad(), then "
-         "backward()."),
-        (_is(forward=Forward.CONSUMED, grad=(Grad.ZERO, Grad.NONE)),
-         "sgd() needs gradients, but zero_grad() cleared them after backward(). Call forward() and backward() "
-         "again, then sgd()."),
-    ),
-}
+# ---- the order rules, written once ----
+# Where the loop can stand, first match wins: the call Step makes next there, and the phases refused there with
+# why. Each message names, first, that next call, so the status line and the lit button agree. next_phase,
+# refusal() and the state file's check (REACHABLE) are all read off this table.
+_F, _G = Forward, Grad
+RULES: tuple[tuple, ...] = (
+    (_is(batch=Batch.NONE), Phase.NEXT_BATCH, {
+        Phase.FORWARD: "forward() needs a batch: call next_batch() first.",
+        Phase.BACKWARD: "backward() needs a loss, and there is no batch yet: call next_batch(), then forward().",
+        Phase.SGD: "sgd() needs gradients, and there is no batch yet: call next_batch(), then forward(), "
+                   "zero_grad() and backward()."}),
+    (_is(batch=Batch.USED), Phase.NEXT_BATCH, {
+        Phase.FORWARD: "forward() needs a new batch: sgd() already used this one. Call next_batch() first.",
+        Phase.BACKWARD: "backward() needs a forward pass on a new batch: sgd() already used this batch and changed "
+                        "W, so its forward is stale. Call next_batch(), then forward().",
+        Phase.SGD: "sgd() already applied this batch's gradients: call next_batch() to start the next iteration."}),
+    (_is(grad=_G.NONFINITE), Phase.ZERO_GRAD, {  # sgd would refuse: clear the NaN first, never loop into it
+        Phase.BACKWARD: "backward() would add to W.grad, which holds NaN or inf: call zero_grad() first.",
+        Phase.SGD: "sgd() refused: W.grad holds NaN or inf, and applying it would destroy W. Call zero_grad() to "
+                   "clear it."}),
+    (_is(forward=_F.CONSUMED, grad=_G.FILLED), Phase.SGD, {
+        Phase.BACKWARD: "backward() already ran on this forward pass, and autograd freed the graph's saved tensors "
+                        "after it. Call sgd() to apply the gradients, or forward() to build a new graph."}),
+    (_is(forward=_F.CONSUMED), Phase.FORWARD, {
+        Phase.BACKWARD: "backward() already ran on this forward pass and autograd freed its graph; zero_grad() "
+                        "cleared the gradients since. Call forward() again, then backward().",
+        Phase.SGD: "sgd() needs gradients, but zero_grad() cleared them after backward(). Call forward() and "
+                   "backward() again, then sgd()."}),
+    (_is(forward=_F.LIVE, grad=_G.ZERO), Phase.BACKWARD, {
+        Phase.SGD: "sgd() needs gradients of this forward pass: call backward() first."}),
+    (_is(forward=_F.LIVE), Phase.ZERO_GRAD, {
+        Phase.SGD: "sgd() needs gradients of this forward pass, and backward() has not run on it: call "
+                   "zero_grad(), then backward()."}),
+    (_is(forward=_F.NONFINITE), Phase.FORWARD, {
+        Phase.BACKWARD: "backward() needs a finite loss, but the last forward() gave NaN or inf. Fix the cause, "
+                        "then call forward() again.",
+        Phase.SGD: "sgd() needs gradients of this batch: call forward(), then zero_grad() and backward()."}),
+    (_is(), Phase.FORWARD, {
+        Phase.BACKWARD: "backward() needs a loss: call forward() first.",
+        Phase.SGD: "sgd() needs gradients of this batch: call forward(), then zero_grad() and backward()."}),
+)
 
 
-def _first_refusal(phase: Phase, state: LoopState) -> str | None:
-    return next((message for applies, message in REFUSALS[phase] if applies(state)), None)
+def _rule(state: LoopState) -> tuple:
+    return next(row for row in RULES if row[0](state))
 
 
-# every (phase, batch, forward, grad) once, at import: 300 entries
-_REFUSAL = {(p, b, f, g): _first_refusal(p, LoopState(b, f, g)) for p in Phase for b in Batch for f in Forward
-            for g in Grad}
+_STATES = [(b, f, g) for b in Batch for f in Forward for g in Grad]
+_NEXT = {k: _rule(LoopState(*k))[1] for k in _STATES}
+# (phase, batch, forward, grad) -> why it is refused, or None: every combination once, at import (300 entries)
+REFUSALS: dict[tuple, str | None] = {(p, *k): _rule(LoopState(*k))[2].get(p) for p in Phase for k in _STATES}
+
+
+def _moves(s: LoopState, phase: Phase) -> list[LoopState]:
+    """Every state `phase` can leave behind from `s` (each outcome: finite or not, interrupted, a student's
+    function that zeroes W.grad or cuts the loss off from autograd)."""
+    if phase is Phase.NEXT_BATCH:
+        return [s.drawn()]
+    if phase is Phase.FORWARD:
+        return [s.forwarded(True), s.forwarded(False)]
+    if phase is Phase.ZERO_GRAD:
+        return [s.zeroed()]
+    if phase is Phase.BACKWARD:
+        return [s.backwarded(f, z) for f in (True, False) for z in (True, False)] + [s.dropped(),
+                                                                                   s.dropped().zeroed()]
+    return [s.stepped(False), s.stepped(True)]
+
+
+def _reachable() -> frozenset:
+    seen, todo = set(), [LoopState()]
+    while todo:
+        s = todo.pop()
+        key = (s.batch, s.forward, s.grad)
+        if key in seen:
+            continue
+        seen.add(key)
+        todo += [n for p in Phase if REFUSALS[(p, *key)] is None for n in _moves(s, p)]
+    return frozenset(seen)
+
+
+# (batch, forward, grad) the rules can reach from a fresh run: a state file's progress must be one of these
+REACHABLE = _reachable()

@@ -1,8 +1,9 @@
 """Trainer: the lesson's loop cut into phases a student can call one at a time, in any order.
 
-Each phase reads the same way: check the refusal table for where the loop stands (`self.state`), do the
-lesson's line, move the state. The table and the state live in phases.py, every "why NaN" sentence in
-diagnosis.py, undo in undo.py, state files in persist.py.
+Each phase body is the lesson's line, then the state it moves; the decorator (undo.phase_method) refuses a call
+out of order, snapshots and tells the listeners. The order rules live in phases.py, what a student's function
+returned and its prose in measure.py, every "why NaN" sentence in diagnosis.py, undo and interrupts in undo.py,
+state files in persist.py.
 """
 
 from __future__ import annotations
@@ -14,56 +15,24 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import diagnosis, hyperparams, measure, model, persist, undo
+from . import diagnosis, hyperparams, measure, model, persist, swap, undo
 from .callbacks import CallbackRegistry
 from .data import Dataset, load_dataset
 from .history import EpochResult, History
-from .phases import Batch, CustomFunctionError, DivergenceError, Event, Grad, LoopState, Phase, PhaseError
-from .undo import SnapshotRing, undoable
+from .phases import Batch, CustomFunctionError, DivergenceError, Event, Grad, LoopState, Phase
+from .undo import SnapshotRing, phase_method
 
 __all__ = ["Trainer"]
 
 Listener = Callable[["Trainer", Event], None]
 
 
-class _Swappable:
-    """A slot for the lesson's function or a student's own: it must be callable, and a swap tells the views
-    (a "settings" event), so the dashboard's softmax toggle follows `t.softmax = ...` typed in a cell at once."""
-
-    def __init__(self, lesson: str, used_by: str):
-        self.lesson, self.used_by = lesson, used_by
-
-    def __set_name__(self, owner, name: str) -> None:
-        self.name, self.slot = name, "_" + name
-
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else obj.__dict__[self.slot]
-
-    def __set__(self, obj, fn) -> None:
-        if not callable(fn):
-            raise ValueError(f"{self.name} must be a function, got {fn!r:.60}: nothing changed. Assign a function "
-                             f"(def ...), or the lesson's: trainer.use_lesson({self.lesson!r})")
-        first = self.slot not in obj.__dict__  # __init__'s assignment: nobody listens yet
-        obj.__dict__[self.slot] = fn
-        if not first:  # every later assignment is told, like lr's, even when it repeats the function in use
-            obj.emit("settings", None, lambda: f"{self.name} set to {self.describe(fn)}: used from the next "
-                     f"{self.used_by}()")
-
-    def describe(self, fn) -> str:
-        """Whose function it is, in words: "softmax set to softmax" said nothing when the lesson's was picked."""
-        if fn is getattr(model, self.lesson):
-            return f"the lesson's {self.lesson}"
-        if fn is model.stable_softmax:
-            return "the stable softmax (it subtracts each row's max before exp)"
-        return f"your {measure.name_of(fn)}"
-
-
 class Trainer:
     """Softmax regression on `data`, one phase per call; views subscribe with on_change."""
 
-    softmax = _Swappable("softmax", "forward")
-    loss_fn = _Swappable("cross_entropy", "forward")
-    optimizer = _Swappable("sgd", "sgd")
+    softmax = swap.Swappable()  # the lesson's functions, or a student's own (swap.py)
+    loss_fn = swap.Swappable()
+    optimizer = swap.Swappable()
 
     def __init__(self, data: Dataset | str = "fashion-mnist", lr: float = 0.1, batch_size: int = 256,
                  seed: int = 0, init_std: float = 0.01, device: str = "cpu",
@@ -85,6 +54,7 @@ class Trainer:
         self.x_train, self.y_train = self.data.x_train.to(self.device), self.data.y_train.to(self.device)
         self.x_test, self.y_test = self.data.x_test.to(self.device), self.data.y_test.to(self.device)
         self.snapshots = SnapshotRing()  # what undo() takes back: the last 600 phases
+        self._autograd = swap.Autograd(self)
         self._start()
 
     # ---- hyper-parameters: validated, changeable between any two steps ----
@@ -107,6 +77,11 @@ class Trainer:
         hyperparams.check_batch_size(value, self.num_train)
         self._batch_size = int(value)
         self.emit("settings", None, lambda: f"batch size set to {self._batch_size}: used from the next batch")
+
+    def set_function(self, name: str, fn: Callable, quiet: bool = False) -> None:
+        """Put `fn` in the "softmax", "loss_fn" or "optimizer" slot, as `t.softmax = fn` does; every change is
+        told, like lr's, unless quiet=True (a load or an undo of a reset tells the listeners once for all)."""
+        swap.set_function(self, name, fn, quiet)
 
     def settings_from(self, values: dict) -> None:
         """Set already-checked lr, batch_size, seed, init_std at once (undo of a reset, a loaded file)."""
@@ -151,8 +126,6 @@ class Trainer:
         self.W = torch.empty_strided((d, c), (1, d), dtype=torch.float32, device=self.device)
         self.W.copy_(torch.from_numpy(w)).requires_grad_()
         self.b = torch.zeros(c, dtype=torch.float32, device=self.device).requires_grad_()
-        self.W_before = torch.empty_like(self.W, requires_grad=False)  # sgd's copy: put back on NaN
-        self.b_before = torch.empty_like(self.b, requires_grad=False)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.shuffle: torch.Tensor | None = None  # this epoch's permutation of the training images
         self.position = 0  # images of this epoch's shuffle already drawn
@@ -197,69 +170,38 @@ class Trainer:
         """The images and labels at `indices`; index_select copies rows ~5x faster than x[idx] on CPU."""
         return self.x_train.index_select(0, indices), self.y_train.index_select(0, indices)
 
-    def _refuse(self, phase: Phase) -> None:
-        why = self.state.refusal(phase)
-        if why is not None:
-            raise PhaseError(why)
-
-    # ---- the five phases ----
-    @undoable(Phase.NEXT_BATCH)
-    def next_batch(self) -> Trainer:
+    # ---- the five phases: the lesson's line first (the decorator refuses, snapshots and tells) ----
+    @phase_method(Phase.NEXT_BATCH)
+    def next_batch(self):
         """Draw the next slice of this epoch's seeded shuffle into X, y."""
         skipped = self.state.batch is Batch.DRAWN
-        if self.shuffle is not None and self.position >= self.num_train:
-            self._end_epoch()  # the last batch was drawn but skipped
-        if self.shuffle is None:
-            self.shuffle = torch.randperm(self.num_train, generator=self.generator).to(self.device)
-            self.position = 0
-        idx = self.shuffle[self.position:self.position + self._batch_size]
-        self.position += len(idx)
-        self.batches_drawn += 1
-        self.batch_indices = idx
+        idx = self._next_indices()
         self.X, self.y = self.batch(idx)
-        self.y_hat = self.loss = None
+        self.batch_indices, self.y_hat, self.loss = idx, None, None
+        self.batches_drawn += 1
         self.state = self.state.drawn()
-        self._done(Phase.NEXT_BATCH, lambda: f"next_batch: {len(idx)} images, batch {self.batch_in_epoch} of "
-                   f"{self.batches_per_epoch} in epoch {self.epoch + 1}")
-        if skipped:
-            self.emit("warning", Phase.NEXT_BATCH, lambda: "next_batch() replaced a batch that sgd() never "
-                      "used: that batch is skipped. The usual order is forward, zero_grad, backward, sgd.")
-        return self
+        return (lambda: f"next_batch: {len(idx)} images, batch {self.batch_in_epoch} of {self.batches_per_epoch} "
+                f"in epoch {self.epoch + 1}", measure.skipped_warning() if skipped else "")
 
-    @undoable(Phase.FORWARD)
-    def forward(self) -> Trainer:
+    @phase_method(Phase.FORWARD)
+    def forward(self):
         """y_hat = softmax(X W + b); loss = loss_fn(y_hat, y).sum()."""
-        self._refuse(Phase.FORWARD)
-        B = len(self.y)
-        y_hat = self._call_student("softmax", lambda: model.net(self.X, self.W, self.b, self.softmax))
-        if not (isinstance(y_hat, torch.Tensor) and tuple(y_hat.shape) == (B, self.data.num_classes)):
-            raise CustomFunctionError(
-                f"softmax must return a ({B}, {self.data.num_classes}) tensor of probabilities, got "
-                f"{_describe(y_hat)}. Fix it, or put the lesson's back: trainer.use_lesson('softmax').")
-        uneven = "" if self.softmax in (model.softmax, model.stable_softmax) else measure.row_sum_error(
-            y_hat, "softmax", "softmax")  # a student's: are these probabilities? (said once the forward is done)
-        loss = self._call_student("loss_fn", lambda: self.loss_fn(y_hat, self.y))
-        if not isinstance(loss, torch.Tensor) or loss.numel() not in (1, B):
-            raise CustomFunctionError(
-                f"loss_fn must return one loss per image ({B} values) or their sum, got {_describe(loss)}. "
-                "Fix it, or put the lesson's back: trainer.use_lesson('cross_entropy').")
-        if self.loss_fn is not model.cross_entropy:  # one number that is the batch's mean: steps B times too small
-            self._refuse_measured(measure.loss_mean_error(loss, y_hat, self.y, "loss_fn", "cross_entropy"))
-        self.y_hat, self.loss = y_hat, loss.sum()
-        self.loss_value = self.loss.item()  # CPU-GPU sync point: the history needs the number
+        y_hat = self._net(self.X)  # the lesson's net with this softmax; a student's output checked
+        loss = self._loss_fn(y_hat, self.y).sum()  # one loss per image, checked, summed as the lesson does
+        self.y_hat, self.loss = y_hat, loss
+        self.loss_value = loss.item()  # CPU-GPU sync point: the history needs the number
         self.correct = int((y_hat.argmax(dim=1) == self.y).sum())
         finite = math.isfinite(self.loss_value)
         self.state = self.state.forwarded(finite)
         if not finite:
             self._diverged(diagnosis.diagnose_forward(self))
-        self._done(Phase.FORWARD, lambda: f"forward: loss {self.loss_value / B:.2f} per image over {B} images, "
-                   f"{100 * self.correct / B:.0f} % correct")
-        if uneven:  # kept, not refused: the graph panel shows how the shapes broadcast
-            self.emit("warning", Phase.FORWARD, lambda: uneven)
-        return self
+        B = len(self.y)  # a student's rows that do not sum to 1: kept, not refused (the graph panel shows why)
+        uneven = "" if self.softmax in swap.LESSON_SOFTMAX else measure.row_sum_error(y_hat, "softmax", "softmax")
+        return (lambda: f"forward: loss {self.loss_value / B:.2f} per image over {B} images, "
+                f"{100 * self.correct / B:.0f} % correct", uneven)
 
-    @undoable(Phase.ZERO_GRAD)
-    def zero_grad(self) -> Trainer:
+    @phase_method(Phase.ZERO_GRAD)
+    def zero_grad(self):
         """W.grad = 0, b.grad = 0: without this, backward() adds to the old gradients."""
         for p in (self.W, self.b):
             if p.grad is None:
@@ -267,163 +209,92 @@ class Trainer:
             else:
                 p.grad.zero_()
         self.state = self.state.zeroed()
-        self._done(Phase.ZERO_GRAD, lambda: "zero_grad: W.grad and b.grad set to 0")
-        return self
+        return lambda: "zero_grad: W.grad and b.grad set to 0"
 
-    @undoable(Phase.BACKWARD)
-    def backward(self) -> Trainer:
+    @phase_method(Phase.BACKWARD)
+    def backward(self):
         """Autograd fills W.grad and b.grad with d(loss)/dW, d(loss)/db (added to what is there)."""
-        self._refuse(Phase.BACKWARD)
-        if not self.loss.requires_grad:
-            self.state = self.state.dropped()  # this loss can never give a gradient: a new forward next
-            raise CustomFunctionError(
-                "backward() cannot fill W.grad: the loss does not depend on W, so your softmax or loss_fn cut "
-                "it off from autograd (.detach(), .data, .item(), torch.tensor(...) or torch.no_grad()). W is "
-                "unchanged. Fix it (or put the lesson's back: trainer.use_lesson('softmax', 'cross_entropy')), then "
-                "call forward() again.")
-        # what W.grad holds now, whoever zeroed it (a student's optimizer may): checked only when it may add up
-        was_zero = self.state.grad in (Grad.NONE, Grad.ZERO) or self._grads_are_zero()
-        try:
+        was_zero = self.state.grad in (Grad.NONE, Grad.ZERO) or self._grads_are_zero()  # whoever zeroed them
+        with self._autograd:  # a loss cut off from autograd, or autograd failing on a student's function: said
             self.loss.backward()
-        except KeyboardInterrupt:  # the notebook's interrupt landed inside backward(): start clean
-            self._interrupted_backward()
-            raise
-        except RuntimeError as err:
-            if self.softmax in (model.softmax, model.stable_softmax) and self.loss_fn is model.cross_entropy:
-                raise  # the lesson's own functions: show autograd's error as it is
-            self.state = self.state.dropped()  # the graph is unusable: the next step is a new forward
-            raise CustomFunctionError(
-                f"backward() failed inside autograd ({type(err).__name__}: {str(err).splitlines()[0][:160]}): "
-                "your softmax or loss_fn built something autograd cannot differentiate (often an in-place "
-                "change such as X_exp /= s). Fix it (or put the lesson's back: trainer.use_lesson('softmax', "
-                "'cross_entropy')), then call forward() again.") from err
         finite = math.isfinite(self.W.grad.sum().item() + self.b.grad.sum().item())  # one sync for both
         self.state = self.state.backwarded(finite, was_zero)
         if not finite:
             self._diverged(diagnosis.diagnose_backward(self))
-        passes = self.state.passes
-        acc = "" if passes == 1 else f" (the sum of {passes} backward passes: no zero_grad)"
-        self._done(Phase.BACKWARD, lambda: f"backward: W.grad filled, ‖W.grad‖ "
-                   f"{float(torch.linalg.vector_norm(self.W.grad)):.3g}{acc}")
-        return self
+        acc = "" if self.state.passes == 1 else f" (the sum of {self.state.passes} backward passes: no zero_grad)"
+        return lambda: f"backward: W.grad filled, ‖W.grad‖ {float(torch.linalg.vector_norm(self.W.grad)):.3g}{acc}"
 
-    @undoable(Phase.SGD)
-    def sgd(self) -> Trainer:
+    @phase_method(Phase.SGD)
+    def sgd(self):
         """W -= lr * W.grad / B; b likewise. Finishes the iteration and records it."""
-        self._refuse(Phase.SGD)
         B, passes = len(self.y), self.state.passes
-        # what an interrupt (the notebook's stop button) inside this call must put back; ~0.3 us
-        before = (self.iteration, tuple(self.epoch_totals), self.state)
-        copied = False
-        try:
-            self.W_before.copy_(self.W.detach())
-            self.b_before.copy_(self.b.detach())
-            copied = True
-            self._apply_optimizer(B)
-        except KeyboardInterrupt:
-            if self.iteration == before[0]:  # not recorded: the iteration did not happen, W as it was
-                self._interrupted_sgd(before, copied)
-            raise
-        step = self.last_step
+        step = self._sgd([self.W, self.b], self._lr, B)  # the optimizer, checked: W put back if it breaks W
+        self._record(B)
+        end = self._end_epoch if self.position >= self.num_train else ""
         if step is None:  # the lesson's sgd: its formula is what ran
-            self._done(Phase.SGD, lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done")
-        else:  # a student's: the update that ran, as measured
-            name = measure.name_of(self.optimizer)
-            self._done(Phase.SGD, lambda: f"sgd: your {name}: {step.formula(self._lr)}; iteration {self.iteration} "
-                       "done")
-            warning = measure.step_warning(name, step, self._lr)
-            if warning:
-                self.emit("warning", Phase.SGD, lambda: warning)
-        if passes > 1:
-            self.emit("warning", Phase.SGD, lambda: f"sgd() applied gradients accumulated over {passes} "
-                      "backward passes because zero_grad() was skipped: W moved by their sum, not by this "
-                      "batch's gradient. Call zero_grad() before backward() to start each batch from zero.")
-        if self.position >= self.num_train:
-            self._end_epoch()
-        return self
+            return (lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done",
+                    measure.accumulated_warning(passes), end)
+        name = measure.name_of(self.optimizer)  # a student's: the update that ran, as measured
+        return (lambda: f"sgd: your {name}: {step.formula(self._lr)}; iteration {self.iteration} done",
+                measure.step_warning(name, step, self._lr), measure.accumulated_warning(passes), end)
 
-    def _apply_optimizer(self, B: int) -> None:
-        """The optimizer, checked: W keeps its shape and stays finite, else it is put back; then record."""
+    # ---- what the phases call: the lesson's functions, a student's checked ----
+    def _next_indices(self) -> torch.Tensor:
+        """The next batch_size images of this epoch's shuffle (a new epoch's shuffle when it ran out)."""
+        if self.shuffle is not None and self.position >= self.num_train:
+            self._end_epoch()  # the last batch was drawn but skipped
+        if self.shuffle is None:
+            self.shuffle = torch.randperm(self.num_train, generator=self.generator).to(self.device)
+            self.position = 0
+        idx = self.shuffle[self.position:self.position + self._batch_size]
+        self.position += len(idx)
+        return idx
+
+    def _net(self, X: torch.Tensor) -> torch.Tensor:
+        y_hat = swap.call_student(self, "softmax", lambda: model.net(X, self.W, self.b, self.softmax))
+        swap.refuse(measure.probabilities_error(y_hat, len(X), self.data.num_classes))
+        return y_hat
+
+    def _loss_fn(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        losses = swap.call_student(self, "loss_fn", lambda: self.loss_fn(y_hat, y))
+        swap.refuse(measure.loss_shape_error(losses, len(y)))
+        if self.loss_fn is not model.cross_entropy:  # one number that is the batch's mean: steps B times too small
+            swap.refuse(measure.loss_mean_error(losses, y_hat, y, "loss_fn", "cross_entropy"))
+        return losses
+
+    def _sgd(self, params: list, lr: float, B: int) -> measure.Step | None:
+        """The optimizer; W keeps its shape and stays finite, else it is put back. A student's step is measured
+        (None: the lesson's); then the state moves."""
         lesson = self.optimizer is model.sgd
-        grads = None if lesson else {n: p.grad.detach().clone() for n, p in (("W", self.W), ("b", self.b))
-                                     if p.grad is not None}  # a student's may zero them: measured against these
-        self._call_student("optimizer", lambda: self.optimizer([self.W, self.b], self._lr, B), restore=True)
-        if self.W.shape != self.W_before.shape or self.b.shape != self.b_before.shape:
-            self._restore_weights()
-            raise CustomFunctionError(
-                "your optimizer replaced W or b with a tensor of another shape; they were put back as they were. "
-                "Update them in place (p.data -= lr * p.grad / batch_size), or put the lesson's back: "
-                "trainer.use_lesson('sgd')")
+        grads = None if lesson else swap.grads_of(self)  # a student's may zero them: measured against these
+        before = self.snapshots.before_step(self)
+        swap.call_student(self, "optimizer", lambda: self.optimizer(params, lr, B), restore=before)
+        if self.W.shape != before[0].shape or self.b.shape != before[1].shape:
+            undo.restore_weights(self, before)
+            raise CustomFunctionError(measure.reshaped_error("optimizer", "sgd"))
         if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
-            self._restore_weights()
+            undo.restore_weights(self, before)
             self._diverged(diagnosis.diagnose_sgd(self))
-        self.last_step = None if lesson else self._measure_step(grads, B)
+        self.last_step = None if lesson else swap.measured_step(self, grads, B, before)
         wild = self.last_step is not None and self.last_step.is_wild
         self.wild_steps = self.wild_steps + 1 if wild else 0
         # a student's optimizer may zero the gradients itself (some textbooks' sgd does): say what is there
-        self.state = self.state.stepped(grad_zeroed=self.optimizer is not model.sgd and self._grads_are_zero())
-        self._record(B)
-
-    def _measure_step(self, grads: dict, B: int) -> measure.Step:
-        """What a student's optimizer did to W and b; one that moved nothing is refused, W as it was."""
-        params = {n: (p, before, grads[n]) for n, p, before in (("W", self.W, self.W_before),
-                                                                  ("b", self.b, self.b_before)) if n in grads}
-        step = measure.measure_step(params, self._lr, B)
-        if step.unchanged:
-            self._restore_weights()
-            raise CustomFunctionError(measure.unchanged_error("optimizer", "sgd", step))
-        return step
-
-    def _refuse_measured(self, why: str) -> None:
-        """A student's function returned something measured wrong: refuse the phase, nothing recorded."""
-        if why:
-            raise CustomFunctionError(why)
+        self.state = self.state.stepped(grad_zeroed=not lesson and self._grads_are_zero())
+        return self.last_step
 
     def _grads_are_zero(self) -> bool:
         gW, gb = self.W.grad, self.b.grad
         return (gW is None or not bool(gW.any())) and (gb is None or not bool(gb.any()))
 
-    def _interrupted_sgd(self, before: tuple, copied: bool) -> None:
-        """KeyboardInterrupt inside sgd() before it recorded: W, b, history and state as before the call."""
-        iteration, totals, state = before
-        if copied:
-            self._restore_weights()
-        for values in (self.history.loss, self.history.train_acc, self.history.batch_size, self.history.batch):
-            del values[iteration:]
-        self.iteration, self.epoch_totals, self.state = iteration, list(totals), state
-
-    def _interrupted_backward(self) -> None:
-        """KeyboardInterrupt inside backward(): the graph may be freed and W.grad half-filled; start clean."""
-        for p in (self.W, self.b):
-            if p.grad is not None:
-                p.grad.zero_()
-        self.state = self.state.dropped().zeroed()  # next: forward() again, then backward()
-
     # ---- bookkeeping ----
-    def _done(self, phase: Phase, text: Callable[[], str]) -> None:
-        self.last_phase = phase
-        self.emit("phase", phase, text)
-
     def _record(self, B: int) -> None:
-        h = self.history
-        h.loss.append(self.loss_value / B)
-        h.train_acc.append(self.correct / B)
-        h.batch_size.append(B)
-        h.batch.append(self.batches_drawn)
-        s = self.epoch_totals
-        s[0] += self.loss_value
-        s[1] += self.correct
-        s[2] += B
+        self.history.record(self.loss_value, self.correct, B, self.batches_drawn)
+        s = self.epoch_totals  # in place: the undo snapshot keeps a tuple of it
+        s[0], s[1], s[2] = s[0] + self.loss_value, s[1] + self.correct, s[2] + B
         self.iteration += 1
 
     def _end_epoch(self) -> None:
-        loss_sum, correct, n = self.epoch_totals
-        test_acc = self.evaluate()
-        h = self.history
-        h.test_acc.append(test_acc)
-        h.epoch_loss.append(loss_sum / n if n else math.nan)
-        h.epoch_train_acc.append(correct / n if n else math.nan)
-        h.epoch_iteration.append(self.iteration)
+        self.history.end_epoch(self.evaluate(), self.epoch_totals, self.iteration)
         self.epoch += 1
         self.shuffle, self.position, self.epoch_totals = None, 0, [0.0, 0, 0]
         # "epoch 1 done: loss 0.7829, ...": the lesson's line without saying "epoch 1" twice
@@ -431,35 +302,13 @@ class Trainer:
 
     @property
     def last_epoch(self) -> EpochResult | None:
-        h = self.history
-        if not h.test_acc:
-            return None
-        return EpochResult(len(h.test_acc), h.epoch_loss[-1], h.epoch_train_acc[-1], h.test_acc[-1],
-                           self.epoch_seconds)
-
-    def _restore_weights(self) -> None:
-        with torch.no_grad():
-            for p, before in ((self.W, self.W_before), (self.b, self.b_before)):
-                if p.shape != before.shape:  # a student optimizer rebound p.data to another shape
-                    p.data = torch.empty_like(before)
-                p.copy_(before)
+        return self.history.last_epoch(self.epoch_seconds)
 
     def _diverged(self, diag: diagnosis.Diagnosis) -> None:
         self.last_phase = diag.phase
         self.emit("divergence", diag.phase, lambda: diag.message, diag.detail())
         raise DivergenceError(diag.message, phase=diag.phase, operation=diag.operation, rows=diag.rows,
                               images=diag.images, details=diag.details, ways=diag.ways)
-
-    def _call_student(self, name: str, fn: Callable, restore: bool = False):
-        try:
-            return fn()
-        except Exception as err:
-            if restore:
-                self._restore_weights()
-            if getattr(self, name) is getattr(model, _LESSON[name]):
-                raise  # a bug in the lesson's own function: show it as it is
-            raise CustomFunctionError(diagnosis.student_error(name, _LESSON[name], getattr(self, name), err)) \
-                from err
 
     # ---- undo, save, load (the mechanics live in undo.py and persist.py) ----
     def undo(self, iterations: int | None = None, before: Phase | str | None = None,
@@ -495,13 +344,7 @@ class Trainer:
     @classmethod
     def load(cls, path, data: Dataset | str | None = None, device: str = "cpu") -> Trainer:
         """A Trainer continuing a saved run; `data` defaults to the dataset named in the file."""
-        state = persist.read(path)
-        try:
-            t = cls(data if data is not None else state["dataset"], lr=state["lr"], batch_size=state["batch_size"],
-                    seed=state["seed"], init_std=state["init_std"], device=device)
-        except (KeyError, TypeError) as err:
-            raise ValueError(f"{path} cannot be loaded: its settings are missing or broken ({err}).") from err
-        return t.load_state_dict(state, source=str(path))
+        return persist.load_run(cls, path, data, device)
 
     def where(self) -> str:
         """Where the run stands, in words: the counters, the loop state and the call Step makes next."""
@@ -511,13 +354,7 @@ class Trainer:
     def use_lesson(self, *names: str) -> Trainer:
         """Put the lesson's own functions back, with no import: use_lesson() all three, use_lesson("sgd") one, by
         the lesson's name ("softmax", "cross_entropy", "sgd") or the slot's ("loss_fn", "optimizer")."""
-        slots = {**{lesson: slot for slot, lesson in _LESSON.items()}, **{slot: slot for slot in _LESSON}}
-        unknown = [n for n in names if n not in slots]
-        if unknown:
-            raise ValueError(f"use_lesson() knows {', '.join(map(repr, _LESSON.values()))}, got {unknown[0]!r}: "
-                             "nothing changed. Name one of them, or call use_lesson() for all three.")
-        for slot in dict.fromkeys(slots[n] for n in names or _LESSON):
-            setattr(self, slot, getattr(model, _LESSON[slot]))
+        swap.use_lesson(self, names)
         return self
 
     def use_stable_softmax(self, flag: bool = True) -> Trainer:
@@ -567,10 +404,3 @@ class Trainer:
                 f"{self.where()}, last phase {self.last_phase}{loss}")
 
 
-_LESSON = {"softmax": "softmax", "loss_fn": "cross_entropy", "optimizer": "sgd"}
-
-
-def _describe(x) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a tensor of shape {tuple(x.shape)}"
-    return f"{type(x).__name__} {x!r}"[:80]

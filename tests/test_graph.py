@@ -102,7 +102,8 @@ def test_each_node_points_at_the_line_that_made_it(digits):
             next(s for s in src[fn].splitlines() if s.strip() == node.code))
         assert node.where == f"model.py:{line} in {fn}"
     loss = g.labelled("loss")
-    assert "loss.sum()" in loss.code and loss.where.startswith("trainer.py:") and "in forward" in loss.where
+    assert loss.code.startswith("loss = self._loss_fn(y_hat, self.y).sum()")  # the lesson's loss line
+    assert loss.where.startswith("trainer.py:") and "in forward" in loss.where
     assert "requires_grad" in g.labelled("W").code
 
 
