@@ -21,9 +21,11 @@ _CHUNK = 1 << 22  # gzip's readinto copies through a buffer of the size asked: r
 class IdxError(ValueError):
     """An idx file that cannot be read; `damaged`: cut off or corrupt (else: another format, e.g. a web page)."""
 
-    def __init__(self, path: Path, reason: str, damaged: bool):
+    def __init__(self, path: Path, reason: str, damaged: bool, expected: int | None = None, cut: bool = False):
         super().__init__(f"{path.name}: {reason}")
-        self.path, self.damaged = path, damaged
+        self.path, self.reason, self.damaged = path, reason, damaged
+        self.expected = expected  # the size its header promises, in bytes (None: unknown, or a .gz)
+        self.cut = cut  # it ends before its header does, so only the size it should have is known (data.py)
 
 
 def read_idx(path: Path, unpack_to: Path | None = None) -> torch.Tensor:
@@ -38,16 +40,17 @@ def read_idx(path: Path, unpack_to: Path | None = None) -> torch.Tensor:
             head = _read_exactly(f, 4)
             if len(head) < 4 or head[0] or head[1] or head[2] != _UBYTE or not 1 <= head[3] <= 4:
                 raise IdxError(path, f"starts with {head[:4]!r}, not an idx header of bytes (00 00 08 ndim)",
-                               damaged=len(head) < 4)
+                               damaged=len(head) < 4, cut=len(head) < 4)
             dims = _read_exactly(f, 4 * head[3])
             if len(dims) < 4 * head[3]:
-                raise IdxError(path, "ends inside its header", damaged=True)
+                raise IdxError(path, "ends inside its header", damaged=True, cut=True)
             shape = [int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4)]
             buffer = bytearray(math.prod(shape))
             got = _fill(f, memoryview(buffer))
             if got < len(buffer) or f.read(1):
                 raise IdxError(path, f"holds {'fewer' if got < len(buffer) else 'more'} bytes than its header's "
-                               f"{' x '.join(map(str, shape))}", damaged=True)
+                               f"{' x '.join(map(str, shape))}", damaged=True,
+                               expected=None if path.suffix == ".gz" else 4 + len(dims) + len(buffer))
     except (OSError, EOFError, zlib.error) as err:  # a cut-off .gz, a bad CRC, an unreadable file
         if isinstance(err, FileNotFoundError):
             raise

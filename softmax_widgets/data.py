@@ -199,7 +199,7 @@ def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, e
         return (f"{key} is not available: {raw} cannot be written by this user ({_short(err)}), so the download "
                 f"has nowhere to go. Point root= or ${ENV_VAR} at a folder you can write (e.g. ~/data), or ask "
                 f"for the files to be put in {raw}. " + _OFFLINE_HINT)
-    bad = _bad_sizes(raw) or (f"{err.path.name} ({err})" if isinstance(err, _idx.IdxError) and err.damaged else "")
+    bad = _damaged(err) if isinstance(err, _idx.IdxError) else _bad_sizes(raw)
     if bad:  # the most useful thing to say: which file is broken, and that a fresh copy fixes it
         return (f"{key} is not available: {bad} in {raw} is truncated or corrupt (an interrupted copy or "
                 f"download?), and {why}. Delete it and load again with download=True (it is fetched again), "
@@ -220,6 +220,20 @@ def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, e
 # every torchvision MNIST-style set: 60,000 train / 10,000 test images of 28x28 (idx headers: 16 and 8 bytes)
 _RAW_SIZES = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-labels-idx1-ubyte": 8 + 60000,
               "t10k-images-idx3-ubyte": 16 + 10000 * 784, "t10k-labels-idx1-ubyte": 8 + 10000}
+
+
+def _damaged(err: _idx.IdxError) -> str:
+    """The file the reader found cut off or corrupt, with its size and the size it should have where known."""
+    if not err.damaged:
+        return ""
+    expected = err.expected or (_RAW_SIZES.get(err.path.name) if err.cut and err.path.suffix != ".gz" else None)
+    try:
+        have = err.path.stat().st_size
+    except OSError:
+        have = None
+    if expected is None or have is None or have == expected:
+        return f"{err.path.name} ({err.reason})"
+    return f"{err.path.name} ({have:,} bytes, expected {expected:,})"
 
 
 def _bad_sizes(raw: Path) -> str:

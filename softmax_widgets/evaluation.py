@@ -17,8 +17,8 @@ from .data import as_float
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["CellExamples", "TestEvaluation", "cell_examples", "confusion_matrix", "evaluate_test_set",
-           "per_class_accuracy", "test_accuracy", "test_logits"]
+__all__ = ["CellExamples", "TestEvaluation", "accuracy_on_test_set", "cell_examples", "confusion_matrix",
+           "evaluate_test_set", "logits_on_test_set", "per_class_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -74,22 +74,22 @@ CHUNK = 2048
 
 
 @torch.no_grad()
-def test_logits(trainer: Trainer) -> torch.Tensor:
+def logits_on_test_set(trainer: Trainer) -> torch.Tensor:
     """(N, C) logits X @ W + b of the whole test set, converting its stored pixels a chunk at a time."""
     pixels, W, b = trainer.pixels_test, trainer.W.detach(), trainer.b.detach()
     return torch.cat([torch.addmm(b, as_float(pixels[i:i + CHUNK]), W) for i in range(0, len(pixels), CHUNK)])
 
 
 @torch.no_grad()
-def test_accuracy(trainer: Trainer) -> float:
+def accuracy_on_test_set(trainer: Trainer) -> float:
     """Test accuracy with the current W and b (argmax of the logits = argmax of softmax)."""
-    return float((test_logits(trainer).argmax(dim=1) == trainer.y_test).float().mean())
+    return float((logits_on_test_set(trainer).argmax(dim=1) == trainer.y_test).float().mean())
 
 
 @torch.no_grad()
 def evaluate_test_set(trainer: Trainer) -> TestEvaluation:
     """One pass over the test set with the current W and b."""
-    probs = model.stable_softmax(test_logits(trainer)).cpu()
+    probs = model.stable_softmax(logits_on_test_set(trainer)).cpu()
     return TestEvaluation(probs, probs.argmax(dim=1), trainer.y_test.cpu(), list(trainer.data.classes),
                           trainer.iteration)
 

@@ -560,7 +560,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> float:
         """Test accuracy with the current W and b (argmax of the logits = argmax of softmax)."""
-        return evaluation.test_accuracy(self)
+        return evaluation.accuracy_on_test_set(self)
 
     def __repr__(self) -> str:
         loss = "" if self.y_hat is None else f", loss {self.loss_value / len(self.y):.4f} per image"
