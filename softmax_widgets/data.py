@@ -102,6 +102,9 @@ class Dataset:
             self._held[split] = weakref.ref(x)
         return x
 
+    def __getstate__(self) -> dict:  # pickle and deepcopy: the held float copies are weak references
+        return {**self.__dict__, "_held": {}}
+
     def test_images(self, indices) -> torch.Tensor:
         """(k, D) float32: the test images at `indices`, converting only those (a view showing a few)."""
         return as_float(self.pixels_test[indices])

@@ -3,8 +3,10 @@ are read without torchvision (plain or .gz), and every broken file is named."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,8 @@ def test_the_images_are_held_as_uint8_and_read_as_float32_in_0_1():
     assert x.dtype == torch.float32 and x.shape == (6000, 784) and 0.0 <= float(x.min()) <= float(x.max()) <= 1.0
     assert torch.equal(x, small.pixels_train.float() / 255)  # what ToTensor does: a division, not * (1/255)
     assert small.x_train is x  # kept while held: reading it twice converts once
+    copied = pickle.loads(pickle.dumps(small))  # the held copy is a weak reference: not pickled
+    assert torch.equal(copied.x_train, x) and torch.equal(copy.deepcopy(small).pixels_test, small.pixels_test)
     assert torch.equal(small.test_images([3, 1]), small.x_test[[3, 1]])
 
 
