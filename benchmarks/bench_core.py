@@ -33,6 +33,7 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
     import torch
 
     from softmax_widgets import Trainer, load_dataset, model
+    from softmax_widgets.data import as_float
     from softmax_widgets.undo import SnapshotRing
 
     data = load_dataset("fashion-mnist", root=data_dir, download=False)
@@ -49,11 +50,11 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
     no_undo = Trainer(data, device=device)
     no_undo.snapshots = SnapshotRing(0)
     W, b = (p.detach().clone().requires_grad_() for p in (t.W, t.b))
-    x, y, order = t.x_train, t.y_train, torch.randperm(t.num_train)
+    x, y, order = t.pixels_train, t.y_train, torch.randperm(t.num_train)  # uint8: converted per batch, as t does
 
     def bare(i: int) -> None:
         idx = order[(i * 256) % (t.num_train - 256):][:256]
-        loss = model.cross_entropy(model.net(x.index_select(0, idx), W, b), y.index_select(0, idx)).sum()
+        loss = model.cross_entropy(model.net(as_float(x.index_select(0, idx)), W, b), y.index_select(0, idx)).sum()
         loss.item()
         if W.grad is not None:
             W.grad.zero_(), b.grad.zero_()

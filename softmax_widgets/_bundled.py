@@ -8,16 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._idx import read_idx
+
 BUNDLED = Path(__file__).resolve().parent / "datasets"
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An idx file (MNIST's format, gzip-compressed) as a uint8 array shaped by its header."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def fashion_small() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -25,8 +18,8 @@ def fashion_small() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Ten
     folder = BUNDLED / "fashion-mnist-small"
     split = []
     for name in ("train", "t10k"):
-        images = torch.from_numpy(read_idx(folder / f"{name}-images-idx3-ubyte.gz").copy())
-        labels = torch.from_numpy(read_idx(folder / f"{name}-labels-idx1-ubyte.gz").astype(np.int64))
+        images = read_idx(folder / f"{name}-images-idx3-ubyte.gz")
+        labels = read_idx(folder / f"{name}-labels-idx1-ubyte.gz").long()
         split += [images, labels]
     return tuple(split)
 

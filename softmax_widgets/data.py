@@ -1,19 +1,20 @@
-"""Datasets held as one float tensor each, so a batch is an index, not a PIL transform."""
+"""Datasets held as one tensor each (uint8 pixels), so a batch is an index, not a PIL transform."""
 
 from __future__ import annotations
 
 import errno
 import os
+import weakref
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
 
 import torch
 
-from . import _download
+from . import _download, _idx
 
 __all__ = ["DATASETS", "EXPECTED", "OFFLINE_DATASET", "Dataset", "DatasetUnavailableError", "OfflineNote",
-           "default_root", "expected_accuracy", "load_dataset", "load_or_offline"]
+           "as_float", "default_root", "expected_accuracy", "load_dataset", "load_or_offline"]
 
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -64,19 +65,53 @@ class DatasetUnavailableError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Train and test splits as (N, D) float32 in [0, 1] and (N,) int64 labels."""
+    """Train and test splits: `x_train` (N, D) float32 in [0, 1] and `y_train` (N,) int64; `x_test`, `y_test`.
+
+    The images are held as stored (`pixels_train`: uint8 for the idx sets, a quarter of float32's 188 MB), and
+    `x_train` is made from them when read: pixels / 255, what ToTensor gives, bit for bit. It is kept while you
+    hold it (so `x = data.x_train` converts once), and a kernel that never reads it never pays for it; the
+    Trainer converts each batch as it draws it. A copy: changing it changes nothing the Trainer reads.
+    """
 
     name: str
-    x_train: torch.Tensor
+    pixels_train: torch.Tensor  # (N, D) uint8 (the images times 255) or float32 (the images themselves)
     y_train: torch.Tensor
-    x_test: torch.Tensor
+    pixels_test: torch.Tensor
     y_test: torch.Tensor
     classes: list[str] = field(default_factory=list)
     image_shape: tuple[int, int] = (28, 28)
+    _held: dict = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def x_train(self) -> torch.Tensor:
+        """(N, D) float32 in [0, 1]: the training images, converted now unless you already hold them."""
+        return self._as_held("train", self.pixels_train)
+
+    @property
+    def x_test(self) -> torch.Tensor:
+        """(N, D) float32 in [0, 1]: the test images, converted now unless you already hold them."""
+        return self._as_held("test", self.pixels_test)
+
+    def _as_held(self, split: str, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.dtype != torch.uint8:
+            return pixels
+        held = self._held.get(split)
+        x = held() if held is not None else None
+        if x is None:
+            x = as_float(pixels)
+            self._held[split] = weakref.ref(x)
+        return x
+
+    def __getstate__(self) -> dict:  # pickle and deepcopy: the held float copies are weak references
+        return {**self.__dict__, "_held": {}}
+
+    def test_images(self, indices) -> torch.Tensor:
+        """(k, D) float32: the test images at `indices`, converting only those (a view showing a few)."""
+        return as_float(self.pixels_test[indices])
 
     @property
     def num_inputs(self) -> int:
-        return self.x_train.shape[1]
+        return self.pixels_train.shape[1]
 
     @property
     def num_classes(self) -> int:
@@ -85,6 +120,13 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}: {len(self.y_train)} train / {len(self.y_test)} test images "
                 f"of {self.image_shape[0]}x{self.image_shape[1]}, {self.num_classes} classes)")
+
+
+def as_float(pixels: torch.Tensor) -> torch.Tensor:
+    """Stored pixels as float32 in [0, 1]: uint8 / 255 (what ToTensor does per image, bit for bit); float as is."""
+    if pixels.dtype != torch.uint8:
+        return pixels
+    return pixels.to(torch.float32).div_(255.0)
 
 
 def default_root() -> Path:
@@ -106,57 +148,72 @@ def load_dataset(name: str = "fashion-mnist", root: str | os.PathLike | None = N
         return _load_bundled(key)
     folder = Path(root).expanduser() if root is not None else default_root()
     tv_name, classes = DATASETS[key]
-    train, test = _torchvision_splits(key, tv_name, folder, download)
-    x_train, x_test = (_as_float(d.data) for d in (train, test))
-    return Dataset(key, x_train, train.targets.long(), x_test, test.targets.long(),
-                   list(classes), tuple(train.data.shape[1:]))
-
-
-def _as_float(images: torch.Tensor) -> torch.Tensor:
-    # one conversion for the whole split: what ToTensor does per image, done once
-    return images.reshape(len(images), -1).to(torch.float32).div_(255.0)
-
-
-def _torchvision_splits(key: str, tv_name: str, folder: Path, download: bool):
-    import torchvision.datasets as tvd  # torchvision is slow to import; only when needed
-
-    cls = getattr(tvd, tv_name)
     raw = folder / tv_name / "raw"
-    if not download and all((raw / f"{name}.gz").exists() for name in _RAW_FILES):
-        # only the .gz files are there: torchvision's "download" then just checks and unpacks them, offline
-        download = not all((raw / name).exists() for name in _RAW_FILES)
+    fetching = download and any(not (raw / n).exists() and not (raw / f"{n}.gz").exists() for n in _RAW_FILES)
     try:
-        if download and not all((raw / name).exists() for name in _RAW_FILES):
-            # ours, not torchvision's: a progress bar, and no network told in ~2 s; torchvision then checks
-            # the checksums and unpacks, finding every file already there
-            _download.fetch(cls, raw)
-        return cls(str(folder), train=True, download=download), cls(str(folder), train=False,
-                                                                     download=download)
-    # AssertionError/TypeError: torchvision's idx reader on a corrupt file; HTTPException: a cut-off download
-    except (RuntimeError, OSError, EOFError, ValueError, AssertionError, TypeError, HTTPException) as err:
-        message = _unavailable_message(key, tv_name, folder, download, err)
-        raise DatasetUnavailableError(message, key, folder / tv_name / "raw") from err
+        if fetching:
+            _fetch(key, tv_name, raw)
+        x_train, y_train, x_test, y_test = (_read(raw, name) for name in _RAW_FILES)
+        for images, labels in ((x_train, y_train), (x_test, y_test)):
+            if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+                raise _idx.IdxError(raw / _RAW_FILES[1 if images is x_train else 3],
+                                    f"{len(labels):,} labels for {len(images):,} images", damaged=True)
+    except DatasetUnavailableError:
+        raise
+    # HTTPException: a cut-off download; RuntimeError: no mirror had a file
+    except (RuntimeError, OSError, EOFError, ValueError, HTTPException) as err:
+        message = _unavailable_message(key, tv_name, folder, download, err, fetching)
+        raise DatasetUnavailableError(message, key, raw) from err
+    return Dataset(key, x_train.reshape(len(x_train), -1), y_train.long(), x_test.reshape(len(x_test), -1),
+                   y_test.long(), list(classes), tuple(x_train.shape[1:]))
 
 
-def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, err: Exception) -> str:
+def _read(raw: Path, name: str) -> torch.Tensor:
+    """The plain idx file where it is, else its .gz (unpacked beside it on the way, where the folder allows)."""
+    plain = raw / name
+    if plain.exists() or not (raw / f"{name}.gz").exists():
+        return _idx.read_idx(plain)
+    return _idx.read_idx(raw / f"{name}.gz", unpack_to=plain)
+
+
+def _fetch(key: str, tv_name: str, raw: Path) -> None:
+    """The missing .gz files, from the mirrors and checksums torchvision keeps: its only use here."""
+    try:
+        import torchvision.datasets as tvd  # ~1 s and ~170 MB: never when the files are on disk
+    except ImportError as err:
+        raise DatasetUnavailableError(
+            f"{key} is not in {raw}, and downloading it needs torchvision, which is not installed here ({err}). "
+            f"Install it (pip install torchvision, the release made for your torch), or put "
+            f"{', '.join(_RAW_FILES)} (or their .gz) in {raw}. " + _OFFLINE_HINT, key, raw) from err
+    # ours, not torchvision's: a progress bar, and no network told in ~2 s
+    _download.fetch(getattr(tvd, tv_name), raw)
+
+
+def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, err: Exception,
+                         fetched: bool = True) -> str:
     raw = folder / tv_name / "raw"
-    why = "downloading is off (download=False)" if not download else f"the download failed ({_short(err)})"
+    if not download:
+        why = "downloading is off (download=False)"
+    elif fetched:
+        why = f"the download failed ({_short(err)})"
+    else:
+        why = "download=True fetches only the files that are missing"
     if isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS:
         return (f"{key} is not available: {raw} cannot be written by this user ({_short(err)}), so the download "
                 f"has nowhere to go. Point root= or ${ENV_VAR} at a folder you can write (e.g. ~/data), or ask "
                 f"for the files to be put in {raw}. " + _OFFLINE_HINT)
-    bad = _bad_sizes(raw)
+    bad = _damaged(err) if isinstance(err, _idx.IdxError) else _bad_sizes(raw)
     if bad:  # the most useful thing to say: which file is broken, and that a fresh copy fixes it
         return (f"{key} is not available: {bad} in {raw} is truncated or corrupt (an interrupted copy or "
                 f"download?), and {why}. Delete it and load again with download=True (it is fetched again), "
                 "or copy a good one there. " + _OFFLINE_HINT)
-    if isinstance(err, (AssertionError, TypeError)):
+    if isinstance(err, _idx.IdxError):
         return (f"{key} is not available: the files in {raw} are not in the MNIST idx format ({_short(err)}). "
                 "Delete them and load again with download=True, or copy good ones there. " + _OFFLINE_HINT)
     where = f"{raw} does not exist" if not raw.exists() else f"no readable files in {raw}"
     return (
         f"{key} is not available: {where} and {why}. "
-        f"Expected {', '.join(_RAW_FILES)} (or their .gz, with download=True). "
+        f"Expected {', '.join(_RAW_FILES)} (or their .gz). "
         f"Put them there, point root= or ${ENV_VAR} at the folder that holds {tv_name}/raw/, "
         f"connect to the internet and retry, or use the bundled offline subset: "
         f"load_dataset('fashion-mnist-small') (6,000 Fashion-MNIST images; load_dataset('digits') is the 8x8 digits)."
@@ -166,6 +223,20 @@ def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, e
 # every torchvision MNIST-style set: 60,000 train / 10,000 test images of 28x28 (idx headers: 16 and 8 bytes)
 _RAW_SIZES = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-labels-idx1-ubyte": 8 + 60000,
               "t10k-images-idx3-ubyte": 16 + 10000 * 784, "t10k-labels-idx1-ubyte": 8 + 10000}
+
+
+def _damaged(err: _idx.IdxError) -> str:
+    """The file the reader found cut off or corrupt, with its size and the size it should have where known."""
+    if not err.damaged:
+        return ""
+    expected = err.expected or (_RAW_SIZES.get(err.path.name) if err.cut and err.path.suffix != ".gz" else None)
+    try:
+        have = err.path.stat().st_size
+    except OSError:
+        have = None
+    if expected is None or have is None or have == expected:
+        return f"{err.path.name} ({err.reason})"
+    return f"{err.path.name} ({have:,} bytes, expected {expected:,})"
 
 
 def _bad_sizes(raw: Path) -> str:
@@ -198,7 +269,8 @@ def _load_bundled(key: str) -> Dataset:
             _BUNDLED_CACHE[key] = Dataset(key, *_bundled.digits(), list(DIGIT_CLASSES), (8, 8))
         else:
             x_train, y_train, x_test, y_test = _bundled.fashion_small()
-            _BUNDLED_CACHE[key] = Dataset(key, _as_float(x_train), y_train, _as_float(x_test), y_test,
+            _BUNDLED_CACHE[key] = Dataset(key, x_train.reshape(len(x_train), -1), y_train,
+                                          x_test.reshape(len(x_test), -1), y_test,
                                           list(FASHION_CLASSES), (28, 28))
     return _BUNDLED_CACHE[key]
 
@@ -244,7 +316,7 @@ def _what_failed(err: DatasetUnavailableError, download: bool) -> str:
     cause = err.__cause__
     if isinstance(cause, PermissionError) or getattr(cause, "errno", None) == errno.EROFS:
         return "has no folder it may write to"
-    if isinstance(cause, AssertionError | TypeError) or (err.folder is not None and _bad_sizes(err.folder)):
+    if isinstance(cause, _idx.IdxError) or (err.folder is not None and _bad_sizes(err.folder)):
         return "has damaged files"
     return "could not be downloaded" if download else "is not on disk"
 

@@ -1,7 +1,7 @@
 """The test set seen class by class: confusion matrix, per-class accuracy, the images of one cell.
 
-One matmul over the test set gives every number here; `evaluate_test_set` keeps its result so a
-view can answer many cell clicks without computing again.
+One matmul over the test set (by chunks of its stored pixels) gives every number here; `evaluate_test_set`
+keeps its result so a view can answer many cell clicks without computing again.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import model
+from .data import as_float
 
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["CellExamples", "TestEvaluation", "cell_examples", "confusion_matrix", "evaluate_test_set",
-           "per_class_accuracy"]
+__all__ = ["CellExamples", "TestEvaluation", "accuracy_on_test_set", "cell_examples", "confusion_matrix",
+           "evaluate_test_set", "logits_on_test_set", "per_class_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,28 @@ class CellExamples:
         return self.probs[:, self.true]
 
 
+# test images converted to float32 per pass: 2,048 x 784 x 4 bytes = 6.4 MB at a time, not the whole 31 MB split;
+# each row's logits are the same bits as one matmul over the whole set (tests/test_evaluation.py checks it)
+CHUNK = 2048
+
+
+@torch.no_grad()
+def logits_on_test_set(trainer: Trainer) -> torch.Tensor:
+    """(N, C) logits X @ W + b of the whole test set, converting its stored pixels a chunk at a time."""
+    pixels, W, b = trainer.pixels_test, trainer.W.detach(), trainer.b.detach()
+    return torch.cat([torch.addmm(b, as_float(pixels[i:i + CHUNK]), W) for i in range(0, len(pixels), CHUNK)])
+
+
+@torch.no_grad()
+def accuracy_on_test_set(trainer: Trainer) -> float:
+    """Test accuracy with the current W and b (argmax of the logits = argmax of softmax)."""
+    return float((logits_on_test_set(trainer).argmax(dim=1) == trainer.y_test).float().mean())
+
+
 @torch.no_grad()
 def evaluate_test_set(trainer: Trainer) -> TestEvaluation:
     """One pass over the test set with the current W and b."""
-    logits = torch.addmm(trainer.b.detach(), trainer.x_test, trainer.W.detach())
-    probs = model.stable_softmax(logits).cpu()
+    probs = model.stable_softmax(logits_on_test_set(trainer)).cpu()
     return TestEvaluation(probs, probs.argmax(dim=1), trainer.y_test.cpu(), list(trainer.data.classes),
                           trainer.iteration)
 

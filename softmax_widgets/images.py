@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .data import as_float
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -21,7 +23,8 @@ def image_grid(data: Dataset, count: int = 20, split: str = "train", start: int 
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    # the stored pixels, converted image by image below: 20 images, not the whole 188 MB split as float32
+    x, y = (data.pixels_train, data.y_train) if split == "train" else (data.pixels_test, data.y_test)
     picked = range(start, min(start + count, len(y)))
     if not picked:
         raise ValueError(f"no images from {start} on: the {split} split has {len(y)}")
@@ -35,7 +38,7 @@ def image_grid(data: Dataset, count: int = 20, split: str = "train", start: int 
         r, c = divmod(k, columns)
         left, top = pad + c * (tw_label + pad), pad + r * (th + pad + label_height)
         # dark clothes on white paper: 1 - pixel, as the lesson's figures draw them
-        pixels = ((1.0 - x[i].reshape(h, w)) * 255).round().to(torch.uint8).numpy()
+        pixels = ((1.0 - as_float(x[i]).reshape(h, w)) * 255).round().to(torch.uint8).numpy()
         grid.paste(Image.fromarray(pixels, "L").resize((tw, th), Image.NEAREST), (left + (tw_label - tw) // 2, top))
         draw.text((left, top + th + 1), str(data.classes[int(y[i])]), fill=0)
     return grid

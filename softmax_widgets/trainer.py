@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import diagnosis, hyperparams, measure, model, persist, swap, undo
+from . import diagnosis, evaluation, hyperparams, measure, model, persist, swap, undo
 from .callbacks import CallbackRegistry
-from .data import Dataset, load_dataset
+from .data import Dataset, as_float, load_dataset
 from .history import EpochResult, History
 from .phases import Batch, CustomFunctionError, DivergenceError, Event, Grad, LoopState, Phase
 from .undo import SnapshotRing, phase_method
@@ -50,9 +50,10 @@ class Trainer:
         self.softmax = softmax or model.softmax
         self.loss_fn = loss_fn or model.cross_entropy
         self.optimizer = optimizer or model.sgd
-        # the data on the Trainer's device, once: batches index these (never a per-image transform)
-        self.x_train, self.y_train = self.data.x_train.to(self.device), self.data.y_train.to(self.device)
-        self.x_test, self.y_test = self.data.x_test.to(self.device), self.data.y_test.to(self.device)
+        # the data on the Trainer's device, once, as stored (uint8: a quarter of float32's memory): batches
+        # index these and convert only the batch (never a per-image transform); evaluate() goes by chunks
+        self.pixels_train, self.y_train = self.data.pixels_train.to(self.device), self.data.y_train.to(self.device)
+        self.pixels_test, self.y_test = self.data.pixels_test.to(self.device), self.data.y_test.to(self.device)
         self.snapshots = SnapshotRing()  # what undo() takes back: the last 600 phases
         self._autograd = swap.Autograd(self)
         self._start()
@@ -167,8 +168,9 @@ class Trainer:
         return math.ceil(self.position / self._batch_size) if self.position else 0
 
     def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images and labels at `indices`; index_select copies rows ~5x faster than x[idx] on CPU."""
-        return self.x_train.index_select(0, indices), self.y_train.index_select(0, indices)
+        """The images (float32, pixels / 255 as ToTensor gives) and labels at `indices`; index_select copies
+        rows ~5x faster than x[idx] on CPU."""
+        return as_float(self.pixels_train.index_select(0, indices)), self.y_train.index_select(0, indices)
 
     # ---- the five phases: the lesson's line first (the decorator refuses, snapshots and tells) ----
     @phase_method(Phase.NEXT_BATCH)
@@ -395,8 +397,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> float:
         """Test accuracy with the current W and b (argmax of the logits = argmax of softmax)."""
-        logits = torch.addmm(self.b, self.x_test, self.W)
-        return float((logits.argmax(dim=1) == self.y_test).float().mean())
+        return evaluation.accuracy_on_test_set(self)
 
     def __repr__(self) -> str:
         loss = "" if self.y_hat is None else f", loss {self.loss_value / len(self.y):.4f} per image"

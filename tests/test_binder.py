@@ -45,6 +45,8 @@ def probe_versions(*specs: SpecifierSet) -> list[Version]:
     out: set[Version] = set()
     for spec in specs:
         for s in spec:
+            if s.operator in ("==", "===") and "*" not in s.version:
+                out.add(Version(s.version))  # the pin itself: `==2.9.1+cpu` allows that build and nothing around it
             rel = [int(p) for p in re.findall(r"\d+", s.version.split("+")[0])[:3]]
             rel += [0] * (3 - len(rel))
             for i in range(3):
@@ -72,6 +74,53 @@ def test_every_runtime_dependency_is_named_with_compatible_bounds():
         assert allowed, f"binder's {name}{bspec} allows none of {probes}"
         refused = [str(v) for v in allowed if not req.specifier.contains(v, prereleases=True)]
         assert not refused, f"binder allows {name} {refused}, which pyproject.toml's {name}{req.specifier} refuses"
+
+
+def test_binder_names_nothing_that_pyproject_does_not_need():
+    """In step both ways: a package only Binder installs would be one that `pip install .` lacks elsewhere."""
+    extra = sorted(set(binder_requirements()) - set(runtime_requirements()))
+    assert not extra, f"binder/requirements.txt installs {extra}, which pyproject.toml's dependencies do not name"
+
+
+def cuda_only(name: str) -> bool:
+    """What the CUDA build of torch brings beside it: NVIDIA's libraries, the CUDA toolkit wheels, Triton."""
+    name = canonicalize_name(name)
+    return name.startswith(("nvidia-", "cuda-", "cupy")) or name in {"triton", "pytorch-triton"}
+
+
+def test_what_the_cuda_build_brings_is_what_cuda_only_names():
+    """The rule below is checked against a real CUDA build's metadata where this venv has one (torch+cuXXX)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        pytest.skip("no torch installed")
+    if "+cu" not in version and not any("nvidia" in r for r in metadata.requires("torch") or []):
+        pytest.skip(f"torch {version} is not a CUDA build: nothing to learn the CUDA packages from")
+    brought = [Requirement(r).name for r in metadata.requires("torch") or [] if "extra ==" not in r]
+    cuda = [n for n in brought if cuda_only(n)]
+    assert cuda, f"torch {version} is a CUDA build but cuda_only() sees none of its {brought}"
+    plain = {"filelock", "typing-extensions", "setuptools", "sympy", "networkx", "jinja2", "fsspec"}
+    unknown = [n for n in brought if not cuda_only(n) and canonicalize_name(n) not in plain]
+    assert not unknown, f"torch {version} brings {unknown}: CUDA-only or not? Teach cuda_only() the answer"
+
+
+def test_the_image_needs_nothing_that_the_cuda_build_brings():
+    """No nvidia-*/cuda-*/triton named, torch and torchvision pinned to their +cpu builds (only the CPU index has
+    those), no CUDA local version anywhere, and no file that repo2docker would read before requirements.txt."""
+    named = {**runtime_requirements(), **binder_requirements()}
+    cuda = sorted(n for n in named if cuda_only(n))
+    assert not cuda, f"the Binder image would install {cuda}, which only the CUDA build needs"
+    for name in ("torch", "torchvision"):
+        pins = [s.version for s in binder_requirements()[name].specifier if s.operator == "=="]
+        assert pins and all(Version(v).local == "cpu" for v in pins), f"pin {name} to its +cpu build, got {pins}"
+    for ln in binder_lines():
+        assert not re.search(r"\+cu\d", ln), f"a CUDA build in binder/requirements.txt: {ln}"
+    # repo2docker takes environment.yml (conda: its own torch, maybe CUDA) or a Pipfile over requirements.txt
+    ignored = sorted(p.name for p in (REPO / "binder").iterdir()
+                     if p.name in {"environment.yml", "Pipfile", "Pipfile.lock", "setup.py", "install.R"})
+    assert not ignored, f"binder/{ignored} would replace requirements.txt as what repo2docker installs"
 
 
 def test_probe_catches_an_incompatible_bound():

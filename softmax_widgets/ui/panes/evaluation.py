@@ -151,10 +151,10 @@ class EvaluationPane:
         self.title.value = (f"<b>{html.escape(what)}: {ex.count} image{'s' * (ex.count != 1)}</b>"
                             + (f" <small>(the {len(ex.indices)} most confident shown)</small>"
                                if ex.count > len(ex.indices) else ""))
-        x = self.trainer.data.x_test
+        x = self.trainer.data.test_images(ex.indices)  # only the images shown are converted from uint8
         for i, (img, cap, tile) in enumerate(zip(self.images, self.captions, self.tiles, strict=True)):
             if i < len(ex.indices):
-                img.value = _png(x[int(ex.indices[i])].numpy(), self.shape)
+                img.value = _png(x[i].numpy(), self.shape)
                 cap.value = (f"<div style='font-size:11px;line-height:1.25;white-space:nowrap'>p({html.escape(p)}) "
                              f"{float(ex.p_predicted[i]):.2f}" + ("" if true == predicted else
                                                                    f"<br>p({html.escape(t)}) {float(ex.p_true[i]):.2f}")
