@@ -12,7 +12,8 @@ import uuid
 import websocket  # websocket-client: a dependency of jupyter_server
 from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1
 
-COUNTER = re.compile(r"iteration (\d+)")
+COUNTER = re.compile(r"batch \d+/\d+ · iteration (\d+)")  # the counter's text, its tags left out
+TAG = re.compile(r"<[^>]+>")
 # the protocol JupyterLab's and Voila's pages speak (binary frames: channel, header, parent, metadata, content,
 # buffers). Over the legacy JSON protocol this Jupyter server stops forwarding a kernel's messages at the first one
 # that carries buffers (bqplot's arrays): the page would never see its widgets
@@ -39,7 +40,7 @@ class KernelSocket:
         self.idle: dict[str, float] = {}  # msg id -> time.monotonic() when the kernel went idle after it
         self.replies: dict[str, dict] = {}
         self.errors: list[str] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # cond() of wait() may read the widgets under it
         self._changed = threading.Condition(self._lock)
         self.closed = False
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -156,7 +157,7 @@ class KernelSocket:
         """The iteration the dashboard's counter shows ("epoch 1 · batch 3/24 · iteration 3")."""
         with self._lock:
             shown = [int(m.group(1)) for s in self.widgets.values() if isinstance(s.get("value"), str)
-                     and "· batch" in s["value"] for m in [COUNTER.search(s["value"])] if m]
+                     for m in [COUNTER.search(TAG.sub("", s["value"]))] if m]
         return max(shown, default=-1)
 
     def close(self) -> None:
