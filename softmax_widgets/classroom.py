@@ -15,7 +15,7 @@ __all__ = ["UPLOAD_LIMIT_BYTES", "VISITOR_ENV", "WEBSOCKET_LIMIT_BYTES", "ClassS
 UPLOAD_LIMIT_BYTES = 16 * 2**20
 # what tornado lets one websocket message carry into the server (its default is 10 MiB): an upload a little over
 # the file limit still reaches persist.read and is refused there in words; a 1 GB one is cut off by tornado
-# before it is buffered, and the page's own check (voila_class.UPLOAD_GUARD) has told the student why
+# before it reaches the kernel (the page then loses its connection, without the reason: see docs/classroom.md)
 WEBSOCKET_LIMIT_BYTES = UPLOAD_LIMIT_BYTES + 4 * 2**20
 # the page's visitor (a browser), set in its kernel by voila_class.prelaunch_hook: each visitor's autosave is its own
 VISITOR_ENV = "SOFTMAX_WIDGETS_VISITOR"

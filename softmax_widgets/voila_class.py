@@ -1,5 +1,5 @@
 """Inside the Voila process of `softmax-widgets app` (its config imports this): the cap on live kernels, the
-page a visitor past it gets, and the page's own check on uploads. See classroom.py for the settings."""
+page a visitor past it gets, and each visitor's key. See classroom.py for the settings."""
 
 from __future__ import annotations
 
@@ -10,22 +10,13 @@ import nbformat
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.web import Finish, HTTPError
 
-from .classroom import UPLOAD_LIMIT_BYTES, VISITOR_ENV
+from .classroom import VISITOR_ENV
 
 __all__ = ["FULL_TITLE", "ClassKernelManager", "full_page", "prelaunch_hook"]
 
 FULL_TITLE = "This class is full"
 RETRY_S = 30
 HOLD_S = 120  # a place taken for a page whose kernel has not started yet is given back after this at the latest
-# the page's own check on a chosen file, before the browser reads it and sends it to the kernel: a capturing
-# listener runs before FileUpload's, so a file over the limit never leaves the page, and the student is told why
-UPLOAD_GUARD = ("<img src='data:,' style='display:none' onerror=\"if(!window.__swUploadGuard){window.__swUploadGuard=1;"
-                "document.addEventListener('change',function(e){var i=e.target;if(!i||i.type!=='file'||!i.files)return;"
-                "for(var f of i.files){if(f.size>{limit}){e.stopImmediatePropagation();e.preventDefault();i.value='';"
-                "alert(f.name+' is '+(f.size/1048576).toFixed(0)+' MB: {why}');return;}}},"
-                "true);}\">")
-UPLOAD_WHY = (f"a state file of this lesson is a few MB at most (the limit is {UPLOAD_LIMIT_BYTES // 2**20} MB). "
-              "Choose a .pt file that the Export tab or trainer.save(path) wrote.")
 MAX_KERNELS = 0  # set by the app's Voila config (`--max-kernels`); 0: no cap
 
 
@@ -84,8 +75,8 @@ class ClassKernelManager(AsyncMappingKernelManager):
 
 def prelaunch_hook(request_handler, notebook, cwd):
     """Before Voila renders the page (and starts its kernel): refuse a visitor past the cap with a page of its own,
-    set the _xsrf cookie the page's unload needs to shut its kernel down (see launch.APP_CONFIG), and put the
-    upload check on the page."""
+    set the _xsrf cookie the page's unload needs to shut its kernel down (see launch.APP_CONFIG), and give the
+    kernel the visitor's key (its own autosave)."""
     manager = request_handler.kernel_manager
     if isinstance(manager, ClassKernelManager) and not manager.admit():
         request_handler.set_status(503)
@@ -96,8 +87,5 @@ def prelaunch_hook(request_handler, notebook, cwd):
     # the same browser keeps its _xsrf cookie across reloads: its token names this visitor's autosave, so a
     # reload reopens the visitor's own run, never the last one any visitor saved
     visitor = hashlib.sha256(request_handler._get_raw_xsrf_token()[1]).hexdigest()[:16]
-    guard = UPLOAD_GUARD.replace("{limit}", str(UPLOAD_LIMIT_BYTES)).replace("{why}", UPLOAD_WHY)
-    notebook.cells.insert(0, nbformat.v4.new_code_cell(
-        f"import os\nos.environ[{VISITOR_ENV!r}] = {visitor!r}\nfrom IPython.display import HTML, display\n"
-        f"display(HTML({guard!r}))"))
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(f"import os\nos.environ[{VISITOR_ENV!r}] = {visitor!r}"))
     return notebook
