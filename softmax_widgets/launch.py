@@ -51,6 +51,11 @@ def _set_xsrf_cookie(request_handler, notebook, cwd):
 
 
 c.VoilaConfiguration.prelaunch_hook = _set_xsrf_cookie
+# only the front ends the dashboard draws with: every other JupyterLab extension installed beside it (nbgrader's,
+# Notebook 7's) failed to load in Voila's page with console errors ("Shared module ... doesn't exist")
+# (Voila's own widget manager is one of them too: without it nothing draws)
+c.VoilaConfiguration.extension_allowlist = ["@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager",
+                                            "bqplot", "bqscales", "anywidget"]
 """
 # defaults for this Lab only (the user's own settings still win): no "fetch news?" pop-up and no update check
 # over the network, and no widget state saved with the notebook. Saved state weighs a megabyte for the
