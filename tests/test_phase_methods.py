@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from softmax_widgets import Phase, PhaseError, Trainer
+from softmax_widgets.messages import say
 from softmax_widgets.phases import REACHABLE, REFUSALS, RULES, Batch, Forward, Grad, LoopState
 from tests.test_loop_state import first_call_named
 
@@ -46,11 +47,12 @@ def test_backward_is_about_ten_lines():
 def test_every_refusal_in_the_table_names_the_call_step_makes_there_first():
     for _condition, nxt, refused in RULES:
         assert nxt not in refused, f"{nxt} is both next and refused"
-        for message in refused.values():
-            assert first_call_named(message) == nxt.value, message
+        for why in refused.values():  # a catalog id; the sentence names the next call first (wording on purpose)
+            assert first_call_named(say(why)) == nxt.value, why
     for (phase, b, f, g), why in REFUSALS.items():
         state = LoopState(b, f, g)
         assert (why is None) == (state.refusal(phase) is None)
+        assert why is None or state.refusal(phase).id == why
         assert state.refusal(state.next_phase) is None, state  # Step never runs into a wall
 
 
