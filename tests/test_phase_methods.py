@@ -92,11 +92,14 @@ def test_set_function_is_the_one_path_and_can_stay_quiet(digits):
     t.set_function("softmax", my_softmax, quiet=True)
     assert t.softmax is my_softmax and events == []
     t.softmax = my_softmax  # the attribute is set_function, told
-    assert [e.kind for e in events] == ["settings"] and "your my_softmax" in events[0].message
-    with pytest.raises(ValueError, match="set_function\\(\\) knows"):
+    assert [e.kind for e in events] == ["settings"] and events[0].detail["id"] == "swap.set"
+    assert "your my_softmax" in events[0].message  # the student's own name for it, read back
+    with pytest.raises(ValueError) as err:  # a plain ValueError: the sentence (args[0]) carries the id
         t.set_function("soft_max", my_softmax)
-    with pytest.raises(ValueError, match="must be a function"):
+    assert err.value.args[0].id == "swap.unknown_slot"
+    with pytest.raises(ValueError) as err:
         t.set_function("optimizer", 3)
+    assert err.value.args[0].id == "swap.not_callable"
     assert callable(t.optimizer)
 
 
