@@ -24,10 +24,13 @@ class Said(str):
     id: str
     fields: dict[str, Any]
 
-    def __new__(cls, text: str, id: str, fields: dict[str, Any]) -> Said:
+    def __new__(cls, text: str, id: str = "", fields: dict[str, Any] | None = None) -> Said:
         said = super().__new__(cls, text)
-        said.id, said.fields = id, fields
+        said.id, said.fields = id, fields or {}
         return said
+
+    def __reduce__(self):  # pickled (an event kept by a listener, say) as what it is: its words and its id
+        return Said, (str(self), self.id, self.fields)
 
 
 # a course's translation: id -> template (a dict), or a function (id, english template) -> template; None: English

@@ -122,3 +122,12 @@ def test_a_broken_translation_falls_back_to_english_not_a_crash():
         assert say("swap.set", name="softmax", whose="x", phase="forward").startswith("softmax set to x")
     finally:
         set_translation(None)
+
+
+def test_a_sentence_pickles_and_copies_with_its_id():
+    import copy
+    import pickle
+
+    said = say("swap.set", name="softmax", whose="your f", phase="forward")
+    for again in (pickle.loads(pickle.dumps(said)), copy.deepcopy(said)):
+        assert again == said and again.id == "swap.set" and again.fields == said.fields
