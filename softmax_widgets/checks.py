@@ -27,6 +27,7 @@ class Case:
     message: str = ""
     hint: str = ""
     required: bool = True  # False: advice (e.g. large logits), which the lesson's own softmax fails too
+    id: str = ""  # stable, for grading tools and tests: "softmax.rows_sum_to_one" (the check, then the case)
 
     def line(self, repeated: bool = False) -> str:
         mark = "✓" if self.passed else ("✗" if self.required else "!")
@@ -44,6 +45,7 @@ class CheckResult:
 
     function: str
     cases: list[Case] = field(default_factory=list)
+    id: str = ""  # the check: "softmax", "cross_entropy", "sgd" or "net"
 
     @property
     def passed(self) -> bool:
@@ -77,7 +79,7 @@ class CheckResult:
         return f"CheckResult({self.function}: {'passed' if self.passed else 'failed: ' + failed})"
 
     def to_dict(self) -> dict:
-        return {"function": self.function, "passed": self.passed, "score": self.score,
+        return {"id": self.id, "function": self.function, "passed": self.passed, "score": self.score,
                 "cases": [asdict(c) for c in self.cases]}
 
 
@@ -98,20 +100,21 @@ class _Fail(Exception):
 class _Runner:
     """Runs cases in order; a student's exception fails the case with the exception named."""
 
-    def __init__(self, title: str):
-        self.result = CheckResult(title)
+    def __init__(self, title: str, id: str):
+        self.result = CheckResult(title, id=id)
 
     def case(self, name: str, body: Callable[[], object], hint: str = "", required: bool = True) -> bool:
+        id = f"{self.result.id}.{body.__name__}"  # the case's function: a stable name, whatever its words say
         try:
             body()
         except _Fail as f:
-            self.result.cases.append(Case(name, False, f.message, f.hint or hint, required))
+            self.result.cases.append(Case(name, False, f.message, f.hint or hint, required, id))
             return False
         except Exception as err:
             msg = f"your function raised {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-            self.result.cases.append(Case(name, False, msg, _hint_for(err) or hint, required))
+            self.result.cases.append(Case(name, False, msg, _hint_for(err) or hint, required, id))
             return False
-        self.result.cases.append(Case(name, True, required=required))
+        self.result.cases.append(Case(name, True, required=required, id=id))
         return True
 
     def finish(self, verbose: bool, raise_on_fail: bool) -> CheckResult:
@@ -154,7 +157,7 @@ def _close(got: torch.Tensor, want: torch.Tensor, what: str, hint: str = "", ato
 # ---- softmax ----
 def check_softmax(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """softmax(X) on (B, C) logits: shape, dtype, rows summing to 1, torch.softmax's values and gradient."""
-    r = _Runner(f"check_softmax({name_of(fn)})")
+    r = _Runner(f"check_softmax({name_of(fn)})", "softmax")
     g = torch.Generator().manual_seed(0)
     X = torch.randn(4, 10, generator=g)
 
@@ -229,7 +232,7 @@ def check_softmax(fn: Callable, verbose: bool = True, raise_on_fail: bool = Fals
 # ---- cross_entropy ----
 def check_cross_entropy(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """cross_entropy(y_hat, y): one -log(probability of the true class) per example, as F.cross_entropy."""
-    r = _Runner(f"check_cross_entropy({name_of(fn)})")
+    r = _Runner(f"check_cross_entropy({name_of(fn)})", "cross_entropy")
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(6, 10, generator=g)
     y_hat = torch.softmax(logits, dim=1)
@@ -304,7 +307,7 @@ def check_cross_entropy(fn: Callable, verbose: bool = True, raise_on_fail: bool 
 # ---- sgd ----
 def check_sgd(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """sgd(params, lr, batch_size): p -= lr * p.grad / batch_size, in place, leaving p a leaf that requires grad."""
-    r = _Runner(f"check_sgd({name_of(fn)})")
+    r = _Runner(f"check_sgd({name_of(fn)})", "sgd")
     g = torch.Generator().manual_seed(2)
     W0, b0 = torch.randn(5, 3, generator=g), torch.randn(3, generator=g)
     gW, gb = torch.randn(5, 3, generator=g), torch.randn(3, generator=g)
@@ -364,7 +367,7 @@ def check_sgd(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -
 def check_net(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -> CheckResult:
     """net(X, W, b), or the lesson's net(X) that reads global W and b: softmax(X W + b) on flattened images."""
     takes_wb = _positional(fn) >= 3
-    r = _Runner(f"check_net({name_of(fn)})")
+    r = _Runner(f"check_net({name_of(fn)})", "net")
     g = torch.Generator().manual_seed(3)
     if takes_wb:
         W = (torch.randn(784, 10, generator=g) * 0.05).requires_grad_()
@@ -374,7 +377,7 @@ def check_net(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -
         if not (isinstance(W, torch.Tensor) and isinstance(b, torch.Tensor) and W.dim() == 2):
             r.result.cases.append(Case("finds W and b", False, "net(X) takes one argument, but there are no "
                                        "tensors W (D, 10) and b (10,) in its module",
-                                       "define W and b before net, or write net(X, W, b)"))
+                                       "define W and b before net, or write net(X, W, b)", id="net.finds_W_and_b"))
             return r.finish(verbose, raise_on_fail)
     D, C = W.shape
     side = round(D ** 0.5)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from . import _download, _idx
+from .messages import say
 
 __all__ = ["DATASETS", "EXPECTED", "OFFLINE_DATASET", "Dataset", "DatasetUnavailableError", "OfflineNote",
            "as_float", "default_root", "expected_accuracy", "load_dataset", "load_or_offline"]
@@ -33,8 +34,6 @@ DATASETS: dict[str, tuple[str | None, list[str]]] = {
 }
 # the same lesson with no network: 6,000 + 1,000 of the real images, so W still turns into clothes
 OFFLINE_DATASET = "fashion-mnist-small"
-_OFFLINE_HINT = ("Meanwhile the bundled offline subset works: load_dataset('fashion-mnist-small') "
-                 "(6,000 Fashion-MNIST images; load_dataset('digits') is the 8x8 digits).")
 # The lesson's loop (lr 0.1, batch 256, W ~ N(0, 0.01²)), test accuracy after 1, 3 and 5 epochs: seed 0, and the
 # spread over seeds 0-5 (measured with the Trainer, torch 2.14 CPU). The book's 0.82 is the full set's; the
 # 6,000-image subset sees a tenth of the images per epoch, so it lags (0.65 after one epoch is right, not broken).
@@ -59,7 +58,7 @@ class DatasetUnavailableError(ValueError):
     @property
     def summary(self) -> str:
         """One sentence for a command line: what is missing and how to fix it."""
-        return (f"{self.name} is not in {self.folder} and could not be downloaded: set {ENV_VAR} (or pass "
+        return (f"{self.name} is not in {self.folder} and {say('data.not_downloaded')}: set {ENV_VAR} (or pass "
                 f"root=) to the folder that holds {self.folder.parent.name if self.folder else '<Name>'}/raw/")
 
 
@@ -184,7 +183,7 @@ def _fetch(key: str, tv_name: str, raw: Path) -> None:
         raise DatasetUnavailableError(
             f"{key} is not in {raw}, and downloading it needs torchvision, which is not installed here ({err}). "
             f"Install it (pip install torchvision, the release made for your torch), or put "
-            f"{', '.join(_RAW_FILES)} (or their .gz) in {raw}. " + _OFFLINE_HINT, key, raw) from err
+            f"{', '.join(_RAW_FILES)} (or their .gz) in {raw}. " + say("data.offline_hint"), key, raw) from err
     # ours, not torchvision's: a progress bar, and no network told in ~2 s
     _download.fetch(getattr(tvd, tv_name), raw)
 
@@ -193,7 +192,7 @@ def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, e
                          fetched: bool = True) -> str:
     raw = folder / tv_name / "raw"
     if not download:
-        why = "downloading is off (download=False)"
+        why = say("data.download_off")
     elif fetched:
         why = f"the download failed ({_short(err)})"
     else:
@@ -201,15 +200,15 @@ def _unavailable_message(key: str, tv_name: str, folder: Path, download: bool, e
     if isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS:
         return (f"{key} is not available: {raw} cannot be written by this user ({_short(err)}), so the download "
                 f"has nowhere to go. Point root= or ${ENV_VAR} at a folder you can write (e.g. ~/data), or ask "
-                f"for the files to be put in {raw}. " + _OFFLINE_HINT)
+                f"for the files to be put in {raw}. " + say("data.offline_hint"))
     bad = _damaged(err) if isinstance(err, _idx.IdxError) else _bad_sizes(raw)
     if bad:  # the most useful thing to say: which file is broken, and that a fresh copy fixes it
         return (f"{key} is not available: {bad} in {raw} is truncated or corrupt (an interrupted copy or "
                 f"download?), and {why}. Delete it and load again with download=True (it is fetched again), "
-                "or copy a good one there. " + _OFFLINE_HINT)
+                "or copy a good one there. " + say("data.offline_hint"))
     if isinstance(err, _idx.IdxError):
         return (f"{key} is not available: the files in {raw} are not in the MNIST idx format ({_short(err)}). "
-                "Delete them and load again with download=True, or copy good ones there. " + _OFFLINE_HINT)
+                "Delete them and load again with download=True, or copy good ones there. " + say("data.offline_hint"))
     where = f"{raw} does not exist" if not raw.exists() else f"no readable files in {raw}"
     return (
         f"{key} is not available: {where} and {why}. "
@@ -305,7 +304,7 @@ def load_or_offline(name: str = "fashion-mnist", root: str | os.PathLike | None 
         cause = f" ({_short(err.__cause__)})" if download and err.__cause__ is not None else ""
         details = (f"Using the bundled offline subset of Fashion-MNIST ({len(data.y_train):,} training and "
                    f"{len(data.y_test):,} test images): {err.name} is not in {err.folder} and "
-                   f"{'could not be downloaded' if download else 'downloading is off (download=False)'}{cause}. "
+                   f"{say('data.not_downloaded') if download else say('data.download_off')}{cause}. "
                    f"For the full set, set {ENV_VAR} (or pass root=) to the folder that holds {holds}, then run "
                    "again.")
         return data, OfflineNote(line, details)
@@ -318,7 +317,7 @@ def _what_failed(err: DatasetUnavailableError, download: bool) -> str:
         return "has no folder it may write to"
     if isinstance(cause, _idx.IdxError) or (err.folder is not None and _bad_sizes(err.folder)):
         return "has damaged files"
-    return "could not be downloaded" if download else "is not on disk"
+    return say("data.not_downloaded") if download else "is not on disk"
 
 
 def expected_accuracy(name: str) -> str:

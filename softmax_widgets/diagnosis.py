@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import measure, model, undo
+from .messages import say
 from .phases import Phase
 
 if TYPE_CHECKING:
@@ -31,13 +32,7 @@ SHOWN = 8  # rows listed in the message; the attribute holds them all
 
 # the ways out, by code (the dashboard shows a button for each it knows): what a code user types. The ways a
 # divergence offers come as Way values, the one that works first (Diagnosis.ways, event.detail["ways"])
-WAYS = {
-    "stable_softmax": "switch to the stable softmax (trainer.use_stable_softmax())",
-    "lower_lr": "lower the learning rate (e.g. trainer.lr = {lr_tenth:g})",
-    "undo": "undo() to step back",
-    "reset": "reset()",
-    "lesson_function": "put the lesson's {lesson} back (trainer.use_lesson('{lesson}'))",
-}
+WAYS = ("stable_softmax", "lower_lr", "undo", "reset", "lesson_function")  # their words: messages "way.<code>"
 LESSON_LR = 0.1  # the lesson's lr: it trains every dataset here without blowing up
 
 
@@ -129,23 +124,11 @@ def blowup(t: Trainer, operation: str = "") -> Blowup:
     return Blowup("lr", "", len(lrs), tuple(lrs), safe, complete)
 
 
-# the cause in one plain sentence, for a status line read aloud (the full explanation is `what`)
-CAUSES = {
-    "logits_nonfinite": "The logits X W + b are NaN or inf: W or b left float32's range.",
-    "softmax_exp_overflow": "exp() overflowed: a logit of {top:.0f} is above 88.7, so softmax divided inf by inf.",
-    "softmax_nonfinite": "Your softmax returned NaN or inf.",
-    "softmax_negative": "Your softmax returned negative probabilities, and their log is NaN.",
-    "loss_nonfinite": "Your loss_fn returned NaN or inf.",
-    "cross_entropy_log_zero": "A true class got probability 0, and cross_entropy took log(0) = -inf.",
-    "nonfinite_output": "The probabilities turned NaN or inf.",
-    "backward_nonfinite": "backward() put NaN or inf into W.grad.",
-    "gradient_sum_overflow": "W.grad overflowed: the batch's gradients summed past float32's range.",
-    "cross_entropy_backward_overflow": "A true class got a probability so small that cross_entropy's slope -1/p "
-                                       "overflowed in backward().",
-    "softmax_backward_overflow": "softmax's slope overflowed in backward(): a logit of {top:.0f} is above 44.",
-    "optimizer_nonfinite": "Your optimizer put NaN or inf into W or b.",
-    "sgd_step_overflow": "The step lr · W.grad / B overflowed float32 at lr {lr:g}.",
-}
+# the cause in one plain sentence, for a status line read aloud (the full explanation is `what`): the sentence is
+# messages "cause.<operation>", for these operations
+CAUSES = ("logits_nonfinite", "softmax_exp_overflow", "softmax_nonfinite", "softmax_negative", "loss_nonfinite",
+          "cross_entropy_log_zero", "nonfinite_output", "backward_nonfinite", "gradient_sum_overflow",
+          "cross_entropy_backward_overflow", "softmax_backward_overflow", "optimizer_nonfinite", "sgd_step_overflow")
 
 
 @dataclass(frozen=True)
@@ -194,8 +177,7 @@ def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tupl
     ways = []
     if custom:
         lesson = {"softmax": "softmax", "loss_fn": "cross_entropy", "optimizer": "sgd"}[custom]
-        ways.append(Way("lesson_function", f"the lesson's {lesson}", WAYS["lesson_function"].format(
-            name=custom, lesson=lesson)))
+        ways.append(Way("lesson_function", f"the lesson's {lesson}", say("way.lesson_function", lesson=lesson)))
     if cause.kind == "optimizer" and cause.complete:  # W is already too large: the lesson's sgd alone keeps it
         whole = cause.steps + (t.next_phase is not Phase.NEXT_BATCH)  # this half-done iteration counts as one
         them = "its step" if cause.steps == 1 else f"its {cause.steps} steps"
@@ -207,8 +189,7 @@ def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tupl
             ways.append(Way("undo", f"↶ undo {them}", f"take back {them} (trainer.undo({whole}))", steps=cause.steps,
                             undo={"iterations": whole}))
     elif cause.kind == "optimizer" and not custom:
-        ways.append(Way("lesson_function", "the lesson's sgd", WAYS["lesson_function"].format(
-            name="optimizer", lesson="sgd")))
+        ways.append(Way("lesson_function", "the lesson's sgd", say("way.lesson_function", lesson="sgd")))
     if cause.kind == "hand":
         ways.append(Way("undo", "↶ undo the change by hand", "undo the change by hand (trainer.undo(before='hand'))",
                         undo={"before": undo.HAND}))
@@ -227,12 +208,12 @@ def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tupl
                             {"lr_above": cause.lr} if cause.steps else None))
     elif cause.kind != "optimizer" and t.softmax is not model.stable_softmax and operation in (
             "softmax_exp_overflow", "softmax_backward_overflow") and _stable_helps(t):
-        ways.append(Way("stable_softmax", "use stable softmax", WAYS["stable_softmax"]))
+        ways.append(Way("stable_softmax", "use stable softmax", say("way.stable_softmax")))
     if lr is not None:
         ways.append(Way("reset", f"Reset, lr → {lr:g}", f"reset() at the lr {lr:g} (trainer.lr = {lr:g}; "
                         "trainer.reset())", lr))
     else:
-        ways.append(Way("reset", "Reset", WAYS["reset"]))
+        ways.append(Way("reset", "Reset", say("way.reset")))
     return tuple(ways)
 
 
@@ -308,7 +289,7 @@ def _make(t: Trainer, phase: Phase, operation: str, mask: torch.Tensor | None, w
                  f"{img}; all of them in err.rows and err.images).")
     blown = blowup(t, operation) if custom is None else Blowup()
     ways = _ways(t, operation, custom, blown)
-    cause = CAUSES.get(operation, what).format(top=top, lr=t.lr)
+    cause = say(f"cause.{operation}", top=top, lr=t.lr) if operation in CAUSES else what
     return Diagnosis(phase, operation, what, rows, images, where, tuple(w.code for w in ways), ways_text(ways),
                      cause, ways, _reason(t, blown))
 
@@ -322,9 +303,9 @@ def _safe(diagnose):
         except Exception:
             phase = {"diagnose_forward": Phase.FORWARD, "diagnose_backward": Phase.BACKWARD}.get(
                 diagnose.__name__, Phase.SGD)
-            reset = (Way("reset", "Reset", WAYS["reset"]),)
-            return Diagnosis(phase, "unknown", f"{phase}() produced NaN or inf.", (), (), "", ("reset",),
-                             "Ways out: reset().", f"{phase}() produced NaN or inf.", reset)
+            reset = (Way("reset", "Reset", say("way.reset")),)
+            said = say("cause.unknown", phase=phase)
+            return Diagnosis(phase, "unknown", said, (), (), "", ("reset",), ways_text(reset), said, reset)
     return run
 
 
@@ -435,21 +416,17 @@ def student_error(name: str, lesson: str, fn, err: Exception) -> str:
             break
     if isinstance(err, RuntimeError) and "leaf Variable that requires grad" in str(err):
         # torch's own words name neither the cure nor the line: say both, in two sentences a class can hear
-        return (f"your {name} tried to change W or b in place while autograd was recording{where}; torch refuses "
-                "that, so W and b are as they were. Put the update inside `with torch.no_grad():`, or write "
-                "`p.data -= ...` as the lesson does.")
+        return say("student.in_place_leaf", name=name, where=where)
     if name == "softmax" and isinstance(err, RuntimeError) and "must match the size of tensor" in str(err):
         # the classic missing keepdim: torch's words are about tensors a and b, the student's about rows and sums
-        return (f"your softmax's row sums do not line up with its rows{where}, so nothing changed. Keep the summed "
-                "dimension, X_exp.sum(dim=1, keepdim=True), so row i is divided by row i's sum, or put the lesson's "
-                "back: trainer.use_lesson('softmax').")
+        return say("student.keepdim", where=where, back=say("lesson_back", lessons="'softmax'"))
     hint = ""
     if isinstance(err, NameError) and getattr(err, "name", None):
         known = list(code.co_varnames) if code else []
         known += [k for k in getattr(fn, "__globals__", {}) if not k.startswith("_")]
         close = difflib.get_close_matches(err.name, known, n=1)
-        hint = (f" Python does not know the name `{err.name}`" + (f": did you mean `{close[0]}`?" if close else
-                ": define it first, or check its spelling.") + "")
+        hint = (say("student.unknown_name", name=err.name, close=close[0]) if close else
+                say("student.undefined_name", name=err.name))
     text = str(err).rstrip(". ")
-    return (f"your {name} raised {type(err).__name__}: {text}{line}. Nothing changed.{hint} Fix it and run the "
-            f"step again, or put the lesson's back: trainer.use_lesson('{lesson}')")
+    return say("student.raised", name=name, error=type(err).__name__, text=text, line=line, hint=hint,
+               back=say("lesson_back", lessons=f"'{lesson}'"))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import torch
 
 from . import model
+from .messages import say
 
-__all__ = ["AUTOGRAD_CUT", "Step", "accumulated_warning", "autograd_error", "describe", "loss_mean_error",
+__all__ = ["Step", "accumulated_warning", "autograd_cut", "autograd_error", "describe", "loss_mean_error",
            "loss_shape_error", "measure_step", "name_of", "probabilities_error", "reshaped_error", "row_sum_error",
            "skipped_warning", "step_warning", "unchanged_error"]
 
@@ -40,51 +41,46 @@ def probabilities_error(y_hat, rows: int, classes: int) -> str:
     """softmax must give one row of probabilities per image: "" when it did."""
     if isinstance(y_hat, torch.Tensor) and tuple(y_hat.shape) == (rows, classes):
         return ""
-    return (f"softmax must return a ({rows}, {classes}) tensor of probabilities, got {describe(y_hat)}. Fix it, or "
-            "put the lesson's back: trainer.use_lesson('softmax').")
+    return say("measure.probabilities", rows=rows, classes=classes, got=describe(y_hat), back=_back("softmax"))
 
 
 def loss_shape_error(loss, rows: int) -> str:
     """loss_fn must give one loss per image or their sum: "" when it did."""
     if isinstance(loss, torch.Tensor) and loss.numel() in (1, rows):
         return ""
-    return (f"loss_fn must return one loss per image ({rows} values) or their sum, got {describe(loss)}. Fix it, "
-            "or put the lesson's back: trainer.use_lesson('cross_entropy').")
+    return say("measure.loss_shape", rows=rows, got=describe(loss), back=_back("cross_entropy"))
 
 
-AUTOGRAD_CUT = ("backward() cannot fill W.grad: the loss does not depend on W, so your softmax or loss_fn cut it off "
-                "from autograd (.detach(), .data, .item(), torch.tensor(...) or torch.no_grad()). W is unchanged. Fix "
-                "it (or put the lesson's back: trainer.use_lesson('softmax', 'cross_entropy')), then call forward() "
-                "again.")
+def _back(*lessons: str) -> str:
+    """"put the lesson's back: trainer.use_lesson('softmax')": the fix every refusal of a student's function ends on."""
+    return say("lesson_back", lessons=", ".join(map(repr, lessons)))
+
+
+def autograd_cut() -> str:
+    """A loss a student's softmax or loss_fn cut off from autograd."""
+    return say("measure.autograd_cut", back=_back("softmax", "cross_entropy"))
 
 
 def autograd_error(err: Exception) -> str:
     """Autograd failed on what a student's softmax or loss_fn built (its own words are about tensor versions)."""
-    return (f"backward() failed inside autograd ({type(err).__name__}: {str(err).splitlines()[0][:160]}): your "
-            "softmax or loss_fn built something autograd cannot differentiate (often an in-place change such as "
-            "X_exp /= s). Fix it (or put the lesson's back: trainer.use_lesson('softmax', 'cross_entropy')), then "
-            "call forward() again.")
+    return say("measure.autograd_failed", error=f"{type(err).__name__}: {str(err).splitlines()[0][:160]}",
+               back=_back("softmax", "cross_entropy"))
 
 
 def reshaped_error(name: str, lesson: str) -> str:
     """An optimizer that rebound W or b to another shape (they are put back before this is said)."""
-    return (f"your {name} replaced W or b with a tensor of another shape; they were put back as they were. Update "
-            "them in place (p.data -= lr * p.grad / batch_size), or put the lesson's back: "
-            f"trainer.use_lesson('{lesson}')")
+    return say("measure.reshaped", name=name, back=_back(lesson))
 
 
 def skipped_warning() -> str:
-    return ("next_batch() replaced a batch that sgd() never used: that batch is skipped. The usual order is forward, "
-            "zero_grad, backward, sgd.")
+    return say("measure.skipped")
 
 
 def accumulated_warning(passes: int) -> str:
     """sgd() applied the sum of `passes` backward passes (zero_grad skipped): "" for one pass."""
     if passes <= 1:
         return ""
-    return (f"sgd() applied gradients accumulated over {passes} backward passes because zero_grad() was skipped: W "
-            "moved by their sum, not by this batch's gradient. Call zero_grad() before backward() to start each "
-            "batch from zero.")
+    return say("measure.accumulated", passes=passes)
 
 
 @dataclass(frozen=True)
@@ -146,25 +142,18 @@ def measure_step(params: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tenso
 def unchanged_error(name: str, lesson: str, step: Step) -> str:
     """An optimizer that ran and moved nothing: the cause (often a new tensor named p), then the fix."""
     what = " and ".join(step.unchanged)
-    return (f"your {name} left {what} unchanged (often `p = p - ...`, which makes a new tensor and leaves W as it "
-            "was), so nothing was recorded. Update in place inside `with torch.no_grad():`, "
-            "`p -= lr * p.grad / batch_size`, or put the lesson's back: "
-            f"trainer.use_lesson('{lesson}').")
+    return say("measure.unchanged", name=name, what=what, back=_back(lesson))
 
 
 def step_warning(name: str, step: Step, lr: float) -> str:
     """A step that is not the lesson's in a way that will hurt: the cause measured, then the fix; "" if none."""
     B = step.batch_size
     if step.along < 0:
-        return (f"your {name} moved W up the gradient (W += ...), so the loss will grow. Subtract the step: "
-                "`p -= lr * p.grad / batch_size`.")
+        return say("measure.uphill", name=name)
     if step.no_batch_size:
-        return (f"your {name} moved W {step.ratio:.0f} times as far as the lesson's step lr · grad / {B}: it does not "
-                f"divide by batch_size, so lr {lr:g} acts like {lr * B:g} and W will blow up. Divide the gradient "
-                "by batch_size: `p -= lr * p.grad / batch_size`.")
+        return say("measure.no_batch_size", name=name, ratio=step.ratio, B=B, lr=lr, lr_B=lr * B)
     if B > 1 and abs(step.ratio * B - 1) <= CLOSE:
-        return (f"your {name} moved W 1/{B} as far as the lesson's step lr · grad / {B}: it divides by batch_size "
-                "twice, so training crawls. Divide once: `p -= lr * p.grad / batch_size`.")
+        return say("measure.twice_batch_size", name=name, B=B)
     return ""
 
 
@@ -178,10 +167,7 @@ def loss_mean_error(loss: torch.Tensor, y_hat: torch.Tensor, y: torch.Tensor, na
         mean, value = float(losses.mean()), float(loss.detach())
     if not (math.isfinite(mean) and math.isclose(value, mean, rel_tol=1e-4, abs_tol=1e-6)):
         return ""
-    return (f"your {name} returned one number, {value:.4g}, the mean of the batch's {B} losses, so every sgd step "
-            f"would be {B} times smaller than the lesson's (the Trainer sums the per-image losses, as the lesson "
-            f"does); nothing was recorded. Return one loss per image (drop the .mean()), or put the lesson's "
-            f"back: trainer.use_lesson('{lesson}')")
+    return say("measure.loss_mean", name=name, value=value, B=B, back=_back(lesson))
 
 
 def row_sum_error(y_hat: torch.Tensor, name: str, lesson: str) -> str:
@@ -194,6 +180,4 @@ def row_sum_error(y_hat: torch.Tensor, name: str, lesson: str) -> str:
         row = int(off.argmax())
         if float(off[row]) <= 1e-3:
             return ""
-    return (f"your {name}'s rows do not sum to 1 (row {row} sums to {float(sums[row]):.4g}), so they are not "
-            "probabilities: each row must be divided by its own sum. Keep the summed dimension: "
-            f"X_exp / X_exp.sum(dim=1, keepdim=True), or put the lesson's back: trainer.use_lesson('{lesson}')")
+    return say("measure.row_sum", name=name, row=row, total=float(sums[row]), back=_back(lesson))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .messages import Said, say
+
 __all__ = ["REACHABLE", "REFUSALS", "RULES", "Batch", "CustomFunctionError", "DivergenceError", "Event", "Forward",
            "Grad", "LoopState", "Phase", "PhaseError", "TrainerError"]
 
@@ -26,7 +28,12 @@ class Phase(str, Enum):
 
 
 class TrainerError(RuntimeError):
-    """Base of the Trainer's own errors; the message always says what to do next."""
+    """Base of the Trainer's own errors; the message always says what to do next, and `id` names it (the
+    messages catalog's id: what tests and the dashboard look at, never the prose)."""
+
+    def __init__(self, message: str = "", *args, id: str | None = None):
+        super().__init__(message, *args)
+        self.id = id if id is not None else getattr(message, "id", None)
 
 
 class PhaseError(TrainerError):
@@ -45,7 +52,7 @@ class DivergenceError(TrainerError):
 
     def __init__(self, message: str, *, phase: Phase | None = None, operation: str = "unknown",
                  rows: tuple[int, ...] = (), images: tuple[int, ...] = (), details: str = "", ways: tuple = ()):
-        super().__init__(message)
+        super().__init__(message, id=f"cause.{operation}")
         self.phase, self.operation, self.rows, self.images = phase, operation, tuple(rows), tuple(images)
         self.details = details or message
         self.ways = tuple(ways)
@@ -61,7 +68,7 @@ class Event:
 
     kind: str  # "phase", "warning", "divergence", "epoch", "reset", "settings" or "undo"
     phase: Phase | None
-    message: str
+    message: str  # detail["id"], when set, names the sentence (messages.CATALOG) that `message` says
     # machine-readable extras; for "divergence": operation, rows, images (as on DivergenceError), the cause and
     # "ways": the ways out as data (Way.detail() dicts, the one that works first), never prose to parse
     detail: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -113,9 +120,10 @@ class LoopState:
         """The lesson's next call: what Step runs and the dashboard lights (read off RULES)."""
         return _NEXT[self.batch, self.forward, self.grad]
 
-    def refusal(self, phase: Phase) -> str | None:
-        """Why the lesson's rules refuse `phase` here (a message naming the next call), or None."""
-        return REFUSALS[phase, self.batch, self.forward, self.grad]  # read off RULES: a hot-path dict hit
+    def refusal(self, phase: Phase) -> Said | None:
+        """Why the lesson's rules refuse `phase` here (a message naming the next call, its .id the rule), or None."""
+        why = REFUSALS[phase, self.batch, self.forward, self.grad]  # read off RULES: a hot-path dict hit
+        return None if why is None else say(why)
 
     # the moves: one per phase, in the lesson's order
     def drawn(self) -> LoopState:
@@ -158,41 +166,23 @@ def _is(**want):
 # why. Each message names, first, that next call, so the status line and the lit button agree. next_phase,
 # refusal() and the state file's check (REACHABLE) are all read off this table.
 _F, _G = Forward, Grad
-RULES: tuple[tuple, ...] = (
-    (_is(batch=Batch.NONE), Phase.NEXT_BATCH, {
-        Phase.FORWARD: "forward() needs a batch: call next_batch() first.",
-        Phase.BACKWARD: "backward() needs a loss, and there is no batch yet: call next_batch(), then forward().",
-        Phase.SGD: "sgd() needs gradients, and there is no batch yet: call next_batch(), then forward(), "
-                   "zero_grad() and backward()."}),
-    (_is(batch=Batch.USED), Phase.NEXT_BATCH, {
-        Phase.FORWARD: "forward() needs a new batch: sgd() already used this one. Call next_batch() first.",
-        Phase.BACKWARD: "backward() needs a forward pass on a new batch: sgd() already used this batch and changed "
-                        "W, so its forward is stale. Call next_batch(), then forward().",
-        Phase.SGD: "sgd() already applied this batch's gradients: call next_batch() to start the next iteration."}),
+RULES: tuple[tuple, ...] = (  # the refusals are ids in messages.CATALOG ("refuse.<phase>.<why>")
+    (_is(batch=Batch.NONE), Phase.NEXT_BATCH, {Phase.FORWARD: "refuse.forward.no_batch",
+                                               Phase.BACKWARD: "refuse.backward.no_batch",
+                                               Phase.SGD: "refuse.sgd.no_batch"}),
+    (_is(batch=Batch.USED), Phase.NEXT_BATCH, {Phase.FORWARD: "refuse.forward.used_batch",
+                                               Phase.BACKWARD: "refuse.backward.used_batch",
+                                               Phase.SGD: "refuse.sgd.used_batch"}),
     (_is(grad=_G.NONFINITE), Phase.ZERO_GRAD, {  # sgd would refuse: clear the NaN first, never loop into it
-        Phase.BACKWARD: "backward() would add to W.grad, which holds NaN or inf: call zero_grad() first.",
-        Phase.SGD: "sgd() refused: W.grad holds NaN or inf, and applying it would destroy W. Call zero_grad() to "
-                   "clear it."}),
-    (_is(forward=_F.CONSUMED, grad=_G.FILLED), Phase.SGD, {
-        Phase.BACKWARD: "backward() already ran on this forward pass, and autograd freed the graph's saved tensors "
-                        "after it. Call sgd() to apply the gradients, or forward() to build a new graph."}),
-    (_is(forward=_F.CONSUMED), Phase.FORWARD, {
-        Phase.BACKWARD: "backward() already ran on this forward pass and autograd freed its graph; zero_grad() "
-                        "cleared the gradients since. Call forward() again, then backward().",
-        Phase.SGD: "sgd() needs gradients, but zero_grad() cleared them after backward(). Call forward() and "
-                   "backward() again, then sgd()."}),
-    (_is(forward=_F.LIVE, grad=_G.ZERO), Phase.BACKWARD, {
-        Phase.SGD: "sgd() needs gradients of this forward pass: call backward() first."}),
-    (_is(forward=_F.LIVE), Phase.ZERO_GRAD, {
-        Phase.SGD: "sgd() needs gradients of this forward pass, and backward() has not run on it: call "
-                   "zero_grad(), then backward()."}),
-    (_is(forward=_F.NONFINITE), Phase.FORWARD, {
-        Phase.BACKWARD: "backward() needs a finite loss, but the last forward() gave NaN or inf. Fix the cause, "
-                        "then call forward() again.",
-        Phase.SGD: "sgd() needs gradients of this batch: call forward(), then zero_grad() and backward()."}),
-    (_is(), Phase.FORWARD, {
-        Phase.BACKWARD: "backward() needs a loss: call forward() first.",
-        Phase.SGD: "sgd() needs gradients of this batch: call forward(), then zero_grad() and backward()."}),
+        Phase.BACKWARD: "refuse.backward.nonfinite_grad", Phase.SGD: "refuse.sgd.nonfinite_grad"}),
+    (_is(forward=_F.CONSUMED, grad=_G.FILLED), Phase.SGD, {Phase.BACKWARD: "refuse.backward.consumed"}),
+    (_is(forward=_F.CONSUMED), Phase.FORWARD, {Phase.BACKWARD: "refuse.backward.consumed_zeroed",
+                                               Phase.SGD: "refuse.sgd.consumed_zeroed"}),
+    (_is(forward=_F.LIVE, grad=_G.ZERO), Phase.BACKWARD, {Phase.SGD: "refuse.sgd.no_backward"}),
+    (_is(forward=_F.LIVE), Phase.ZERO_GRAD, {Phase.SGD: "refuse.sgd.not_zeroed"}),
+    (_is(forward=_F.NONFINITE), Phase.FORWARD, {Phase.BACKWARD: "refuse.backward.nonfinite_loss",
+                                                Phase.SGD: "refuse.sgd.no_forward"}),
+    (_is(), Phase.FORWARD, {Phase.BACKWARD: "refuse.backward.no_forward", Phase.SGD: "refuse.sgd.no_forward"}),
 )
 
 
@@ -202,7 +192,7 @@ def _rule(state: LoopState) -> tuple:
 
 _STATES = [(b, f, g) for b in Batch for f in Forward for g in Grad]
 _NEXT = {k: _rule(LoopState(*k))[1] for k in _STATES}
-# (phase, batch, forward, grad) -> why it is refused, or None: every combination once, at import (300 entries)
+# (phase, batch, forward, grad) -> the id of why it is refused, or None: every combination once, at import (300)
 REFUSALS: dict[tuple, str | None] = {(p, *k): _rule(LoopState(*k))[2].get(p) for p in Phase for k in _STATES}
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import diagnosis, measure, model, undo
+from .messages import say
 from .phases import CustomFunctionError
 
 if TYPE_CHECKING:
@@ -41,22 +42,21 @@ class Swappable:
 def set_function(t: Trainer, name: str, fn: Callable, quiet: bool = False) -> None:
     """Put `fn` in slot `name`; told unless quiet, even when it repeats the function in use (like lr)."""
     if name not in LESSON:
-        raise ValueError(f"set_function() knows {', '.join(map(repr, LESSON))}, got {name!r}: nothing changed.")
+        raise ValueError(say("swap.unknown_slot", known=", ".join(map(repr, LESSON)), got=repr(name)))
     if not callable(fn):
-        raise ValueError(f"{name} must be a function, got {fn!r:.60}: nothing changed. Assign a function "
-                         f"(def ...), or the lesson's: trainer.use_lesson({LESSON[name]!r})")
+        raise ValueError(say("swap.not_callable", name=name, got=f"{fn!r:.60}", lesson=repr(LESSON[name])))
     t.__dict__["_fn_" + name] = fn
     if not quiet:
-        t.emit("settings", None, lambda: f"{name} set to {whose(name, fn)}: used from the next {_USED_BY[name]}()")
+        t.emit("settings", None, lambda: say("swap.set", name=name, whose=whose(name, fn), phase=_USED_BY[name]))
 
 
 def whose(name: str, fn) -> str:
     """Whose function it is, in words: "softmax set to softmax" said nothing when the lesson's was picked."""
     if fn is getattr(model, LESSON[name]):
-        return f"the lesson's {LESSON[name]}"
+        return say("swap.whose_lesson", lesson=LESSON[name])
     if fn is model.stable_softmax:
-        return "the stable softmax (it subtracts each row's max before exp)"
-    return f"your {measure.name_of(fn)}"
+        return say("swap.whose_stable")
+    return say("swap.whose_yours", name=measure.name_of(fn))
 
 
 def use_lesson(t: Trainer, names: tuple[str, ...]) -> None:
@@ -64,8 +64,7 @@ def use_lesson(t: Trainer, names: tuple[str, ...]) -> None:
     slots = {**{lesson: slot for slot, lesson in LESSON.items()}, **{slot: slot for slot in LESSON}}
     unknown = [n for n in names if n not in slots]
     if unknown:
-        raise ValueError(f"use_lesson() knows {', '.join(map(repr, LESSON.values()))}, got {unknown[0]!r}: "
-                         "nothing changed. Name one of them, or call use_lesson() for all three.")
+        raise ValueError(say("swap.unknown_lesson", known=", ".join(map(repr, LESSON.values())), got=repr(unknown[0])))
     for slot in dict.fromkeys(slots[n] for n in names or LESSON):
         set_function(t, slot, getattr(model, LESSON[slot]))
 
@@ -117,7 +116,7 @@ class Autograd:
         t = self.t
         if not t.loss.requires_grad:
             t.state = t.state.dropped()  # this loss can never give a gradient
-            raise CustomFunctionError(measure.AUTOGRAD_CUT)
+            raise CustomFunctionError(measure.autograd_cut())
 
     def __exit__(self, kind, err, tb) -> bool:
         t = self.t

@@ -101,7 +101,9 @@ class Trainer:
     def emit(self, kind: str, phase: Phase | None, text: Callable[[], str], detail: dict | None = None) -> None:
         """Tell every listener; the message costs a little, so it is built only for someone."""
         if self._listeners:
-            self._listeners(self, Event(kind, phase, text(), detail or {}))
+            message = text()  # a messages.Said names its sentence: detail["id"]
+            said = {"id": message.id} if getattr(message, "id", None) else {}
+            self._listeners(self, Event(kind, phase, message, {**said, **(detail or {})}))
 
     # ---- state ----
     def reset(self, seed: int | None = None) -> Trainer:

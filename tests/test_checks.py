@@ -39,7 +39,7 @@ def test_the_lessons_net_with_global_w_and_b_passes():
     assert ns["W"].grad is None  # the check must not leave gradients in the student's W
     exec("def net(X):\n    return X\n", (bare := {}))
     r = check_net(bare["net"], verbose=False)
-    assert not r.passed and "no tensors W" in r.cases[0].message
+    assert not r.passed and r.cases[0].id == "net.finds_W_and_b"
 
 
 # ---- classic mistakes ----
@@ -175,6 +175,9 @@ def test_result_object_printing_and_raise_on_fail(capsys):
     assert out.startswith("check_softmax(no_exp): ") and "  ✗ " in out and "hint: " in out
     assert repr(r).startswith("CheckResult(check_softmax(no_exp): failed: ")
     d = r.to_dict()
+    assert d["id"] == r.id == "softmax" and d["cases"][0]["id"] == "softmax.shape_and_type"
+    assert [c.id for c in r.failures if c.required] == ["softmax.rows_sum_to_one", "softmax.matches_torch",
+                                                         "softmax.batch_of_one", "softmax.gradient"]  # not words
     assert d["passed"] is False and len(d["cases"]) == len(r.cases) and 0 <= d["score"] < 1
     with pytest.raises(CheckError) as info:
         check_softmax(no_exp, verbose=False, raise_on_fail=True)

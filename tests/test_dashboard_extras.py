@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from softmax_widgets import Phase, Trainer, model
+from softmax_widgets import DivergenceError, Phase, Trainer, model
 from softmax_widgets.app import KEYS, Dashboard
 from softmax_widgets.ui.controls import KEEP_FOCUS, KEYS_HELP, KEYS_JS, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
 from tests.conftest import wait_until
@@ -242,9 +242,10 @@ def test_way_out_undo_goes_back_to_before_the_step_that_blew_up(dash):
 def test_the_ways_out_appear_for_a_divergence_driven_from_code(dash):
     t = dash.trainer
     t.lr = 50
-    with pytest.raises(Exception, match="overflowed"):
+    with pytest.raises(DivergenceError) as err:
         for _ in range(20):
             t.train_step()
+    assert err.value.id == f"cause.{err.value.operation}"
     dash.push()  # code in a cell pushes by time; the kernel's loop would flush this a moment later
     assert visible(dash.controls.way_out) and dash.controls.status_level == "error"
     assert dash.controls.lr.value == 50

@@ -23,6 +23,8 @@ def test_lr_50_with_the_lessons_softmax_on_fashion_explains_instead_of_nan(fashi
     events: list = []
     err = run_until_divergence(t, events)
     assert err.operation == "softmax_exp_overflow" and err.phase is Phase.FORWARD
+    assert err.id == "cause.softmax_exp_overflow" and "lower_lr" in events[-1].detail["ways_out"]
+    # the wording is the point: one sentence of cause, one of fix, read aloud to a class
     assert "exp()" in str(err) and "lower the learning rate" in str(err)
     # lr 50 made W that large: the stable softmax alone would overflow again at the next steps, so it is not offered
     assert "stable_softmax" not in events[-1].detail["ways_out"] and "use_stable_softmax" not in str(err)
@@ -56,7 +58,7 @@ def test_exp_overflow_rows_are_exactly_the_rows_whose_logit_passes_88(digits):
 def test_log_of_zero_in_cross_entropy_with_the_stable_softmax(digits):
     t = Trainer(digits, lr=50, seed=0).use_stable_softmax()
     err = run_until_divergence(t, [])
-    assert err.operation == "cross_entropy_log_zero" and "log(0)" in str(err)
+    assert err.operation == "cross_entropy_log_zero" and err.id == "cause.cross_entropy_log_zero"
     per_row = model.cross_entropy(t.y_hat.detach(), t.y).flatten()
     assert list(err.rows) == torch.isinf(per_row).nonzero().flatten().tolist()
     assert all(math.isfinite(v) for v in t.history.loss)
@@ -71,7 +73,7 @@ def test_backward_overflow_in_cross_entropy_names_the_rows(digits, softmax):
         t.b[0], t.b[1] = 80.0, -20.0  # class 1 gets p = e^-100 > 0: loss finite, its derivative -1/p is not
     t.forward().zero_grad()
     assert math.isfinite(t.loss_value)
-    with pytest.raises(DivergenceError, match="-1/p") as info:
+    with pytest.raises(DivergenceError) as info:
         t.backward()
     err = info.value
     assert err.operation == "cross_entropy_backward_overflow" and err.phase is Phase.BACKWARD
@@ -80,8 +82,9 @@ def test_backward_overflow_in_cross_entropy_names_the_rows(digits, softmax):
     model.cross_entropy(softmax(o), t.y).sum().backward()
     expected = (~torch.isfinite(o.grad).all(dim=1)).nonzero().flatten().tolist()
     assert list(err.rows) == expected == (t.y == 1).nonzero().flatten().tolist()
-    with pytest.raises(PhaseError, match="refused"):
+    with pytest.raises(PhaseError) as refused:
         t.sgd()  # W is safe
+    assert refused.value.id == "refuse.sgd.nonfinite_grad"
     t.undo()  # back before backward: the gradients are zeros again
     assert float(t.W.grad.abs().sum()) == 0.0
 
@@ -89,8 +92,9 @@ def test_backward_overflow_in_cross_entropy_names_the_rows(digits, softmax):
 def test_too_large_lr_in_sgd_puts_w_back_and_says_so(digits):
     t = Trainer(digits, lr=1e39, batch_size=64, seed=0)  # lr * W.grad overflows float32
     W0 = t.W.detach().clone()
-    with pytest.raises(DivergenceError, match="put back") as info:
+    with pytest.raises(DivergenceError) as info:
         t.train_step()
+    assert "W and b were put back" in str(info.value)  # the wording is the point: the student is told W is safe
     assert info.value.operation == "sgd_step_overflow" and info.value.rows == ()
     assert torch.equal(t.W.detach(), W0) and t.history.loss == []
 

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from softmax_widgets import Phase, PhaseError, Trainer
+from softmax_widgets.messages import say
 from softmax_widgets.phases import REACHABLE, REFUSALS, RULES, Batch, Forward, Grad, LoopState
 from tests.test_loop_state import first_call_named
 
@@ -46,11 +47,12 @@ def test_backward_is_about_ten_lines():
 def test_every_refusal_in_the_table_names_the_call_step_makes_there_first():
     for _condition, nxt, refused in RULES:
         assert nxt not in refused, f"{nxt} is both next and refused"
-        for message in refused.values():
-            assert first_call_named(message) == nxt.value, message
+        for why in refused.values():  # a catalog id; the sentence names the next call first (wording on purpose)
+            assert first_call_named(say(why)) == nxt.value, why
     for (phase, b, f, g), why in REFUSALS.items():
         state = LoopState(b, f, g)
         assert (why is None) == (state.refusal(phase) is None)
+        assert why is None or state.refusal(phase).id == why
         assert state.refusal(state.next_phase) is None, state  # Step never runs into a wall
 
 
@@ -90,11 +92,14 @@ def test_set_function_is_the_one_path_and_can_stay_quiet(digits):
     t.set_function("softmax", my_softmax, quiet=True)
     assert t.softmax is my_softmax and events == []
     t.softmax = my_softmax  # the attribute is set_function, told
-    assert [e.kind for e in events] == ["settings"] and "your my_softmax" in events[0].message
-    with pytest.raises(ValueError, match="set_function\\(\\) knows"):
+    assert [e.kind for e in events] == ["settings"] and events[0].detail["id"] == "swap.set"
+    assert "your my_softmax" in events[0].message  # the student's own name for it, read back
+    with pytest.raises(ValueError) as err:  # a plain ValueError: the sentence (args[0]) carries the id
         t.set_function("soft_max", my_softmax)
-    with pytest.raises(ValueError, match="must be a function"):
+    assert err.value.args[0].id == "swap.unknown_slot"
+    with pytest.raises(ValueError) as err:
         t.set_function("optimizer", 3)
+    assert err.value.args[0].id == "swap.not_callable"
     assert callable(t.optimizer)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from softmax_widgets import DivergenceError, Phase, PhaseError, Trainer
 from softmax_widgets.phases import Event
+from softmax_widgets.ui.messages import say
 from softmax_widgets.ui.settings import Quiet
 from softmax_widgets.ui.status import OFF_PAGE, Status, View, divergence_status, kept, opening, scaled
 from softmax_widgets.ui.ways import DEFAULT_LABELS, WAY_BUTTONS, event_ways, way_done
@@ -179,7 +180,7 @@ def test_the_dashboards_own_sentences():
     assert scaled(1.5, 1.5, False).startswith("presentation size ×1.5: every text and plot enlarged; A+ again")
     assert "no longer fits" in scaled(3, 3, True) and "the notebook's cells too" in scaled(3, 3, True)
     assert scaled(1, 1.5, False) == "normal size; A+ enlarges every text and plot ×1.5"
-    assert kept(None).startswith("Nothing to keep yet") and "`dash`" in OFF_PAGE
+    assert kept(None).startswith("Nothing to keep yet") and "`dash`" in say(OFF_PAGE)
 
 
 def test_quiet_nests():

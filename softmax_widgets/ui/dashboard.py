@@ -22,6 +22,7 @@ from . import rerun, ways
 from .controls import KEYS, Controls, descendants
 from .graph_panel import GraphPanel, MathLine
 from .keys import Keys
+from .messages import say
 from .player import Player, current_loop
 from .plots import Plots
 from .presentation import PRESENTATION, Zoom, check_scale, check_scale_notebook
@@ -309,7 +310,7 @@ class Dashboard(VBox):
             rerun.shown(self)  # a re-run of its cell keeps this run
         if change["old"] and not change["new"] and self.player.playing:
             self.pause()
-            self.status_line.warn(OFF_PAGE)
+            self.status_line.warn(say(OFF_PAGE))
             self.clock.dirty |= CONTROLS
 
     def _on_pane(self, name: str | None) -> None:

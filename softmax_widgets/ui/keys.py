@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .controls import KEYS, KEYS_LIST, PASS_KEYS
+from .messages import say
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def hint(key: str) -> str:
     """What the keys line says for a key that does nothing."""
-    return f"The key {key!r} does nothing here. Keys: {KEYS_LIST}. To type elsewhere, click there or press Escape."
+    return say("keys.nothing", key=key, keys=KEYS_LIST)
 
 
 class Keys:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from softmax_widgets.phases import DivergenceError, TrainerError
 
+from .messages import say
 from .presentation import FITS_720
 from .ways import NO_BUTTON, WAY_BUTTONS, event_ways
 
@@ -144,7 +145,7 @@ def divergence_status(event: Event) -> tuple[str, str]:
     """A divergence read aloud: the cause in one sentence, why W got there, then the ways out by the names of their
     buttons below (never code: the app has no cells); the whole explanation (rows, images) waits behind details."""
     detail = event.detail or {}
-    cause = (detail.get("cause") or detail.get("what") or "a number turned NaN or inf").strip()
+    cause = (detail.get("cause") or detail.get("what") or say("status.no_cause")).strip()
     if event.phase is not None and not cause.startswith(f"{event.phase}()"):
         cause = f"{event.phase}(): {cause}"
     cause = cause if cause.endswith(".") else cause + "."
@@ -154,12 +155,12 @@ def divergence_status(event: Event) -> tuple[str, str]:
         if way["code"] in WAY_BUTTONS:
             names.append(f"“{way['label']}”")
         elif way["code"] in NO_BUTTON:
-            names.append(NO_BUTTON[way["code"]].format(label=way["label"]) if "softmax" in way["label"] else
+            names.append(say(NO_BUTTON[way["code"]], label=way["label"]) if "softmax" in way["label"] else
                          way["text"])  # the lesson's loss_fn or sgd: no button, a line of code
-    ways = f" Ways out, below: {' or '.join(names)}." if names else ""
+    ways = say("status.ways_below", names=" or ".join(names)) if names else ""
     what = (detail.get("what") or cause).strip()
     where = detail.get("where", "")
-    details = f"{what}{' ' + where if where else ''} Nothing recorded so far is lost.{ways}"
+    details = say("status.not_lost", what=what, where=f" {where}" if where else "", ways=ways)
     return f"{cause}{' ' + reason if reason else ''}{ways}", details
 
 
@@ -167,30 +168,27 @@ def opening(t: Trainer) -> str:
     """Before any event: a fresh run says how to start; a run already under way (Trainer.load, or trained from
     code before the dashboard was made) says where it stands and which phase is lit."""
     if t.iteration == 0 and t.last_phase is None:
-        return (f"{t.data.name}: press next_batch (or Step) to start, then each lit button in turn; ▶ Play runs "
-                "the loop for you")
-    return (f"{t.data.name}: a run already under way (loaded, or trained before this dashboard), at {t.where()}. "
-            f"Press {t.next_phase} (the lit button) or Step to go on.")
+        return say("status.opening_fresh", name=t.data.name)
+    return say("status.opening_under_way", name=t.data.name, where=t.where(), next=t.next_phase)
 
 
 def paused(t: Trainer) -> str:
-    return f"paused at iteration {t.iteration} (epoch {t.epoch + 1}) — ▶ Play goes on"
+    return say("status.paused", iteration=t.iteration, epoch=t.epoch + 1)
 
 
 def scaled(value: float, presentation: float, notebook: bool) -> str:
     """The presentation scale just set: what it enlarged, and how A+ goes back."""
-    cells = ", the notebook's cells too" if notebook else ""
+    cells = say("status.scale_cells") if notebook else ""
     if value <= 1:
-        return f"normal size; A+ enlarges every text and plot ×{presentation:g}{cells}"
-    fits = "" if value <= FITS_720 else f" (above {FITS_720:g} the dashboard no longer fits one 1280×720 screen)"
-    return f"presentation size ×{value:g}: every text and plot enlarged{cells}; A+ again for the normal size{fits}"
+        return say("status.scale_normal", presentation=presentation, cells=cells)
+    fits = "" if value <= FITS_720 else say("status.scale_too_big", limit=FITS_720)
+    return say("status.scale_big", value=value, cells=cells, fits=fits)
 
 
 def kept(run: Run | None) -> str:
     if run is None:
-        return "Nothing to keep yet: this run has no iteration. Train first (Step, Run epoch or Play)."
-    return f"kept {run.label}: its loss stays on the loss plot, dashed; the compare runs tab has its test accuracy"
+        return say("status.nothing_to_keep")
+    return say("status.kept", label=run.label)
 
 
-OFF_PAGE = ("Play paused: the dashboard is no longer on the page (its output was cleared or its cell run again). "
-            "Show it again with `dash` in a cell, then press Play.")
+OFF_PAGE = "status.off_page"  # the id of what Play says when the dashboard left the page

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from softmax_widgets import model
 from softmax_widgets.phases import TrainerError
 
+from .messages import say
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -22,7 +24,7 @@ WAY_BUTTONS = {"stable_softmax": "way_stable", "lower_lr": "way_lr", "undo": "wa
 DEFAULT_LABELS = {"stable_softmax": "use stable softmax", "lower_lr": "lr × 0.1", "undo": "↶ undo", "reset": "Reset"}
 DEFAULT_WAYS = ("reset",)  # an event without its ways (a listener's own divergence event): Reset always works
 # a way out without a button, in the dashboard's words (a page without code cells must not say "type ...")
-NO_BUTTON = {"lesson_function": "{label} back (the softmax toggle: lesson's)"}
+NO_BUTTON = {"lesson_function": "status.way_no_button"}  # code -> the id of what the status line says
 
 
 def event_ways(event: Event | None) -> list[dict]:
@@ -40,8 +42,7 @@ def take(t: Trainer, event: Event | None, code: str, reset: Callable[[int], None
     large steps, lower the lr, the stable softmax, reset); returns what was done and what stays, in words."""
     way = next((w for w in event_ways(event) if w["code"] == code), None) if event is not None else None
     if way is None or event.kind != "divergence":
-        raise TrainerError("That way out belonged to a divergence that is no longer the last thing that "
-                           "happened: nothing changed.")
+        raise TrainerError(say("way.stale"))
     lr = way.get("lr")
     if code == "reset":
         reset(t.seed)
@@ -58,24 +59,22 @@ def take(t: Trainer, event: Event | None, code: str, reset: Callable[[int], None
 
 def way_done(t: Trainer, code: str, way: dict) -> str:
     """What a way out did, in words, and what Play does from there."""
-    go = f"▶ Play (or {t.next_phase}, lit) goes on from here."
+    go = say("way.go_on", next=t.next_phase)
     kept = f"lr {t.lr:g}" if way.get("lr") is None else f"lr → {t.lr:g}"
     if code == "reset":
         softmax = {model.softmax: "the lesson's softmax", model.stable_softmax: "the stable softmax"}.get(
             t.softmax, "your softmax")
-        return (f"Reset to seed {t.seed}'s start (W ~ N(0, {t.init_std:g}²), b = 0), {kept}; kept: {softmax}, "
-                f"batch {t.batch_size}. ↶ undo takes the reset back. {go}")
+        return say("way.done_reset", seed=t.seed, init_std=t.init_std, kept=kept, softmax=softmax,
+                   batch_size=t.batch_size, go=go)
     if code == "stable_softmax":
-        return f"The stable softmax is on (it subtracts each row's max before exp): {kept}. {go}"
+        return say("way.done_stable", kept=kept, go=go)
     undo = way.get("undo") or {}
     if way.get("lesson"):  # a student's optimizer made W that large: its steps back, the lesson's sgd in
         them = "its step" if way.get("steps") == 1 else f"its {way.get('steps', 0)} steps"
-        return (f"Took back {them} and put the lesson's {way['lesson']} back: W as before (iteration {t.iteration}), "
-                f"{kept}. {go}")
+        return say("way.done_lesson", them=them, lesson=way["lesson"], iteration=t.iteration, kept=kept, go=go)
     if undo.get("before"):
-        return f"The change by hand is taken back: W and b as before it, {kept}. {go}"
+        return say("way.done_hand", kept=kept, go=go)
     if way.get("steps"):
         steps, them = ("the sgd step", "it") if way["steps"] == 1 else (f"the {way['steps']} sgd steps", "them")
-        return (f"Took back {steps} at the too large lr: W as it was before {them} (iteration {t.iteration}), "
-                f"{kept}. {go}")
-    return f"{kept[0].upper()}{kept[1:]}: the step that overflowed runs again with it. {go}"
+        return say("way.done_steps", steps=steps, them=them, iteration=t.iteration, kept=kept, go=go)
+    return say("way.done_lr", kept=f"{kept[0].upper()}{kept[1:]}", go=go)
