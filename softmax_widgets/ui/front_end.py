@@ -17,11 +17,17 @@ __all__ = ["Download", "KeyReader"]
 HERE = pathlib.Path(__file__).parent
 
 
+def _module(name: str) -> str:
+    """The module's text, read once: a Path would make anywidget watch the file and keep every widget alive
+    (its file signal holds each instance), so a closed dashboard would never be freed."""
+    return (HERE / name).read_text(encoding="utf-8")
+
+
 class KeyReader(anywidget.AnyWidget):
     """Hears the dashboard's keys in the page (keys.js) while the focus is inside the dashboard it sits in, and
     sends each one as a custom message: {"key", "shiftKey", "repeat", "view", "n"} (keys.Keys.event reads it)."""
 
-    _esm = HERE / "keys.js"
+    _esm = _module("keys.js")
     pass_keys = traitlets.List(traitlets.Unicode(), default_value=PASS_KEYS).tag(sync=True)
     controls = traitlets.Unicode(CONTROLS_CSS).tag(sync=True)
 
@@ -30,7 +36,7 @@ class Download(anywidget.AnyWidget):
     """A browser download (download.js): a "download again" link of a data: URL, clicked once by the page when a new
     `token` arrives, before `until` (ms since the epoch): a reloaded page or a second view downloads nothing."""
 
-    _esm = HERE / "download.js"
+    _esm = _module("download.js")
     url = traitlets.Unicode("").tag(sync=True)
     name = traitlets.Unicode("").tag(sync=True)
     label = traitlets.Unicode("").tag(sync=True)
