@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
-import json
 import logging
 import math
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import softmax_widgets.ui
 from softmax_widgets import DivergenceError, Phase, Trainer, model
 from softmax_widgets.app import KEYS, Dashboard
-from softmax_widgets.ui.controls import KEEP_FOCUS, KEYS_HELP, KEYS_JS, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
+from softmax_widgets.ui.controls import KEYS_HELP, KEYS_LIST, KEYS_ON, PASS_KEYS, UNDO, descendants
+from softmax_widgets.ui.front_end import KeyReader
 from tests.conftest import wait_until
 
 PHASES = [p.value for p in Phase]
@@ -37,17 +39,21 @@ def visible(widget) -> bool:
 PRESSES = itertools.count(1)
 
 
-def key_message(key: str, **mods) -> str:
-    """What the page's key script (widgets.KEYS_JS) writes into the hidden key box for one keydown."""
-    return json.dumps({"view": "test", "n": next(PRESSES), "key": key, "shiftKey": False, "repeat": False, **mods})
+def key_message(key: str, **mods) -> dict:
+    """What the page's key script (ui/keys.js) sends, as a custom message, for one keydown."""
+    return {"view": "test", "n": next(PRESSES), "key": key, "shiftKey": False, "repeat": False, **mods}
+
+
+def send(d: Dashboard, content) -> None:
+    """A custom message from the page to the key reader (anywidget's model.send), delivered through its comm."""
+    comm = d.controls.keys.comm
+    comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": content}},
+                     "buffers": [], "metadata": {}})
 
 
 def press(d: Dashboard, key: str, **mods) -> None:
-    """A key as the browser sends it: the key box's value update, delivered through the widget's comm."""
-    comm = d.controls.keys.comm
-    comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {
-        "method": "update", "state": {"value": key_message(key, **mods)}, "buffer_paths": []}},
-        "buffers": [], "metadata": {}})
+    """A key as the browser sends it: the key reader's message, delivered through the widget's comm."""
+    send(d, key_message(key, **mods))
 
 
 def diverge(d: Dashboard, clicks: int = 20) -> int:
@@ -275,12 +281,14 @@ def test_softmax_toggle_both_ways_and_synced_from_code(dash):
 
 # ---- keyboard ----
 def test_keys_through_the_key_box_messages(dash):
-    """The page writes each key it heard (after a click on the dashboard) into a hidden text box: its value update
-    is one key press, acted on by the same table as handle_key."""
+    """The page sends each key it heard (after a click on the dashboard) as one message of the hidden key reader
+    (an anywidget: ui/keys.js), acted on by the same table as handle_key."""
     t = dash.trainer
     box = dash.controls.keys
-    assert box in descendants(dash) and box.layout.display == "none" and box.continuous_update
-    assert "sw-key-input" in box._dom_classes and ".sw-key-input input" in KEEP_FOCUS
+    assert box in descendants(dash) and box.layout.display == "none" and isinstance(box, KeyReader)
+    assert box.pass_keys == PASS_KEYS and "[role=slider]" in box.controls
+    js = (Path(softmax_widgets.ui.__file__).parent / "keys.js").read_text()
+    assert box._esm == js and "export default" in js and "model.send(" in js
     press(dash, "s")
     assert t.last_phase is Phase.NEXT_BATCH and dash.status.startswith("next_batch")
     press(dash, "ArrowRight", code="ArrowRight")
@@ -316,8 +324,8 @@ def test_jupyterlab_keys_pass_through_and_modified_keys_are_silent(dash):
     """Shift-Enter runs the next cell even while the dashboard has the keys: the page script never takes Enter, Tab,
     Escape, a modifier or a key with one (it names them all), and the dashboard says nothing about those keys."""
     assert {"Enter", "Tab", "Escape", "Shift", "Control", "Alt", "Meta"} <= set(PASS_KEYS)
-    script = dash.controls.css.value
-    assert all(f"'{k}'" in script for k in PASS_KEYS) and "e.ctrlKey||e.metaKey||e.altKey" in script
+    reader = dash.controls.keys  # keys.js reads its pass keys from the reader's synced trait
+    assert reader.pass_keys == PASS_KEYS and "!(e.ctrlKey || e.metaKey || e.altKey)" in reader._esm
     before = (dash.controls.status_html.value, dash.controls.help.value)
     for key, mods in (("Enter", {"shiftKey": True}), ("Enter", {}), ("Enter", {"ctrlKey": True}), ("Tab", {}),
                       ("Escape", {}), ("x", {"shiftKey": True}), ("c", {"ctrlKey": True}), ("v", {"metaKey": True}),
@@ -368,9 +376,9 @@ def test_the_keys_line_says_how_to_arm_the_keys_and_how_to_give_them_back(dash):
     assert ".sw-dashboard.sw-keys-armed .sw-keys-on {display: inline;}" in css
     assert ".sw-dashboard.sw-keys-armed {outline: 2px solid" in css  # the frame: the keys are armed
     # the script arms on focus, never on hover; a focused control (slider, text box, dropdown) keeps its keys
-    assert "mouseenter" not in KEEP_FOCUS and "mouseleave" not in KEEP_FOCUS and "mouseover" not in KEEP_FOCUS
-    assert "[role=slider]" in KEEP_FOCUS and "input,textarea,select" in KEEP_FOCUS
-    assert '"' not in KEYS_JS and KEEP_FOCUS.count('"') == 2  # it sits in one double-quoted attribute
+    box, js = dash.controls.keys, dash.controls.keys._esm
+    assert "mouseenter" not in js and "mouseleave" not in js and "mouseover" not in js
+    assert "input,textarea,select" in box.controls and 'model.get("controls")' in js
 
 
 # ---- CSS classes, no tracebacks, closing ----
@@ -421,7 +429,7 @@ def test_keys_by_comm_messages_in_a_real_kernel():
 
     def key(kc, model_id, k):
         kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
-            "method": "update", "state": {"value": key_message(k)}, "buffer_paths": []}}))
+            "method": "custom", "content": key_message(k)}}))
 
     def settle(kc, cond_expr, timeout=30.0):
         end = time.monotonic() + timeout
@@ -518,13 +526,13 @@ def test_a_stale_error_is_replaced_by_what_code_does_next(dash):
 
 
 def test_the_same_key_twice_acts_twice_and_a_broken_message_is_ignored(dash):
-    """Each press is its own message (the page numbers them): s, s steps twice; a value that is not a key message
-    (an old page, a hand-edited box) changes nothing and raises nothing."""
+    """Each press is its own message (the page numbers them): s, s steps twice; a message that is not a key (an old
+    page, a hand-made one) changes nothing and raises nothing."""
     press(dash, "s")
     press(dash, "s")
     assert dash.trainer.last_phase is Phase.FORWARD
-    for junk in ("not json", "[1, 2]", ""):
-        dash.controls.keys.value = junk
+    for junk in ("not json", [1, 2], "", None, {}, {"key": 3}):
+        send(dash, junk)
     assert dash.trainer.last_phase is Phase.FORWARD and dash.controls.status_level != "error"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import math
 import random
@@ -82,11 +81,10 @@ def act(dash: Dashboard, kind: str, arg=None) -> None:
         setattr(dash.trainer, *SWAPS[arg])
     elif kind == "toggle":
         c.softmax.value = arg
-    elif kind == "key":  # what the page's key script sends, through the key box's comm (one message a press)
+    elif kind == "key":  # what the page's key module (ui/keys.js) sends, through the key reader's comm (one a press)
         comm = c.keys.comm
-        value = json.dumps({"view": "fuzz", "n": next(PRESSES), "key": arg, "shiftKey": False, "repeat": False})
-        comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "update", "state": {"value": value},
-                                                                       "buffer_paths": []}},
+        content = {"view": "fuzz", "n": next(PRESSES), "key": arg, "shiftKey": False, "repeat": False}
+        comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": content}},
                          "buffers": [], "metadata": {}})
     elif kind == "cell":  # `t.train_step()` typed in another cell while the dashboard is shown
         try:

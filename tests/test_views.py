@@ -453,12 +453,15 @@ def test_a_bad_upload_is_said_in_red_and_changes_nothing(fresh):
 
 
 def _downloaded(ex) -> tuple[str, bytes]:
+    """The file the page's download module (ui/download.js) is handed: its name and the bytes of its data: URL."""
     import base64
-    import re
+    import time
 
-    m = re.search(r"href='data:[^;]+;base64,([^']*)' download='([^']+)'", ex.link.value)
-    assert m, ex.link.value[:200]
-    return m.group(2), base64.b64decode(m.group(1))
+    link = ex.link
+    head, _, body = link.url.partition(";base64,")
+    assert head.startswith("data:") and body, link.url[:200]
+    assert link.token and link.until > time.time() * 1000 and link.label.startswith(f"download {link.name} again")
+    return link.name, base64.b64decode(body)
 
 
 def test_in_voila_every_file_export_is_a_browser_download_with_the_right_bytes(fresh, tmp_path):
@@ -483,9 +486,9 @@ def test_in_voila_every_file_export_is_a_browser_download_with_the_right_bytes(f
         sd = torch.load(io.BytesIO(data), weights_only=True)
         assert name == "softmax_state.pt" and sd["iteration"] == 5
         assert not list(tmp_path.iterdir())  # nothing left in the server's folder
-        first = ex.link.value
+        first = ex.link.token
         ex.buttons["state"].click()
-        assert ex.link.value != first  # a second click is a second download (a new token)
+        assert ex.link.token != first  # a second click is a second download (a new token)
     finally:
         for w in descendants(ex.widget):
             w.close()

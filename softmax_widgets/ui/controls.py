@@ -26,13 +26,12 @@ from ipywidgets import (
 
 from softmax_widgets.phases import Phase
 
+from .front_end import KeyReader
 from .page import (  # noqa: F401  (the keyboard's names, where the dashboard and the tests have imported them)
     CSS,
     DISCONNECTED_CSS,
-    KEEP_FOCUS,
     KEYS,
     KEYS_HELP,
-    KEYS_JS,
     KEYS_LIST,
     KEYS_ON,
     PASS_KEYS,
@@ -179,10 +178,10 @@ class Controls:
         self.counter = HTML(layout=Layout(margin="0 0 0 10px", flex="1 1 0", min_width="190px", overflow="hidden"))
         self.code = HTML(layout=Layout(flex="0 1 auto", min_width="0", margin="0 2px"))
         self.help = HTML(_keys_line())
-        # page CSS and the keyboard's script for this dashboard (KEYS_JS): the frame while the keys are armed
-        self.css = HTML(CSS + DISCONNECTED_CSS + KEEP_FOCUS, layout=Layout(display="none"))
-        # the keys the page hears, as JSON (KEYS_JS writes them here; keys.Keys.message reads them)
-        self.keys = Text(value="", continuous_update=True, layout=Layout(display="none"))
+        # page CSS for this dashboard: the frame while the keys are armed, the disconnected banner
+        self.css = HTML(CSS + DISCONNECTED_CSS, layout=Layout(display="none"))
+        # the keyboard (keys.js): hears the keys in the page, sends each as a message (keys.Keys.message reads them)
+        self.keys = KeyReader(layout=Layout(display="none"))
         self.math = _slot()  # the current phase's formula with live shapes (graph_panel.MathLine)
 
     def _build_rows(self) -> None:
@@ -252,9 +251,8 @@ class Controls:
             self.show_counter(shown["counter"])
 
     def set_page_css(self, extra: str) -> None:
-        """The dashboard's page CSS: the focus rules, the disconnected banner, the keys' focus hook and `extra` (the
-        presentation scale)."""
-        value = CSS + DISCONNECTED_CSS + KEEP_FOCUS + extra
+        """The dashboard's page CSS: the focus rules, the disconnected banner and `extra` (the presentation scale)."""
+        value = CSS + DISCONNECTED_CSS + extra
         if self.css.value != value:
             self.css.value = value
 

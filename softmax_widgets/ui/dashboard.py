@@ -288,7 +288,7 @@ class Dashboard(VBox):
                               "undo": lambda: self._act(t.undo),
                               "reset": lambda: self._act(lambda: self._reset(t.seed))},
                              self.status_line, self._show_status)
-        c.keys.observe(lambda ch: self.keyboard.message(ch["new"]), "value")
+        c.keys.on_msg(lambda _, content, buffers: self.keyboard.message(content))
         self.settings = Settings(self.trainer, c, self.status_line, self.quiet, lambda: self.push(CONTROLS))
         c.set_playing(False)
 

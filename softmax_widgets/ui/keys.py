@@ -1,4 +1,4 @@
-"""The dashboard's keys: a keydown the page heard (JSON in the hidden key box) becomes one click's worth of work.
+"""The dashboard's keys: a keydown the page heard (keys.js's message) becomes one click's worth of work.
 
 The table of keys (which key does what, which pass through to JupyterLab) is page.py's KEY_TABLE; this is what
 a press does once it reached the kernel. The dashboard hands over what each action does, the status line and how to
@@ -7,7 +7,6 @@ show it: nothing here reaches into the dashboard.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -49,17 +48,12 @@ class Keys:
         self.actions[action]()
         return True
 
-    def message(self, text: str) -> None:
-        """A key from the page (controls.KEYS_JS): JSON written into the hidden key box, one message per press."""
-        if not text:
-            return
-        try:
-            event = json.loads(text)
-        except ValueError:
-            log.warning("a key message that is not JSON: %r", text[:80])
-            return
-        if isinstance(event, dict):
-            self.event(event)
+    def message(self, content: object) -> None:
+        """A key from the page: keys.js's custom message, one per press ({"key", "shiftKey", "repeat", ...})."""
+        if isinstance(content, dict):
+            self.event(content)
+        else:
+            log.warning("a key message that is not a key: %r", str(content)[:80])
 
     def event(self, event: dict) -> None:
         """One keydown the page heard while the dashboard had the focus; a shortcut with Ctrl, Alt or ⌘ is not ours

@@ -7,7 +7,6 @@ server) it reaches the browser as a download.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import os
 import time
@@ -16,10 +15,11 @@ from bqplot import Figure
 from ipywidgets import HTML, Button, FileUpload, HBox, Layout, SelectMultiple, Text, VBox
 
 from softmax_widgets import export, persist
+from softmax_widgets.ui.front_end import Download
 
 from .base import bad, ok
 
-__all__ = ["AUTO_CLICK", "EXPORTS", "MIME", "ExportPane", "in_voila"]
+__all__ = ["EXPORTS", "MIME", "ExportPane", "in_voila"]
 
 EXPORTS = "exports"  # files go into this folder beside the notebook (the kernel's working directory)
 
@@ -31,12 +31,6 @@ def in_voila() -> bool:
 
 
 MIME = {"csv": "text/csv", "weights": "image/png", "state": "application/octet-stream"}
-# Clicks the link once, in this page, within two minutes of being sent: a page reloaded with this widget's saved
-# state, or a second view of it, downloads nothing. The <img> fails to load at once; its onerror is the only
-# way an ipywidgets HTML value runs a line of script (innerHTML never runs <script>).
-AUTO_CLICK = ("<img src='data:,' style='display:none' onerror=\"const a=this.previousElementSibling,"
-              "w=window.__swDownloads=window.__swDownloads||{};if(!w['{token}']&&Date.now()<{until}){w['{token}']=1;"
-              "a.click();}\">")
 
 
 class ExportPane:
@@ -66,7 +60,8 @@ class ExportPane:
         self.upload.observe(self._on_upload, "value")
         self.upload.add_class("sw-upload")
         self.status = HTML()
-        self.link = HTML()  # the browser download: a link made from the file's bytes, clicked once when it comes
+        # the browser download (download.js): a link made from the file's bytes, clicked once by the page when it comes
+        self.link = Download()
         self.link.add_class("sw-export-link")
         self._downloads = 0
         where = ("Files arrive as downloads in your browser's download folder." if self.browser_download else
@@ -122,15 +117,14 @@ class ExportPane:
         return path
 
     def offer(self, name: str, data: bytes, mime: str) -> None:
-        """A browser download of `data`: a data: link, clicked once by the page as it arrives."""
+        """A browser download of `data`: a data: link, clicked once by the page as it arrives (within two minutes:
+        a page reloaded later with this widget's state downloads nothing)."""
         self._downloads += 1
-        token = f"{id(self)}-{self._downloads}"
-        url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
-        safe = html.escape(name, quote=True)
-        self.link.value = (f"<a href='{url}' download='{safe}' style='font-size:12px'>download {safe} again "
-                           f"({len(data):,} bytes)</a>"
-                           + AUTO_CLICK.replace("{token}", token).replace("{until}",
-                                                                          str(int((time.time() + 120) * 1000))))
+        with self.link.hold_sync():  # one message: the new token comes with its link
+            self.link.url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+            self.link.name, self.link.label = name, f"download {name} again ({len(data):,} bytes)"
+            self.link.until = (time.time() + 120) * 1000
+            self.link.token = f"{id(self)}-{self._downloads}"
 
     def _on_upload(self, change) -> None:
         files = change["new"]
