@@ -189,6 +189,7 @@ def test_wheel_ships_the_notebooks_and_the_app_page(wheel):
     for name in SHIPPED:
         assert f"softmax_widgets/examples/{name}" in names
     assert "softmax_widgets/dashboard_app.ipynb" in names
+    assert "softmax_widgets/assignments/source/softmax_from_scratch/softmax_from_scratch.ipynb" in names
     # the offline data sets and their notices travel with the package
     for folder in ("fashion-mnist-small", "digits"):
         assert f"softmax_widgets/datasets/{folder}/LICENSE" in names
