@@ -19,7 +19,7 @@ __all__ = ["ASSIGNMENT", "CONFIG", "TIMEOUT", "add_arguments", "run", "source_no
 ASSIGNMENT = "softmax_from_scratch"
 PACKAGE = Path(__file__).resolve().parent
 DEFAULT_FOLDER = "course"
-TIMEOUT = 60  # seconds per cell when grading: the lesson's slowest cell (the dashboard on full data) takes ~5
+TIMEOUT = 60  # seconds per cell when grading; the slowest (importing torch) took 7 s on a busy 2-core box
 CONFIG = f'''\
 # nbgrader's settings for this course, written by `softmax-widgets assignment` (see docs/grading.md)
 c = get_config()  # noqa: F821 (nbgrader defines it)
