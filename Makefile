@@ -13,7 +13,7 @@ endif
 NOTEBOOKS ?= notebooks
 PYTEST_ARGS ?=
 
-.PHONY: install install-lab chromium lab demo app test lint bench clean
+.PHONY: install install-lab chromium hub-proxy lab demo app test lint bench clean
 
 # the lesson: the runtime dependencies (JupyterLab among them), no test tools; pip shows its progress
 $(VENV)/.installed-lab: pyproject.toml
@@ -50,6 +50,17 @@ chromium:
 	@test -x /usr/bin/chromium || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium >/dev/null) || { echo "make chromium: apt-get install chromium failed (run as root?)"; exit 1; }; }
 
+# tests/hub's JupyterHub routes through configurable-http-proxy, from the npm registry into .hub/ (git ignores it)
+CHP_VERSION ?= 4.6.3
+HUB_PROXY := .hub/node_modules/.bin/configurable-http-proxy
+$(HUB_PROXY):
+	@command -v npm >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		npm >/dev/null) || { echo "make hub-proxy: npm is missing and apt-get install npm failed (run as root?)"; \
+		exit 1; }; }
+	npm install --prefix .hub --no-audit --no-fund --loglevel=error configurable-http-proxy@$(CHP_VERSION)
+
+hub-proxy: $(HUB_PROXY)
+
 lab: install-lab
 	$(BIN)/softmax-widgets lab $(NOTEBOOKS)
 
@@ -62,7 +73,7 @@ app: $(VENV)/.installed-app
 lint: install
 	$(BIN)/ruff check .
 
-test: install chromium
+test: install chromium hub-proxy
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -70,4 +81,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_core.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts .hub

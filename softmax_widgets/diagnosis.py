@@ -94,9 +94,9 @@ def blowup(t: Trainer, operation: str = "") -> Blowup:
             return Blowup("hand", s.note)
         if s.phase is Phase.SGD or not isinstance(s.phase, Phase):
             break
-    step = getattr(t, "last_step", None)
-    if step is not None and _custom(t.optimizer, "sgd") and step.is_wild:
-        name = measure.name_of(t.optimizer)
+    step = getattr(t, "last_step", None)  # None once the lesson's sgd has stepped since
+    if step is not None and step.is_wild and getattr(t, "wild_steps", 0) > 0:
+        name = step.by or measure.name_of(t.optimizer)
         how = ("moves W up the gradient" if step.along < 0 else f"makes steps {step.ratio:.0f} times the lesson's "
                f"lr · grad / {step.batch_size}" + (" (it does not divide by batch_size)" if step.no_batch_size else ""))
         steps = getattr(t, "wild_steps", 0)
@@ -199,9 +199,13 @@ def _ways(t: Trainer, operation: str, custom: str | None, cause: Blowup) -> tupl
     if cause.kind == "optimizer" and cause.complete:  # W is already too large: the lesson's sgd alone keeps it
         whole = cause.steps + (t.next_phase is not Phase.NEXT_BATCH)  # this half-done iteration counts as one
         them = "its step" if cause.steps == 1 else f"its {cause.steps} steps"
-        ways.append(Way("undo", f"↶ undo {them}, the lesson's sgd", f"take back {them} and put the lesson's sgd back "
-                        f"(trainer.undo({whole}); trainer.use_lesson('sgd'))", steps=cause.steps,
-                        undo={"iterations": whole}, lesson="sgd"))
+        if _custom(t.optimizer, "sgd"):
+            ways.append(Way("undo", f"↶ undo {them}, the lesson's sgd", f"take back {them} and put the lesson's sgd "
+                            f"back (trainer.undo({whole}); trainer.use_lesson('sgd'))", steps=cause.steps,
+                            undo={"iterations": whole}, lesson="sgd"))
+        else:  # the lesson's sgd is back already: only W is left to take back
+            ways.append(Way("undo", f"↶ undo {them}", f"take back {them} (trainer.undo({whole}))", steps=cause.steps,
+                            undo={"iterations": whole}))
     elif cause.kind == "optimizer" and not custom:
         ways.append(Way("lesson_function", "the lesson's sgd", WAYS["lesson_function"].format(
             name="optimizer", lesson="sgd")))

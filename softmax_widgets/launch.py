@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .classroom import VISITOR_ENV, ClassSettings, add_class_arguments, class_settings, voila_config
+
 __all__ = ["APP_PAGE", "DEFAULT_FOLDER", "CopyReport", "add_app_arguments", "add_lab_arguments", "app", "app_command",
            "app_dashboard", "app_folder", "cell_sources", "check_state", "copy_examples", "examples_dir",
            "kernel_metadata", "lab", "lab_command", "lab_settings_env", "run_app", "run_lab"]
@@ -233,14 +235,16 @@ def lab_settings_env(config_dir: Path, env: dict[str, str] | None = None) -> dic
     return env
 
 
-def app_folder(folder: str | os.PathLike) -> Path:
+def app_folder(folder: str | os.PathLike, settings: ClassSettings | None = None) -> Path:
     """Put the app page and its Voila config into `folder` (a temporary one: Voila starts the kernel beside the
-    page, and the kernel's autosave goes there too); returns the page's path, for app_command()."""
+    page, and the kernel's autosave goes there too), with a class's `settings` (classroom.py: the upload cap
+    always); returns the page's path, for app_command()."""
     folder = Path(folder)
     page = folder / APP_PAGE.name
     shutil.copyfile(APP_PAGE, page)
     (folder / APP_CONFIG_DIR).mkdir(exist_ok=True)
-    (folder / APP_CONFIG_DIR / "voila.py").write_text(APP_CONFIG, encoding="utf-8")
+    config = APP_CONFIG + voila_config(settings or ClassSettings(), str(PACKAGE.parent))
+    (folder / APP_CONFIG_DIR / "voila.py").write_text(config, encoding="utf-8")
     return page
 
 
@@ -333,12 +337,19 @@ def check_state(path: str | os.PathLike) -> str | None:
 
 
 def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[str, ...] | list[str] = (),
-        state: str | os.PathLike | None = None, scale: float | None = None) -> int:
+        state: str | os.PathLike | None = None, scale: float | None = None, cull_idle_s: int = 0,
+        max_kernels: int = 0, prestart: int = 0) -> int:
     """Serve the dashboard alone as a web page through Voila (`pip install softmax-widgets[app]`); with `state`,
     on a prepared run (a file from Trainer.save or the Export tab), checked here before anything starts; with
     `scale`, at that presentation scale (1.5: every text and plot larger for a projector). The page autosaves its
     run into the app's temporary folder: a reload of the page reopens it and says so, and a closed or reloaded
-    page shuts its kernel down. This process itself never imports torch."""
+    page shuts its kernel down. For a class: `cull_idle_s`, `max_kernels`, `prestart` (classroom.py). This
+    process itself never imports torch."""
+    try:
+        settings = class_settings(cull_idle_s, max_kernels, prestart)
+    except ValueError as err:
+        print(f"softmax-widgets app: {err}", file=sys.stderr)
+        return 2
     if scale is not None:
         from .ui.presentation import check_scale
 
@@ -368,7 +379,21 @@ def app(port: int | None = None, dataset: str | None = None, extra_args: tuple[s
     # Voila starts the kernel beside the notebook: serve a copy from a temporary folder, never from site-packages
     with tempfile.TemporaryDirectory(prefix="softmax-widgets-app-") as tmp:
         env[AUTOSAVE_ENV] = str(Path(tmp) / AUTOSAVE_NAME)
-        return _run(app_command(port, extra_args, app_folder(tmp)), env=env, cwd=Path(tmp))
+        for line in settings.lines():
+            print(f"softmax-widgets app: {line}", flush=True)
+        return _run(app_command(port, extra_args, app_folder(tmp, settings)), env=env, cwd=Path(tmp))
+
+
+def visitor_autosave() -> str | None:
+    """This page's autosave: one per visitor (a class shares the app), named by the visitor's key that
+    voila_class.prelaunch_hook gives the kernel; none for a kernel started before any visitor (--prestart)."""
+    autosave, visitor = os.environ.get(AUTOSAVE_ENV), os.environ.get(VISITOR_ENV)
+    if not autosave or os.environ.get("VOILA_PREHEAT") == "True":
+        return None
+    if visitor and visitor.isalnum():
+        root, ext = os.path.splitext(autosave)
+        return f"{root}-{visitor}{ext}"
+    return autosave
 
 
 def app_dashboard():
@@ -381,7 +406,7 @@ def app_dashboard():
     from .ui.player import current_loop
 
     scale = float(os.environ.get(SCALE_ENV, "1"))
-    state, autosave = os.environ.get(STATE_ENV), os.environ.get(AUTOSAVE_ENV)
+    state, autosave = os.environ.get(STATE_ENV), visitor_autosave()
     trainer, said = None, ""
     if autosave and os.path.exists(autosave):
         try:
@@ -430,6 +455,7 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
                         help="presentation scale from 1 to 2: 1.5 enlarges every text and plot for a projector "
                              "(the page's A+ button toggles it)")
     parser.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
+    add_class_arguments(parser)
 
 
 def _scale_argument(text: str) -> float:
@@ -454,4 +480,5 @@ def run_lab(args: argparse.Namespace) -> int:
 def run_app(args: argparse.Namespace) -> int:
     """`softmax-widgets app` from the options of add_app_arguments()."""
     return app(port=args.port, dataset=args.dataset, extra_args=["--no-browser"] if args.no_browser else [],
-               state=args.state, scale=args.scale)
+               state=args.state, scale=args.scale, cull_idle_s=args.cull_idle, max_kernels=args.max_kernels,
+               prestart=args.prestart)

@@ -91,12 +91,14 @@ def accumulated_warning(passes: int) -> str:
 class Step:
     """One sgd step of a student's optimizer against the lesson's lr · grad / B, over W and b together:
     `ratio` 1 is the lesson's length, `along` the cosine with -grad (1 downhill, -1 uphill), `unchanged` the
-    parameters that had a gradient but did not move, `batch_size` the B of that step."""
+    parameters that had a gradient but did not move, `batch_size` the B of that step, `by` the function's name
+    (a blow-up later, after the lesson's sgd was put back, still names who made W that large)."""
 
     ratio: float
     along: float
     unchanged: tuple[str, ...]
     batch_size: int
+    by: str = ""
 
     @property
     def is_lesson(self) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import torch
 
 from . import hyperparams, measure, model
+from .classroom import UPLOAD_LIMIT_BYTES
 from .history import History
 from .phases import REACHABLE, Batch, Forward, Grad, LoopState, Phase
 from .throttle import Throttle
@@ -139,6 +140,11 @@ def read(path: str | os.PathLike | BinaryIO, name: str | None = None) -> dict[st
     """Load a state file (a path, or an open binary file such as an upload's bytes in io.BytesIO, named by
     `name`); weights_only: a state file cannot run code when it is opened."""
     name = name or (os.fspath(path) if isinstance(path, str | os.PathLike) else "the uploaded file")
+    size = _size(path)
+    if size is not None and size > UPLOAD_LIMIT_BYTES:  # torch.load would hold all of it (a 1 GB upload: 1 GB)
+        raise ValueError(f"{name} is {size / 2**20:,.0f} MB: too big for a state file of this lesson, which is a few "
+                         f"MB at most (the limit is {UPLOAD_LIMIT_BYTES // 2**20} MB). Choose a file that "
+                         "trainer.save(path) or the export tab's state file wrote.")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -147,6 +153,19 @@ def read(path: str | os.PathLike | BinaryIO, name: str | None = None) -> dict[st
         raise ValueError(f"{name} is not a softmax_widgets state file: {_what_it_is(path)}. Choose a file that "
                          "trainer.save(path) or the export tab's state file wrote.") from err
     return upgrade(sd, source=name)
+
+
+def _size(path: str | os.PathLike | BinaryIO) -> int | None:
+    """Bytes in the file (from its current position, for an open one), None where that cannot be told."""
+    try:
+        if isinstance(path, str | os.PathLike):
+            return os.path.getsize(path)
+        here = path.tell()
+        end = path.seek(0, os.SEEK_END)
+        path.seek(here)
+        return end - here
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def _what_it_is(path: str | os.PathLike | BinaryIO) -> str:

@@ -7,6 +7,7 @@ follows `t.softmax = ...` typed in a cell at once; a load sets them quietly and 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -96,7 +97,7 @@ def grads_of(t: Trainer) -> dict:
 def measured_step(t: Trainer, grads: dict, B: int, before: tuple) -> measure.Step:
     """What a student's optimizer did to W and b; one that moved nothing is refused, W as it was (`before`)."""
     params = {n: (p, old, grads[n]) for n, p, old in zip("Wb", (t.W, t.b), before, strict=True) if n in grads}
-    step = measure.measure_step(params, t.lr, B)
+    step = dataclasses.replace(measure.measure_step(params, t.lr, B), by=measure.name_of(t.optimizer))
     if step.unchanged:
         undo.restore_weights(t, before)
         raise CustomFunctionError(measure.unchanged_error("optimizer", "sgd", step))

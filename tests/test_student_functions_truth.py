@@ -233,3 +233,40 @@ def test_use_lesson_puts_back_one_or_all_and_refuses_an_unknown_name(small):
     assert t.softmax is not model.softmax  # nothing changed
     t.use_lesson()
     assert (t.softmax, t.loss_fn, t.optimizer) == (model.softmax, model.cross_entropy, model.sgd)
+
+
+def test_a_blowup_after_the_lessons_sgd_is_back_still_names_the_students_step_and_undoes_it(small):
+    """The rehearsal's order (issue 18): a step of an sgd without `/ batch_size`, then the lesson's sgd put back and
+    a new loss_fn swapped in; the next forward overflows. W got large through the student's step, not the lr and
+    not the softmax: the cause names that sgd, and the first way out takes its step back (the lesson's sgd is
+    already in place, so no use_lesson is asked for)."""
+    from softmax_widgets import DivergenceError
+
+    def sgd_no_div(params, lr, batch_size):
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+
+    t = Trainer(small, seed=0)
+    for _ in range(3):
+        t.train_step()
+    start = t.W.detach().clone()
+    t.optimizer = sgd_no_div
+    while True:  # until W is large enough that the lesson's softmax overflows on the next forward
+        t.train_step()
+        if t.last_step.is_wild and float(t.W.detach().abs().max()) > 1:
+            break
+    steps = t.wild_steps
+    t.use_lesson("sgd")
+    t.loss_fn = lambda y_hat, y: model.cross_entropy(y_hat, y)  # a swap in between, as in the lecture
+    with pytest.raises(DivergenceError) as err:
+        for _ in range(50):
+            t.train_step()
+    way = err.value.ways[0]
+    assert way.code == "undo" and way.steps == steps and way.lesson is None
+    assert "sgd_no_div" in str(err.value) and "lower the learning rate" not in str(err.value)
+    t.undo(**way.undo)
+    assert torch.equal(t.W.detach(), start) and t.wild_steps == 0
+    for _ in range(10):
+        t.train_step()
+    assert t.history.loss[-1] < 1.5
