@@ -1,4 +1,5 @@
-"""`softmax-widgets train | lab | app`: the headless lesson, JupyterLab, or the dashboard as a page."""
+"""`softmax-widgets train | lab | app | assignment`: the headless lesson, JupyterLab, the dashboard as a page, or a
+course folder for nbgrader."""
 
 from __future__ import annotations
 
@@ -89,6 +90,11 @@ def _launch_parsers(sub) -> None:
     p = sub.add_parser("app", help="serve the dashboard alone as a web page (Voila)")
     launch.add_app_arguments(p)
     p.set_defaults(func=launch.run_app)
+    from . import assignment  # standard library only, like launch
+
+    p = sub.add_parser("assignment", help="write a course folder for nbgrader: the lesson as a graded assignment")
+    assignment.add_arguments(p)
+    p.set_defaults(func=assignment.run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,6 +191,7 @@ def test_wheel_ships_the_notebooks_and_the_app_page(wheel):
     assert "softmax_widgets/dashboard_app.ipynb" in names
     # the front-end modules anywidget loads (ui/front_end.py reads them beside itself)
     assert {"softmax_widgets/ui/keys.js", "softmax_widgets/ui/download.js"} <= set(names)
+    assert "softmax_widgets/assignments/source/softmax_from_scratch/softmax_from_scratch.ipynb" in names
     # the offline data sets and their notices travel with the package
     for folder in ("fashion-mnist-small", "digits"):
         assert f"softmax_widgets/datasets/{folder}/LICENSE" in names
