@@ -90,12 +90,12 @@ def refuse(why: str) -> None:
 
 def grads_of(t: Trainer) -> dict:
     """W.grad and b.grad before a student's optimizer runs (it may zero them): what its step is measured against."""
-    return {n: p.grad.detach().clone() for n, p in (("W", t.W), ("b", t.b)) if p.grad is not None}
+    return {n: p.grad.detach().clone() for n, p in t.params.items() if p.grad is not None}
 
 
 def measured_step(t: Trainer, grads: dict, B: int, before: tuple) -> measure.Step:
     """What a student's optimizer did to W and b; one that moved nothing is refused, W as it was (`before`)."""
-    params = {n: (p, old, grads[n]) for n, p, old in zip("Wb", (t.W, t.b), before, strict=True) if n in grads}
+    params = {n: (p, old, grads[n]) for (n, p), old in zip(t.params.items(), before, strict=True) if n in grads}
     step = measure.measure_step(params, t.lr, B)
     if step.unchanged:
         undo.restore_weights(t, before)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import diagnosis, evaluation, hyperparams, measure, model, persist, swap, undo
+from . import diagnosis, evaluation, hyperparams, measure, model, models, persist, swap, undo
 from .callbacks import CallbackRegistry
 from .data import Dataset, as_float, load_dataset
 from .history import EpochResult, History
@@ -25,10 +25,12 @@ from .undo import SnapshotRing, phase_method
 __all__ = ["Trainer"]
 
 Listener = Callable[["Trainer", Event], None]
+_lesson = model  # Trainer(model=...) names its argument `model`: the lesson's functions under another name
 
 
 class Trainer:
-    """Softmax regression on `data`, one phase per call; views subscribe with on_change."""
+    """Softmax regression on `data`, one phase per call; views subscribe with on_change. `model=` trains the next
+    lessons' models on the same phases instead (models.py): MLP(hidden=256), a torch.nn.Module, (params, net)."""
 
     softmax = swap.Swappable()  # the lesson's functions, or a student's own (swap.py)
     loss_fn = swap.Swappable()
@@ -37,8 +39,11 @@ class Trainer:
     def __init__(self, data: Dataset | str = "fashion-mnist", lr: float = 0.1, batch_size: int = 256,
                  seed: int = 0, init_std: float = 0.01, device: str = "cpu",
                  softmax: Callable | None = None, loss_fn: Callable | None = None,
-                 optimizer: Callable | None = None):
+                 optimizer: Callable | None = None, model=None):
         self.data = load_dataset(data) if isinstance(data, str) else data
+        if not isinstance(self.data, Dataset):
+            raise ValueError(f"data must be a Dataset (load_dataset(...), Dataset.from_tensors(...)) or a dataset's "
+                             f"name, got {measure.describe(self.data)}")
         self.device = hyperparams.check_device(device)
         hyperparams.check_lr(lr)
         hyperparams.check_batch_size(batch_size, len(self.data.y_train))
@@ -47,9 +52,15 @@ class Trainer:
         self._lr, self._batch_size, self.seed, self.init_std = float(lr), int(batch_size), int(seed), init_std
         self._listeners = CallbackRegistry("Trainer")
         # the lesson's functions unless a student swaps in their own (any time, between steps)
-        self.softmax = softmax or model.softmax
-        self.loss_fn = loss_fn or model.cross_entropy
-        self.optimizer = optimizer or model.sgd
+        self.model = None if model is None else models.as_model(model)  # None: the lesson's, t.W and t.b
+        self.softmax = softmax or _lesson.softmax
+        if self.model is not None:
+            self.model.bind(self.data.num_inputs, self.data.num_classes, self.device)
+            self.loss_fn = loss_fn or models.default_loss()
+            self.optimizer = models.optimizer_for(optimizer, self.model.params, lr) or _lesson.sgd
+        else:
+            self.loss_fn = loss_fn or _lesson.cross_entropy
+            self.optimizer = optimizer or _lesson.sgd
         # the data on the Trainer's device, once, as stored (uint8: a quarter of float32's memory): batches
         # index these and convert only the batch (never a per-image transform); evaluate() goes by chunks
         self.pixels_train, self.y_train = self.data.pixels_train.to(self.device), self.data.y_train.to(self.device)
@@ -118,15 +129,20 @@ class Trainer:
         return self
 
     def _start(self) -> None:
-        """A new run from the seed: the lesson's init, an unshuffled epoch, empty history."""
-        d, c = self.data.num_inputs, self.data.num_classes
-        # the lesson's init: np.random.normal(0, 0.01, (784, 10)) as float32
-        w = np.random.RandomState(self.seed).normal(0, self.init_std, (d, c))
-        # W is stored column by column (strides (1, d)): same values, but X @ W and its gradient
-        # run 2x faster on CPU BLAS for a 10-column W (measured: benchmarks/bench_core.py)
-        self.W = torch.empty_strided((d, c), (1, d), dtype=torch.float32, device=self.device)
-        self.W.copy_(torch.from_numpy(w)).requires_grad_()
-        self.b = torch.zeros(c, dtype=torch.float32, device=self.device).requires_grad_()
+        """A new run from the seed: the lesson's init (or the model's), an unshuffled epoch, empty history."""
+        if self.model is not None:
+            self.model.init(self.seed, self.init_std)
+            if isinstance(self.optimizer, models.TorchStep):
+                self.optimizer.reset()
+        else:
+            d, c = self.data.num_inputs, self.data.num_classes
+            # the lesson's init: np.random.normal(0, 0.01, (784, 10)) as float32
+            w = np.random.RandomState(self.seed).normal(0, self.init_std, (d, c))
+            # W is stored column by column (strides (1, d)): same values, but X @ W and its gradient
+            # run 2x faster on CPU BLAS for a 10-column W (measured: benchmarks/bench_core.py)
+            self.W = torch.empty_strided((d, c), (1, d), dtype=torch.float32, device=self.device)
+            self.W.copy_(torch.from_numpy(w)).requires_grad_()
+            self.b = torch.zeros(c, dtype=torch.float32, device=self.device).requires_grad_()
         self.generator = torch.Generator().manual_seed(self.seed)
         self.shuffle: torch.Tensor | None = None  # this epoch's permutation of the training images
         self.position = 0  # images of this epoch's shuffle already drawn
@@ -143,6 +159,34 @@ class Trainer:
         self.epoch_totals = [0.0, 0, 0]  # summed loss, correct, images, this epoch
         self.epoch_seconds = math.nan
         self.snapshots.remember(self)  # the new W and b: a change by hand shows against these
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """The trained tensors by name, in order: W, b for the lesson; W1, b1, W2, b2 for the MLP; a module's."""
+        return {"W": self.W, "b": self.b} if self.model is None else self.model.params
+
+    @property
+    def relu(self) -> Callable:
+        """The MLP's relu (the book's unless a student swapped theirs in: trainer.relu = my_relu)."""
+        if not isinstance(self.model, models.MLP):
+            raise AttributeError(f"only an MLP has a relu; this Trainer trains {self.model_name}")
+        return self.model.relu
+
+    @relu.setter
+    def relu(self, fn: Callable) -> None:
+        if not isinstance(self.model, models.MLP):
+            raise ValueError(f"only an MLP has a relu to swap; this Trainer trains {self.model_name}. Nothing changed.")
+        if not callable(fn):
+            raise ValueError(f"relu must be a function, got {fn!r:.60}: nothing changed. Assign a function (def ...), "
+                             "or the book's: trainer.relu = softmax_widgets.models.relu")
+        self.model.relu = fn
+        who = "the book's relu" if fn is models.relu else f"your {measure.name_of(fn)}"
+        self.emit("settings", None, lambda: f"relu set to {who}: used from the next forward()")
+
+    @property
+    def model_name(self) -> str:
+        """What this Trainer trains, in words (state files name it)."""
+        return "the lesson's softmax regression" if self.model is None else self.model.name
 
     @property
     def next_phase(self) -> Phase:
@@ -188,8 +232,12 @@ class Trainer:
     @phase_method(Phase.FORWARD)
     def forward(self):
         """y_hat = softmax(X W + b); loss = loss_fn(y_hat, y).sum()."""
-        y_hat = self._net(self.X)  # the lesson's net with this softmax; a student's output checked
-        loss = self._loss_fn(y_hat, self.y).sum()  # one loss per image, checked, summed as the lesson does
+        if self.model is None:
+            y_hat = self._net(self.X)  # the lesson's net with this softmax; a student's output checked
+            loss = self._loss_fn(y_hat, self.y).sum()  # one loss per image, checked, summed as the lesson does
+        else:  # the model's net(X) gives logits; loss_fn (the book's CrossEntropyLoss(reduction="none")) per image
+            y_hat = self.model.forward(self.X)
+            loss = self._model_loss(y_hat, self.y).sum()
         self.y_hat, self.loss = y_hat, loss
         self.loss_value = loss.item()  # CPU-GPU sync point: the history needs the number
         self.correct = int((y_hat.argmax(dim=1) == self.y).sum())
@@ -198,41 +246,58 @@ class Trainer:
         if not finite:
             self._diverged(diagnosis.diagnose_forward(self))
         B = len(self.y)  # a student's rows that do not sum to 1: kept, not refused (the graph panel shows why)
-        uneven = "" if self.softmax in swap.LESSON_SOFTMAX else measure.row_sum_error(y_hat, "softmax", "softmax")
+        uneven = "" if self.model is not None or self.softmax in swap.LESSON_SOFTMAX else measure.row_sum_error(
+            y_hat, "softmax", "softmax")
         return (lambda: f"forward: loss {self.loss_value / B:.2f} per image over {B} images, "
                 f"{100 * self.correct / B:.0f} % correct", uneven)
 
     @phase_method(Phase.ZERO_GRAD)
     def zero_grad(self):
-        """W.grad = 0, b.grad = 0: without this, backward() adds to the old gradients."""
-        for p in (self.W, self.b):
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            else:
-                p.grad.zero_()
+        """W.grad = 0, b.grad = 0: without this, backward() adds to the old gradients (a torch optimizer's
+        zero_grad() for one)."""
+        params = self.params
+        if isinstance(self.optimizer, models.TorchStep):
+            self.optimizer.zero_grad(params)
+        else:
+            for p in params.values():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                else:
+                    p.grad.zero_()
         self.state = self.state.zeroed()
-        return lambda: "zero_grad: W.grad and b.grad set to 0"
+        return lambda: f"zero_grad: {' and '.join(n + '.grad' for n in params)} set to 0"
 
     @phase_method(Phase.BACKWARD)
     def backward(self):
         """Autograd fills W.grad and b.grad with d(loss)/dW, d(loss)/db (added to what is there)."""
         was_zero = self.state.grad in (Grad.NONE, Grad.ZERO) or self._grads_are_zero()  # whoever zeroed them
         with self._autograd:  # a loss cut off from autograd, or autograd failing on a student's function: said
-            self.loss.backward()
-        finite = math.isfinite(self.W.grad.sum().item() + self.b.grad.sum().item())  # one sync for both
+            if isinstance(self.optimizer, models.TorchStep):
+                (self.loss / len(self.y)).backward()  # the book's l.mean().backward() for a torch optimizer
+            else:
+                self.loss.backward()
+        if self.model is None:
+            finite = math.isfinite(self.W.grad.sum().item() + self.b.grad.sum().item())  # one sync for both
+        else:
+            finite = models.finite_sum(p.grad for p in self.params.values())
         self.state = self.state.backwarded(finite, was_zero)
         if not finite:
             self._diverged(diagnosis.diagnose_backward(self))
         acc = "" if self.state.passes == 1 else f" (the sum of {self.state.passes} backward passes: no zero_grad)"
-        return lambda: f"backward: W.grad filled, ‖W.grad‖ {float(torch.linalg.vector_norm(self.W.grad)):.3g}{acc}"
+        name, first = next(iter(self.params.items()))
+        return lambda: (f"backward: {name}.grad filled, ‖{name}.grad‖ "
+                        f"{float(torch.linalg.vector_norm(first.grad)):.3g}{acc}")
 
     @phase_method(Phase.SGD)
     def sgd(self):
         """W -= lr * W.grad / B; b likewise. Finishes the iteration and records it."""
         B, passes = len(self.y), self.state.passes
-        step = self._sgd([self.W, self.b], self._lr, B)  # the optimizer, checked: W put back if it breaks W
+        step = self._sgd(list(self.params.values()), self._lr, B)  # the optimizer, checked: W put back if it breaks W
         self._record(B)
         end = self._end_epoch if self.position >= self.num_train else ""
+        if isinstance(self.optimizer, models.TorchStep):
+            return (lambda: f"sgd: {self.optimizer.__name__}.step() at lr {self._lr:g} on the mean loss's gradient; "
+                    f"iteration {self.iteration} done", measure.accumulated_warning(passes), end)
         if step is None:  # the lesson's sgd: its formula is what ran
             return (lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done",
                     measure.accumulated_warning(passes), end)
@@ -267,14 +332,14 @@ class Trainer:
     def _sgd(self, params: list, lr: float, B: int) -> measure.Step | None:
         """The optimizer; W keeps its shape and stays finite, else it is put back. A student's step is measured
         (None: the lesson's); then the state moves."""
-        lesson = self.optimizer is model.sgd
+        lesson = self.optimizer is model.sgd or isinstance(self.optimizer, models.TorchStep)
         grads = None if lesson else swap.grads_of(self)  # a student's may zero them: measured against these
         before = self.snapshots.before_step(self)
         swap.call_student(self, "optimizer", lambda: self.optimizer(params, lr, B), restore=before)
-        if self.W.shape != before[0].shape or self.b.shape != before[1].shape:
+        if any(p.shape != old.shape for p, old in zip(params, before, strict=True)):
             undo.restore_weights(self, before)
             raise CustomFunctionError(measure.reshaped_error("optimizer", "sgd"))
-        if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
+        if not models.finite_sum(params):
             undo.restore_weights(self, before)
             self._diverged(diagnosis.diagnose_sgd(self))
         self.last_step = None if lesson else swap.measured_step(self, grads, B, before)
@@ -285,8 +350,21 @@ class Trainer:
         return self.last_step
 
     def _grads_are_zero(self) -> bool:
-        gW, gb = self.W.grad, self.b.grad
-        return (gW is None or not bool(gW.any())) and (gb is None or not bool(gb.any()))
+        return not any(p.grad is not None and bool(p.grad.any()) for p in self.params.values())
+
+    def _model_loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A model's loss_fn: one loss per image (reduction="none"); a mean or a sum would hide B."""
+        losses = swap.call_student(self, "loss_fn", lambda: self.loss_fn(y_hat, y))
+        swap.refuse(models.losses_error(losses, len(y)))
+        return losses
+
+    def recompute_forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """y_hat and the summed loss again, unchecked (undo rebuilds a live graph: same numbers as before)."""
+        if self.model is None:
+            y_hat = model.net(self.X, self.W, self.b, self.softmax)
+        else:
+            y_hat = self.model.net(self.X)
+        return y_hat, self.loss_fn(y_hat, self.y).sum()
 
     # ---- bookkeeping ----
     def _record(self, B: int) -> None:
@@ -344,9 +422,10 @@ class Trainer:
         persist.save(self, path)
 
     @classmethod
-    def load(cls, path, data: Dataset | str | None = None, device: str = "cpu") -> Trainer:
-        """A Trainer continuing a saved run; `data` defaults to the dataset named in the file."""
-        return persist.load_run(cls, path, data, device)
+    def load(cls, path, data: Dataset | str | None = None, device: str = "cpu", model=None, **functions) -> Trainer:
+        """A Trainer continuing a saved run; `data` defaults to the dataset named in the file. An MLP's file
+        rebuilds its MLP; a module's run needs the module again (model=, with its loss_fn and optimizer)."""
+        return persist.load_run(cls, path, data, device, model, **functions)
 
     def where(self) -> str:
         """Where the run stands, in words: the counters, the loop state and the call Step makes next."""
