@@ -285,3 +285,27 @@ def losses_error(losses, rows: int) -> str:
 def finite_sum(tensors) -> bool:
     """One sync: are all these tensors finite (None counts as 0)?"""
     return math.isfinite(sum(float(x.detach().sum()) for x in tensors if x is not None))
+
+
+def shown(t) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """What the dashboard's W maps, W.grad maps and bias bars show, detached: (inputs, classes), its gradient,
+    (classes,). The lesson's W and b; for another model the first weight that reads the images (the MLP's first
+    `classes` hidden units of W1, a Linear layer's weight) and the last bias with one value per class."""
+    if t.model is None:
+        return t.W.detach(), t.W.grad, t.b.detach()
+    D, C = t.data.num_inputs, t.data.num_classes
+
+    def cols(x: torch.Tensor) -> torch.Tensor:
+        x = x.detach()[:, :C]
+        return torch.cat([x, x.new_zeros(D, C - x.shape[1])], dim=1) if x.shape[1] < C else x
+
+    W, g = torch.zeros(D, C), None
+    for p in t.params.values():
+        if p.dim() == 2 and p.shape[0] == D:
+            W, g = cols(p), None if p.grad is None else cols(p.grad)
+            break
+        if p.dim() == 2 and p.shape[1] == D:  # torch.nn.Linear: (out, in)
+            W, g = cols(p.T), None if p.grad is None else cols(p.grad.T)
+            break
+    b = next((p.detach() for p in reversed(t.params.values()) if p.dim() == 1 and p.shape[0] == C), torch.zeros(C))
+    return W, g, b

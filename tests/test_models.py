@@ -259,3 +259,79 @@ def test_reset_restarts_a_module_from_its_first_values():
     t.fit(1)
     t.reset()
     assert all(torch.equal(p.detach(), first[n]) and p.grad is None for n, p in t.params.items())
+
+
+def book_train_ch3_mlp(data, num_epochs: int = 10, lr: float = 0.1, batch_size: int = 256, seed: int = 0):
+    """The chapter's MLP from scratch, trained with d2l's train_ch3 (train_epoch_ch3 + evaluate_accuracy), as the
+    book writes them: a DataLoader shuffling the training set, torch.optim.SGD and l.mean().backward()."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(seed)
+    num_inputs, num_outputs, num_hiddens = data.num_inputs, data.num_classes, 256
+    W1 = nn.Parameter(torch.randn(num_inputs, num_hiddens, requires_grad=True) * 0.01)
+    b1 = nn.Parameter(torch.zeros(num_hiddens, requires_grad=True))
+    W2 = nn.Parameter(torch.randn(num_hiddens, num_outputs, requires_grad=True) * 0.01)
+    b2 = nn.Parameter(torch.zeros(num_outputs, requires_grad=True))
+    params = [W1, b1, W2, b2]
+
+    def net(X):
+        X = X.reshape((-1, num_inputs))
+        H = book_relu(X @ W1 + b1)
+        return H @ W2 + b2
+
+    loss = nn.CrossEntropyLoss(reduction="none")
+    updater = torch.optim.SGD(params, lr=lr)
+    train_iter = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+    test_iter = DataLoader(TensorDataset(data.x_test, data.y_test), batch_size, shuffle=False)
+    test_acc = []
+    for _ in range(num_epochs):
+        for X, y in train_iter:  # train_epoch_ch3
+            y_hat = net(X)
+            l = loss(y_hat, y)  # noqa: E741 (the book's name)
+            updater.zero_grad()
+            l.mean().backward()
+            updater.step()
+        with torch.no_grad():  # evaluate_accuracy
+            right = sum(int((net(X).argmax(dim=1) == y).sum()) for X, y in test_iter)
+        test_acc.append(right / len(data.y_test))
+    return test_acc
+
+
+@pytest.mark.slow
+def test_mlp_ten_epochs_reach_the_books_own_loop_on_the_same_data(fashion):
+    """Issue 20's acceptance: MLP, 10 epochs, lr 0.1, batch 256, within 0.02 of the book's loop run here."""
+    import time
+
+    start = time.perf_counter()
+    book = book_train_ch3_mlp(fashion)
+    book_s = time.perf_counter() - start
+    t = Trainer(fashion, lr=0.1, batch_size=256, model=MLP(hidden=256))
+    start = time.perf_counter()
+    ours = t.fit(10)
+    ours_s = time.perf_counter() - start
+    print(f"\nMLP 10 epochs: Trainer test acc {ours[-1].test_acc:.4f} ({ours_s:.0f} s), book's loop "
+          f"{book[-1]:.4f} ({book_s:.0f} s); per epoch {[round(r.test_acc, 4) for r in ours]} vs "
+          f"{[round(a, 4) for a in book]}")
+    assert abs(ours[-1].test_acc - book[-1]) <= 0.02
+    assert ours[-1].test_acc > 0.8  # the book's figure: about 0.85
+
+
+@pytest.mark.slow
+def test_the_concise_softmax_regression_after_three_epochs_is_in_the_lessons_band(fashion):
+    from softmax_widgets.data import EXPECTED
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    def init_weights(m):  # the book's concise lesson: normal(0, 0.01) weights
+        if type(m) is nn.Linear:
+            nn.init.normal_(m.weight, std=0.01)
+
+    net.apply(init_weights)
+    t = Trainer(fashion, lr=0.1, batch_size=256, model=net, loss_fn=nn.CrossEntropyLoss(reduction="none"),
+                optimizer=torch.optim.SGD)
+    acc = t.fit(3)[-1].test_acc
+    _, lo, hi = EXPECTED["fashion-mnist"][3]
+    print(f"\nconcise softmax regression, 3 epochs: test acc {acc:.4f} (lesson's band {lo}-{hi})")
+    assert lo - 0.01 <= acc <= hi + 0.01
