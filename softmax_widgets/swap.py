@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import diagnosis, measure, model, undo
+from . import diagnosis, measure, model, models, undo
 from .phases import CustomFunctionError
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ def set_function(t: Trainer, name: str, fn: Callable, quiet: bool = False) -> No
     """Put `fn` in slot `name`; told unless quiet, even when it repeats the function in use (like lr)."""
     if name not in LESSON:
         raise ValueError(f"set_function() knows {', '.join(map(repr, LESSON))}, got {name!r}: nothing changed.")
+    if name == "optimizer" and getattr(t, "model", None) is not None:
+        fn = models.optimizer_for(fn, t.params, t.lr)  # torch.optim.SGD (class or instance): its step() in sgd()
     if not callable(fn):
         raise ValueError(f"{name} must be a function, got {fn!r:.60}: nothing changed. Assign a function "
                          f"(def ...), or the lesson's: trainer.use_lesson({LESSON[name]!r})")

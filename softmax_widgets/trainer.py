@@ -57,7 +57,7 @@ class Trainer:
         if self.model is not None:
             self.model.bind(self.data.num_inputs, self.data.num_classes, self.device)
             self.loss_fn = loss_fn or models.default_loss()
-            self.optimizer = models.optimizer_for(optimizer, self.model.params, lr) or _lesson.sgd
+            self.optimizer = optimizer or _lesson.sgd  # a torch optimizer becomes a TorchStep (swap.set_function)
         else:
             self.loss_fn = loss_fn or _lesson.cross_entropy
             self.optimizer = optimizer or _lesson.sgd
@@ -124,7 +124,9 @@ class Trainer:
         if seed is not None:
             self.seed = int(seed)
         self._start()
-        self.emit("reset", None, lambda: f"reset: seed {self.seed}, W ~ N(0, {self.init_std:g}²), b = 0"
+        first = (f"W ~ N(0, {self.init_std:g}²), b = 0" if self.model is None or isinstance(self.model, models.MLP)
+                 else f"{self.model_name}'s first values")
+        self.emit("reset", None, lambda: f"reset: seed {self.seed}, {first}"
                   + ("; undo() takes the reset back" if len(self.snapshots) else ""))
         return self
 
