@@ -33,6 +33,14 @@ class Trainer:
     lessons' models on the same phases instead (models.py): MLP(hidden=256), a torch.nn.Module, (params, net)."""
 
     softmax = swap.Swappable()  # the lesson's functions, or a student's own (swap.py)
+
+    def __new__(cls, *args, model=None, **kwargs):
+        """Trainer(data, model=...) is a ModelTrainer (model_trainer.py): the same loop, the model's phase bodies."""
+        if model is not None and cls is Trainer:
+            from .model_trainer import ModelTrainer
+            cls = ModelTrainer
+        return super().__new__(cls)
+
     loss_fn = swap.Swappable()
     optimizer = swap.Swappable()
 
@@ -234,12 +242,8 @@ class Trainer:
     @phase_method(Phase.FORWARD)
     def forward(self):
         """y_hat = softmax(X W + b); loss = loss_fn(y_hat, y).sum()."""
-        if self.model is None:
-            y_hat = self._net(self.X)  # the lesson's net with this softmax; a student's output checked
-            loss = self._loss_fn(y_hat, self.y).sum()  # one loss per image, checked, summed as the lesson does
-        else:  # the model's net(X) gives logits; loss_fn (the book's CrossEntropyLoss(reduction="none")) per image
-            y_hat = self.model.forward(self.X)
-            loss = self._model_loss(y_hat, self.y).sum()
+        y_hat = self._net(self.X)  # the lesson's net with this softmax; a student's output checked
+        loss = self._loss_fn(y_hat, self.y).sum()  # one loss per image, checked, summed as the lesson does
         self.y_hat, self.loss = y_hat, loss
         self.loss_value = loss.item()  # CPU-GPU sync point: the history needs the number
         self.correct = int((y_hat.argmax(dim=1) == self.y).sum())
@@ -248,58 +252,41 @@ class Trainer:
         if not finite:
             self._diverged(diagnosis.diagnose_forward(self))
         B = len(self.y)  # a student's rows that do not sum to 1: kept, not refused (the graph panel shows why)
-        uneven = "" if self.model is not None or self.softmax in swap.LESSON_SOFTMAX else measure.row_sum_error(
-            y_hat, "softmax", "softmax")
+        uneven = "" if self.softmax in swap.LESSON_SOFTMAX else measure.row_sum_error(y_hat, "softmax", "softmax")
         return (lambda: f"forward: loss {self.loss_value / B:.2f} per image over {B} images, "
                 f"{100 * self.correct / B:.0f} % correct", uneven)
 
     @phase_method(Phase.ZERO_GRAD)
     def zero_grad(self):
-        """W.grad = 0, b.grad = 0: without this, backward() adds to the old gradients (a torch optimizer's
-        zero_grad() for one)."""
-        params = self.params
-        if isinstance(self.optimizer, models.TorchStep):
-            self.optimizer.zero_grad(params)
-        else:
-            for p in params.values():
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                else:
-                    p.grad.zero_()
+        """W.grad = 0, b.grad = 0: without this, backward() adds to the old gradients."""
+        for p in (self.W, self.b):
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            else:
+                p.grad.zero_()
         self.state = self.state.zeroed()
-        return lambda: f"zero_grad: {' and '.join(n + '.grad' for n in params)} set to 0"
+        return lambda: "zero_grad: W.grad and b.grad set to 0"
 
     @phase_method(Phase.BACKWARD)
     def backward(self):
         """Autograd fills W.grad and b.grad with d(loss)/dW, d(loss)/db (added to what is there)."""
         was_zero = self.state.grad in (Grad.NONE, Grad.ZERO) or self._grads_are_zero()  # whoever zeroed them
         with self._autograd:  # a loss cut off from autograd, or autograd failing on a student's function: said
-            if isinstance(self.optimizer, models.TorchStep):
-                (self.loss / len(self.y)).backward()  # the book's l.mean().backward() for a torch optimizer
-            else:
-                self.loss.backward()
-        if self.model is None:
-            finite = math.isfinite(self.W.grad.sum().item() + self.b.grad.sum().item())  # one sync for both
-        else:
-            finite = models.finite_sum(p.grad for p in self.params.values())
+            self.loss.backward()
+        finite = math.isfinite(self.W.grad.sum().item() + self.b.grad.sum().item())  # one sync for both
         self.state = self.state.backwarded(finite, was_zero)
         if not finite:
             self._diverged(diagnosis.diagnose_backward(self))
         acc = "" if self.state.passes == 1 else f" (the sum of {self.state.passes} backward passes: no zero_grad)"
-        name, first = next(iter(self.params.items()))
-        return lambda: (f"backward: {name}.grad filled, ‖{name}.grad‖ "
-                        f"{float(torch.linalg.vector_norm(first.grad)):.3g}{acc}")
+        return lambda: f"backward: W.grad filled, ‖W.grad‖ {float(torch.linalg.vector_norm(self.W.grad)):.3g}{acc}"
 
     @phase_method(Phase.SGD)
     def sgd(self):
         """W -= lr * W.grad / B; b likewise. Finishes the iteration and records it."""
         B, passes = len(self.y), self.state.passes
-        step = self._sgd(list(self.params.values()), self._lr, B)  # the optimizer, checked: W put back if it breaks W
+        step = self._sgd([self.W, self.b], self._lr, B)  # the optimizer, checked: W put back if it breaks W
         self._record(B)
         end = self._end_epoch if self.position >= self.num_train else ""
-        if isinstance(self.optimizer, models.TorchStep):
-            return (lambda: f"sgd: {self.optimizer.__name__}.step() at lr {self._lr:g} on the mean loss's gradient; "
-                    f"iteration {self.iteration} done", measure.accumulated_warning(passes), end)
         if step is None:  # the lesson's sgd: its formula is what ran
             return (lambda: f"sgd: W -= {self._lr:g} · W.grad / {B}; iteration {self.iteration} done",
                     measure.accumulated_warning(passes), end)
@@ -354,18 +341,9 @@ class Trainer:
     def _grads_are_zero(self) -> bool:
         return not any(p.grad is not None and bool(p.grad.any()) for p in self.params.values())
 
-    def _model_loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """A model's loss_fn: one loss per image (reduction="none"); a mean or a sum would hide B."""
-        losses = swap.call_student(self, "loss_fn", lambda: self.loss_fn(y_hat, y))
-        swap.refuse(models.losses_error(losses, len(y)))
-        return losses
-
     def recompute_forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """y_hat and the summed loss again, unchecked (undo rebuilds a live graph: same numbers as before)."""
-        if self.model is None:
-            y_hat = model.net(self.X, self.W, self.b, self.softmax)
-        else:
-            y_hat = self.model.net(self.X)
+        y_hat = model.net(self.X, self.W, self.b, self.softmax)
         return y_hat, self.loss_fn(y_hat, self.y).sum()
 
     # ---- bookkeeping ----
