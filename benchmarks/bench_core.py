@@ -1,8 +1,10 @@
 """Seconds per epoch: the lesson's DataLoader loop vs the one-tensor probe vs the Trainer, in one run.
 
-Usage: python benchmarks/bench_core.py [--data-dir ../shared/data] [--epochs 3] [--device cpu]
+Usage: python benchmarks/bench_core.py [--data-dir ../shared/data] [--epochs 3] [--device cpu] [--model mlp]
 Runs ../shared/bench/seed_reference.py and limit_probe.py as they are (each in its own process, like the
 Trainer's run), then prints a table, the ratios and the median latency of train_step() and of each phase.
+--model mlp: the MLP from scratch (hidden 256) instead, against a probe in the same process (the same arithmetic
+with the data in one float tensor), and train_step against the bare operations.
 """
 
 from __future__ import annotations
@@ -83,6 +85,90 @@ def trainer_figures(data_dir: str, epochs: int, device: str) -> dict:
             "last": str(t.last_epoch)}
 
 
+def mlp_figures(data_dir: str, epochs: int, device: str) -> dict:
+    """Runs in a child process: the Trainer's MLP epochs against the probe's, interleaved, then train_step."""
+    import torch
+    from torch.nn import functional as F
+
+    from softmax_widgets import Trainer, load_dataset, model
+    from softmax_widgets.data import as_float
+    from softmax_widgets.models import MLP, relu
+
+    data = load_dataset("fashion-mnist", root=data_dir, download=False)
+    t = Trainer(data, device=device, model=MLP(hidden=256))
+    sync = torch.cuda.synchronize if t.device.type == "cuda" else (lambda: None)
+    x, y = as_float(t.pixels_train), t.y_train  # the probe: the whole set as one float tensor, converted once
+    xt, yt = as_float(t.pixels_test), t.y_test
+    g = torch.Generator().manual_seed(1)
+    P = [p.detach().clone().requires_grad_() for p in t.params.values()]
+
+    def net(X):
+        return relu(X @ P[0] + P[1]) @ P[2] + P[3]
+
+    def probe_epoch() -> None:
+        order = torch.randperm(len(y), generator=g).to(t.device)
+        for i in range(0, len(y), 256):
+            idx = order[i:i + 256]
+            loss = F.cross_entropy(net(x.index_select(0, idx)), y.index_select(0, idx), reduction="sum")
+            loss.item()  # the Trainer reads the loss every iteration: so does the probe
+            for p in P:
+                p.grad = None
+            loss.backward()
+            model.sgd(P, 0.1, len(idx))
+        with torch.no_grad():
+            float((net(xt).argmax(dim=1) == yt).float().mean())
+
+    rows: dict[str, list[float]] = {"probe": [], "trainer": []}
+    for _ in range(epochs):  # interleaved: machine noise hits both alike
+        for name, run in (("probe", probe_epoch), ("trainer", t.run_epoch)):
+            start = time.perf_counter()
+            run()
+            sync()
+            rows[name].append(time.perf_counter() - start)
+    order = torch.randperm(len(y))
+
+    def bare(i: int) -> None:
+        idx = order[(i * 256) % (len(y) - 256):][:256]
+        loss = F.cross_entropy(net(as_float(t.pixels_train.index_select(0, idx))), y.index_select(0, idx),
+                               reduction="sum")
+        loss.item()
+        for p in P:
+            if p.grad is not None:
+                p.grad.zero_()
+        loss.backward()
+        model.sgd(P, 0.1, 256)
+
+    steps: dict[str, list[float]] = {"trainer": [], "bare": []}
+    for block in range(6):
+        for name, call in (("trainer", lambda i: t.train_step()), ("bare", bare)):
+            for i in range(30):
+                start = time.perf_counter()
+                call(block * 30 + i)
+                sync()
+                steps[name].append(time.perf_counter() - start)
+    return {"rows": rows, "train_step_ms": 1e3 * statistics.median(steps["trainer"]),
+            "bare_ms": 1e3 * statistics.median(steps["bare"]), "last": str(t.last_epoch)}
+
+
+def main_mlp(a) -> None:
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}, {a.epochs} epochs, "
+          "MLP(hidden=256)")
+    child = subprocess.run([sys.executable, __file__, "--child", "--model", "mlp", "--data-dir", a.data_dir,
+                            "--epochs", str(a.epochs), "--device", a.device], capture_output=True, text=True,
+                           check=True)
+    fig = json.loads(child.stdout.strip().splitlines()[-1])
+    med = {k: statistics.median(v[1:] or v) for k, v in fig["rows"].items()}
+    print(f"\n{'seconds per MLP epoch (train + test eval)':44s} {'median':>8s} {'best':>8s}   all")
+    for k, v in fig["rows"].items():
+        print(f"{k:44s} {med[k]:8.3f} {min(v):8.3f}   {' '.join(f'{x:.3f}' for x in v)}")
+    print(f"MLP Trainer / probe: {med['trainer'] / med['probe']:.2f} (target <= 1.3)")
+    print(f"median MLP train_step: {fig['train_step_ms']:.3f} ms; the bare operations {fig['bare_ms']:.3f} ms "
+          f"({fig['train_step_ms'] / fig['bare_ms']:.2f}x)")
+    print(f"Trainer after the timed epochs: {fig['last']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
@@ -90,9 +176,16 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-lesson", action="store_true", help="the lesson's loop takes ~10 s an epoch on 2 cores")
     ap.add_argument("--bench-dir", default=str(BENCH), help="folder of seed_reference.py and limit_probe.py")
+    ap.add_argument("--model", choices=["lesson", "mlp"], default="lesson", help="mlp: the MLP from scratch")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
 
+    if a.child and a.model == "mlp":
+        print(json.dumps(mlp_figures(a.data_dir, a.epochs, a.device)))
+        return
+    if a.model == "mlp":
+        main_mlp(a)
+        return
     if a.child:
         print(json.dumps(trainer_figures(a.data_dir, a.epochs, a.device)))
         return

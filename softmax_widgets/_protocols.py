@@ -17,8 +17,11 @@ class TrainerState(Protocol):
 
     data: Dataset
     device: torch.device
-    W: torch.Tensor  # (inputs, classes) leaf, requires_grad
+    W: torch.Tensor  # (inputs, classes) leaf, requires_grad (the lesson's model only)
     b: torch.Tensor
+    params: dict[str, torch.Tensor]  # W, b for the lesson; a model's own (models.py)
+    model: Any  # None: the lesson's softmax regression
+    model_name: str
     X: torch.Tensor | None
     y: torch.Tensor | None
     y_hat: torch.Tensor | None
@@ -46,6 +49,8 @@ class TrainerState(Protocol):
     num_train: int
 
     def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def recompute_forward(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def emit(self, kind: str, phase: Phase | None, text: Callable[[], str], detail: dict | None = None) -> None: ...
 

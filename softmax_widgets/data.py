@@ -116,6 +116,65 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @classmethod
+    def from_tensors(cls, x_train, y_train, x_test, y_test, classes, name: str = "own data",
+                     image_shape: tuple[int, int] | None = None) -> Dataset:
+        """Own data: (N, D) images (uint8 0-255, or float in [0, 1]; (N, H, W) is flattened), int labels from 0,
+        and one name per class. Every part is checked here, so a mistake is said before any training starts."""
+        def bad(what: str) -> ValueError:
+            return ValueError(f"Dataset.from_tensors: {what}. Nothing was made.")
+
+        def images(x, split: str) -> torch.Tensor:
+            if not isinstance(x, torch.Tensor):
+                try:
+                    x = torch.as_tensor(x)
+                except (TypeError, ValueError, RuntimeError) as err:
+                    raise bad(f"x_{split} must be a tensor of images, got {type(x).__name__}") from err
+            if x.dim() == 3:
+                x = x.reshape(len(x), -1)
+            if x.dim() != 2 or not len(x) or not x.shape[1]:
+                raise bad(f"x_{split} must hold (N, D) images (one flattened image per row), got shape "
+                          f"{tuple(x.shape)}")
+            if x.dtype == torch.uint8:
+                return x.contiguous()
+            if not x.is_floating_point():
+                raise bad(f"x_{split} must be uint8 pixels (0-255) or floats in [0, 1], got {x.dtype}")
+            x = x.to(torch.float32).contiguous()
+            if not bool(torch.isfinite(x).all()):
+                raise bad(f"x_{split} holds NaN or inf")
+            if float(x.min()) < 0 or float(x.max()) > 1:
+                raise bad(f"x_{split} floats must lie in [0, 1] like ToTensor's (got {float(x.min()):.3g} to "
+                          f"{float(x.max()):.3g}): divide pixels by 255, or pass them as uint8")
+            return x
+
+        def labels(y, x, split: str) -> torch.Tensor:
+            y = torch.as_tensor(y)
+            if y.dim() != 1 or len(y) != len(x):
+                raise bad(f"y_{split} must hold one label per image of x_{split} ({len(x)}), got shape "
+                          f"{tuple(y.shape)}")
+            if y.is_floating_point() or y.dtype == torch.bool:
+                raise bad(f"y_{split} must hold whole class numbers, got {y.dtype}")
+            y = y.to(torch.int64)
+            if int(y.min()) < 0 or int(y.max()) >= len(classes):
+                raise bad(f"y_{split} labels must be 0 to {len(classes) - 1} (one per class name), got "
+                          f"{int(y.min())} to {int(y.max())}")
+            return y.contiguous()
+
+        if isinstance(classes, str) or not all(isinstance(c, str) for c in classes) or len(classes) < 2:
+            raise bad(f"classes must be a list of at least two class names, got {classes!r:.60}")
+        xtr, xte = images(x_train, "train"), images(x_test, "test")
+        if xtr.shape[1] != xte.shape[1] or xtr.dtype != xte.dtype:
+            raise bad(f"x_train and x_test must be alike: {xtr.shape[1]} vs {xte.shape[1]} values per image, "
+                      f"{xtr.dtype} vs {xte.dtype}")
+        d = xtr.shape[1]
+        if image_shape is None:
+            side = round(d ** 0.5)
+            image_shape = (side, side) if side * side == d else (1, d)
+        if image_shape[0] * image_shape[1] != d:
+            raise bad(f"image_shape {image_shape} does not hold {d} values per image")
+        return cls(str(name), xtr, labels(y_train, xtr, "train"), xte, labels(y_test, xte, "test"), list(classes),
+                   tuple(image_shape))
+
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}: {len(self.y_train)} train / {len(self.y_test)} test images "
                 f"of {self.image_shape[0]}x{self.image_shape[1]}, {self.num_classes} classes)")

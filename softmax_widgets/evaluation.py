@@ -76,7 +76,10 @@ CHUNK = 2048
 @torch.no_grad()
 def logits_on_test_set(trainer: Trainer) -> torch.Tensor:
     """(N, C) logits X @ W + b of the whole test set, converting its stored pixels a chunk at a time."""
-    pixels, W, b = trainer.pixels_test, trainer.W.detach(), trainer.b.detach()
+    pixels = trainer.pixels_test
+    if getattr(trainer, "model", None) is not None:  # another model (models.py): its own net, no autograd
+        return torch.cat([trainer.model.logits(as_float(pixels[i:i + CHUNK])) for i in range(0, len(pixels), CHUNK)])
+    W, b = trainer.W.detach(), trainer.b.detach()
     return torch.cat([torch.addmm(b, as_float(pixels[i:i + CHUNK]), W) for i in range(0, len(pixels), CHUNK)])
 
 

@@ -167,7 +167,7 @@ def _is_leaf(fn) -> bool:
 
 def _leaf_name(fn, trainer) -> str:
     v = fn.variable
-    return "W" if v is trainer.W else "b" if v is trainer.b else "leaf"
+    return next((name for name, p in trainer.params.items() if v is p), "leaf")  # W, b; W1, ...; "1.weight"
 
 
 def _seq(fn) -> int:

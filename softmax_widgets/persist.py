@@ -42,8 +42,9 @@ def capture(t: Trainer) -> dict[str, Any]:
     def clone(x):
         return None if x is None else x.detach().clone()
 
+    params = t.params
     return {"settings": (t.lr, t.batch_size, t.seed, t.init_std), "functions": tuple(getattr(t, n) for n in _FUNCTIONS),
-            "W": clone(t.W), "b": clone(t.b), "W.grad": clone(t.W.grad), "b.grad": clone(t.b.grad),
+            "params": {n: clone(p) for n, p in params.items()}, "grads": {n: clone(p.grad) for n, p in params.items()},
             "rng": t.generator.get_state(), "history": t.history.copy(), "epoch_totals": list(t.epoch_totals),
             **{name: getattr(t, name) for name in _REFERENCED}}
 
@@ -57,11 +58,12 @@ def restore(t: Trainer, c: dict[str, Any]) -> None:
     t.settings_from(dict(zip(("lr", "batch_size", "seed", "init_std"), c["settings"], strict=True)))
     for name, fn in zip(_FUNCTIONS, c["functions"], strict=True):
         t.set_function(name, fn, quiet=True)  # no "settings" event per function: the caller emits one event
+    params = t.params
     with torch.no_grad():
-        t.W.copy_(c["W"])
-        t.b.copy_(c["b"])
-    for p, key in ((t.W, "W.grad"), (t.b, "b.grad")):
-        p.grad = None if c[key] is None else c[key].clone()
+        for n, p in params.items():
+            p.copy_(c["params"][n])
+    for n, p in params.items():
+        p.grad = None if c["grads"][n] is None else c["grads"][n].clone()
     t.generator.set_state(c["rng"])
     t.history, t.epoch_totals = c["history"].copy(), list(c["epoch_totals"])
     for name in _REFERENCED:
@@ -75,12 +77,16 @@ def state_dict(t: Trainer) -> dict[str, Any]:
         return None if p.grad is None else p.grad.detach().clone()
 
     s = t.state
+    if t.model is None:
+        weights = {"W": t.W.detach().clone(), "b": t.b.detach().clone(), "W.grad": grad(t.W), "b.grad": grad(t.b)}
+    else:  # another model: its name, and its parameters by their names (models.py)
+        weights = {"model": t.model_name, "params": {n: p.detach().clone() for n, p in t.params.items()},
+                   "grads": {n: grad(p) for n, p in t.params.items()}}
     return {
         "format": FORMAT, "dataset": t.data.name, "shape": [t.data.num_inputs, t.data.num_classes, t.num_train],
         "lr": t.lr, "batch_size": t.batch_size, "seed": t.seed, "init_std": float(t.init_std),
         "functions": {name: getattr(getattr(t, name), "__name__", "?") for name in _FUNCTIONS},
-        "W": t.W.detach().clone(), "b": t.b.detach().clone(), "W.grad": grad(t.W), "b.grad": grad(t.b),
-        "rng": t.generator.get_state(),
+        **weights, "rng": t.generator.get_state(),
         "shuffle": t.shuffle, "position": t.position, "batch_indices": t.batch_indices,  # replaced, never mutated
         "y_hat": None if t.y_hat is None else t.y_hat.detach(),
         "loss_value": t.loss_value, "correct": t.correct, "iteration": t.iteration, "epoch": t.epoch,
@@ -227,7 +233,9 @@ def _check(t: Trainer, sd: dict[str, Any], source: str) -> LoopState:
     def bad(what: str) -> ValueError:
         return ValueError(f"{source} cannot be loaded: {what}. Nothing was changed.")
 
-    unknown, missing = set(sd) - _KEYS, _KEYS - set(sd)
+    _check_model(t, sd, source)
+    keys = _KEYS if "model" not in sd else _MODEL_KEYS
+    unknown, missing = set(sd) - keys, keys - set(sd)
     if unknown or missing:
         raise bad(f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}")
     shape = [t.data.num_inputs, t.data.num_classes, t.num_train]
@@ -246,6 +254,10 @@ def _check(t: Trainer, sd: dict[str, Any], source: str) -> LoopState:
     except ValueError as err:
         raise bad(str(err)) from err
     d, c, n = shape
+    if "model" in sd:
+        state = _check_params(t, sd, bad)
+        _check_counters(sd, n, bad)
+        return state
     for key, want in (("W", (d, c)), ("b", (c,)), ("W.grad", (d, c)), ("b.grad", (c,))):
         x = sd[key]
         if x is None and key.endswith(".grad"):
@@ -266,6 +278,49 @@ def _check(t: Trainer, sd: dict[str, Any], source: str) -> LoopState:
         raise bad(f"progress {sd['progress']!r:.120} is not a loop state ({err})") from err
     _check_progress(sd, state, bad)
     _check_counters(sd, n, bad)
+    return state
+
+
+_MODEL_KEYS = (_KEYS - {"W", "b", "W.grad", "b.grad"}) | {"model", "params", "grads"}
+
+
+def _check_model(t: Trainer, sd: dict[str, Any], source: str) -> None:
+    """A file of one model is refused onto a Trainer of another, naming both."""
+    saved = sd.get("model", "the lesson's softmax regression")
+    if saved != t.model_name:
+        raise ValueError(f"{source} holds a run of {saved}, but this Trainer trains {t.model_name}: their "
+                         "parameters do not fit each other. Load it into a Trainer of the same model (Trainer.load("
+                         "path) rebuilds an MLP by itself; pass model= for a module). Nothing was changed.")
+
+
+def _check_params(t: Trainer, sd: dict[str, Any], bad) -> LoopState:
+    """A model's parameters and gradients: the same names and shapes as this Trainer's, finite; then the loop state."""
+    params, grads = sd["params"], sd["grads"]
+    ours = t.params
+    if not isinstance(params, dict) or not isinstance(grads, dict) or list(params) != list(ours) or list(
+            grads) != list(ours):
+        raise bad(f"params and grads must name this model's parameters {list(ours)}")
+    for name, p in ours.items():
+        for what, x in ((name, params[name]), (name + ".grad", grads[name])):
+            if x is None and what.endswith(".grad"):
+                continue
+            if not isinstance(x, torch.Tensor) or x.shape != p.shape or x.dtype != p.dtype:
+                raise bad(f"{what} must be a {p.dtype} tensor of shape {tuple(p.shape)}, got {measure.describe(x)}")
+        if not bool(torch.isfinite(params[name]).all()):
+            raise bad(f"{name} holds NaN or inf")
+    if len({grads[n] is None for n in ours}) > 1:
+        raise bad("the gradients must all be there or all be None")
+    first = next(iter(ours))
+    view = {**sd, "W.grad": grads[first], "b.grad": torch.cat([g.flatten() for g in grads.values()]) if grads[
+        first] is not None else None}
+    p = sd["progress"]
+    if not isinstance(p, dict) or set(p) != _PROGRESS:
+        raise bad(f"progress must have exactly the parts {sorted(_PROGRESS)}")
+    try:
+        state = LoopState(Batch(p["batch"]), Forward(p["forward"]), Grad(p["grad"]), int(p["passes"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise bad(f"progress {sd['progress']!r:.120} is not a loop state ({err})") from err
+    _check_progress(view, state, bad)  # every gradient read as one: "b.grad" here stands for all of them
     return state
 
 
@@ -334,12 +389,19 @@ def _check_counters(sd: dict[str, Any], n: int, bad) -> None:
         raise bad(f"functions must have exactly the parts {sorted(_FUNCTIONS)}")
 
 
-def load_run(cls, path, data=None, device: str = "cpu"):
-    """Trainer.load: a `cls` Trainer on `data` (default: the dataset named in the file) continuing the file's run."""
+def load_run(cls, path, data=None, device: str = "cpu", model=None, **functions):
+    """Trainer.load: a `cls` Trainer on `data` (default: the dataset named in the file) continuing the file's run;
+    an MLP's file rebuilds its MLP, a module's needs `model=` (and its loss_fn, optimizer)."""
     state = read(path)
+    if model is None and "model" in state:
+        from . import models
+        model = models.from_name(state["model"])
+        if model is None:
+            raise ValueError(f"{path} holds a run of {state['model']}: pass that model, Trainer.load(path, "
+                             "model=...), to continue it.")
     try:
         t = cls(data if data is not None else state["dataset"], lr=state["lr"], batch_size=state["batch_size"],
-                seed=state["seed"], init_std=state["init_std"], device=device)
+                seed=state["seed"], init_std=state["init_std"], device=device, model=model, **functions)
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path} cannot be loaded: its settings are missing or broken ({err}).") from err
     return t.load_state_dict(state, source=str(path))
@@ -361,15 +423,19 @@ def load_state_dict(t: Trainer, sd: Any, source: str = "this state") -> Trainer:
         fn = getattr(model, str(fn_name), None)
         if fn is not None and callable(fn):  # a student's own function cannot live in a file: keep the one set now
             t.set_function(name, fn, quiet=True)
+    if "model" in sd:
+        weights = [(p, sd["params"][n], sd["grads"][n]) for n, p in t.params.items()]
+    else:
+        weights = [(t.W, sd["W"], sd["W.grad"]), (t.b, sd["b"], sd["b.grad"])]
     with torch.no_grad():
-        t.W.copy_(sd["W"])
-        t.b.copy_(sd["b"])
-    for p, key in ((t.W, "W.grad"), (t.b, "b.grad")):
-        if sd[key] is None:
+        for p, value, _ in weights:
+            p.copy_(value)
+    for p, _, g in weights:
+        if g is None:
             p.grad = None
         else:
             p.grad = torch.zeros_like(p, requires_grad=False)  # the parameter's layout, as autograd would
-            p.grad.copy_(sd[key])
+            p.grad.copy_(g)
     t.generator.set_state(sd["rng"].cpu())
     t.shuffle, t.position, t.batch_indices = on(sd["shuffle"]), int(sd["position"]), on(sd["batch_indices"])
     t.y_hat, t.loss = on(sd["y_hat"]), None

@@ -39,9 +39,19 @@ _get_state = attrgetter(*_STATE)
 _ITERATION = _STATE.index("iteration")
 _PER_ITERATION = ("loss", "train_acc", "batch_size", "batch")
 _PER_EPOCH = ("test_acc", "epoch_loss", "epoch_train_acc", "epoch_iteration")
-# (copies W and b?, copies the gradients?) -> the buffers a slot keeps
-_KEEP = {(False, False): (), (True, False): ("W", "b"), (False, True): ("W.grad", "b.grad"),
-         (True, True): ("W", "b", "W.grad", "b.grad")}
+# (the parameters' names, copies them?, copies the gradients?) -> the buffers a slot keeps, made once per model
+_KEEPS: dict[tuple[tuple[str, ...], bool, bool], tuple[str, ...]] = {}
+
+
+def _keep(names: tuple[str, ...], wb: bool, grads: bool) -> tuple[str, ...]:
+    """The buffer keys a slot keeps: the parameters' names ("W", "b" for the lesson), then "W.grad", ...; the same
+    tuple object every time, so a slot compares it by identity."""
+    key = (names, wb, grads)
+    keep = _KEEPS.get(key)
+    if keep is None:
+        keep = _KEEPS[key] = (names if wb else ()) + (tuple(n + ".grad" for n in names) if grads else ())
+    return keep
+
 _ZERO = "zero"  # a snapshot's gradients were all zeros: nothing copied
 _KEPT = "kept"  # the phase did not replace y_hat: undo leaves it as it is
 HAND = "hand"  # a slot's phase: W or b changed outside the phases (`with torch.no_grad(): t.b += 100`)
@@ -97,11 +107,11 @@ class SnapshotRing:
         self._n = len(self._slots)
         self._pool: dict[str, list[torch.Tensor]] = {}  # spare copy buffers, reused before allocating
         self._start = self._count = 0
-        # W and b as the last operation that changed them left them: a change by hand shows against these
-        self._known: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._versions = (-1, -1)
-        self._spare: tuple[torch.Tensor, torch.Tensor] | None = None  # sgd's copy when no slot keeps it (capacity 0)
-        self.stepped_from: tuple[torch.Tensor, torch.Tensor] | None = None  # the running sgd's copy, once made
+        # W and b (t.params) as the last operation that changed them left them: a change by hand shows against these
+        self._known: tuple[torch.Tensor, ...] | None = None
+        self._versions: tuple[int, ...] = ()
+        self._spare: tuple[torch.Tensor, ...] | None = None  # sgd's copy when no slot keeps it (capacity 0)
+        self.stepped_from: tuple[torch.Tensor, ...] | None = None  # the running sgd's copy, once made
 
     def __len__(self) -> int:
         """Phases that undo() can still take back."""
@@ -169,51 +179,51 @@ class SnapshotRing:
             slot.rng = t.generator.get_state()  # this call shuffles a new epoch: keep the RNG it draws from
         # W and b: sgd() copies them itself, into this slot's buffers (before_step), only once it is sure to run
         slot.wb = phase is Phase.SGD
-        if phase is Phase.BACKWARD and t.state.grad is Grad.ZERO and t.W.grad is not None \
-                and t.b.grad is not None:
+        params = t.params
+        if phase is Phase.BACKWARD and t.state.grad is Grad.ZERO and all(
+                p.grad is not None for p in params.values()):
             slot.grads, copy = _ZERO, False  # zero_grad ran and no backward since: the gradients are 0
         else:
             copy = phase is Phase.ZERO_GRAD or phase is Phase.BACKWARD or (
                 phase is Phase.SGD and t.optimizer is not model.sgd)  # a student's optimizer may touch .grad
             slot.grads = None
-        keep = _KEEP[slot.wb, copy]
+        keep = _keep(tuple(params), slot.wb, copy)
         if slot.keep is not keep:
             slot.release(keep, self._pool)
         if phase is Phase.ZERO_GRAD:  # keep the gradients themselves, hand W a spare that zero_grad() zeroes
-            slot.grads = (t.W.grad is not None, t.b.grad is not None)
+            slot.grads = tuple(p.grad is not None for p in params.values())
             pool = self._pool
-            for p, key in ((t.W, "W.grad"), (t.b, "b.grad")):
+            for name, p in params.items():
                 g = p.grad
                 if g is not None:
+                    key = name + ".grad"
                     spare = slot.bufs.get(key)
                     if spare is None:
                         spare = pool[key].pop() if pool.get(key) else torch.empty_like(g)
                     slot.bufs[key] = g
                     p.grad = spare
         elif copy:
-            Wg, bg = t.W.grad, t.b.grad
-            slot.grads = (Wg is not None, bg is not None)
-            if Wg is not None:
-                slot.copy("W.grad", Wg, self._pool)
-            if bg is not None:
-                slot.copy("b.grad", bg, self._pool)
+            slot.grads = tuple(p.grad is not None for p in params.values())
+            for name, p in params.items():
+                if p.grad is not None:
+                    slot.copy(name + ".grad", p.grad, self._pool)
 
-    def before_step(self, t: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
-        """sgd()'s copy of W and b before its step, in the ring's own buffers: the pending slot's (the snapshot is
-        exactly this copy), or a spare pair when undo is off. sgd puts them back when its step breaks W."""
+    def before_step(self, t: Trainer) -> tuple[torch.Tensor, ...]:
+        """sgd()'s copy of W and b (t.params) before its step, in the ring's own buffers: the pending slot's (the
+        snapshot is exactly this copy), or a spare set when undo is off. sgd puts them back when its step breaks W."""
         self.stepped_from = None
+        params = t.params
         if self.capacity:
             slot = self._slots[(self._start + self._count) % self._n]
-            slot.copy("W", t.W.detach(), self._pool)
-            slot.copy("b", t.b.detach(), self._pool)
-            pair = slot.bufs["W"], slot.bufs["b"]
+            for name, p in params.items():
+                slot.copy(name, p.detach(), self._pool)
+            pair = tuple(slot.bufs[name] for name in params)
         else:
             pair = self._spare
-            if pair is None or pair[0].shape != t.W.shape or pair[1].shape != t.b.shape:
-                pair = self._spare = (torch.empty_like(t.W, requires_grad=False),
-                                      torch.empty_like(t.b, requires_grad=False))
-            pair[0].copy_(t.W.detach())
-            pair[1].copy_(t.b.detach())
+            if pair is None or [x.shape for x in pair] != [p.shape for p in params.values()]:
+                pair = self._spare = tuple(torch.empty_like(p, requires_grad=False) for p in params.values())
+            for old, p in zip(pair, params.values(), strict=True):
+                old.copy_(p.detach())
         self.stepped_from = pair
         return pair
 
@@ -233,29 +243,31 @@ class SnapshotRing:
         against. A copy of W and b (~31 kB on Fashion-MNIST, a few microseconds) and their version counters."""
         if not self.capacity:
             return
+        params = tuple(t.params.values())
         known = self._known
-        if known is None or known[0].shape != t.W.shape or known[1].shape != t.b.shape:
-            known = self._known = (torch.empty_like(t.W, requires_grad=False),
-                                   torch.empty_like(t.b, requires_grad=False))
-        known[0].copy_(t.W.detach())
-        known[1].copy_(t.b.detach())
-        self._versions = (t.W._version, t.b._version)
+        if known is None or [k.shape for k in known] != [p.shape for p in params]:
+            known = self._known = tuple(torch.empty_like(p, requires_grad=False) for p in params)
+        for k, p in zip(known, params, strict=True):
+            k.copy_(p.detach())
+        self._versions = tuple(p._version for p in params)
 
     def check_hand(self, t: Trainer) -> None:
         """At the start of every phase: did W or b change since the last phase? An in-place change under
         torch.no_grad() bumps a tensor's version counter (the lesson's `.data -=` and undo's do not), so the hot
         path compares two integers; only then are the values compared. A change through `.data` is not seen here."""
-        if (t.W._version, t.b._version) == self._versions or self._known is None:
+        params = t.params
+        versions = tuple(p._version for p in params.values())
+        if versions == self._versions or self._known is None:
             return
-        W0, b0 = self._known
-        if W0.shape != t.W.shape or b0.shape != t.b.shape:  # rebound to another shape: nothing to put back
+        known = self._known
+        if [k.shape for k in known] != [p.shape for p in params.values()]:  # rebound: nothing to put back
             self.remember(t)
             return
         with torch.no_grad():
-            changes = [(name, float((p.detach() - old).abs().max())) for name, p, old in
-                       (("W", t.W, W0), ("b", t.b, b0)) if not torch.equal(p.detach(), old)]
+            changes = [(name, float((p.detach() - old).abs().max())) for (name, p), old in
+                       zip(params.items(), known, strict=True) if not torch.equal(p.detach(), old)]
         if not changes:  # written, but to the same values (t.b += 0)
-            self._versions = (t.W._version, t.b._version)
+            self._versions = versions
             return
         names = " and ".join(name for name, _ in changes)
         largest = max(change for _, change in changes)
@@ -267,10 +279,11 @@ class SnapshotRing:
             slot.state = _get_state(t)
             slot.sums = slot.lengths = slot.rng = slot.grads = None
             slot.y_hat = _KEPT
-            if slot.keep is not _KEEP[True, False]:
-                slot.release(_KEEP[True, False], self._pool)
-            slot.copy("W", W0, self._pool)
-            slot.copy("b", b0, self._pool)
+            keep = _keep(tuple(params), True, False)
+            if slot.keep is not keep:
+                slot.release(keep, self._pool)
+            for name, old in zip(params, known, strict=True):
+                slot.copy(name, old, self._pool)
             self.commit(t)
         self.remember(t)
         t.emit("warning", None, lambda: f"{note}: the next phases use the new values; trainer.undo(before='hand') "
@@ -302,7 +315,8 @@ class SnapshotRing:
         """Drop the pending snapshot; give back the gradients zero_grad's push swapped out."""
         slot = self._slots[(self._start + self._count) % self._n]
         if slot.phase is Phase.ZERO_GRAD and slot.grads is not None:
-            for p, key, had in ((t.W, "W.grad", slot.grads[0]), (t.b, "b.grad", slot.grads[1])):
+            for (name, p), had in zip(t.params.items(), slot.grads, strict=True):
+                key = name + ".grad"
                 if had:
                     spare = p.grad
                     p.grad = slot.bufs[key]
@@ -351,14 +365,16 @@ class SnapshotRing:
             t.y_hat, t.loss = slot.y_hat, None  # rebuild() makes the loss again
         if slot.rng is not None:
             t.generator.set_state(slot.rng)
+        params = t.params
         if slot.wb:  # .data: like the lesson's sgd, a change autograd does not record
-            t.W.data.copy_(slot.bufs["W"])
-            t.b.data.copy_(slot.bufs["b"])
+            for name, p in params.items():
+                p.data.copy_(slot.bufs[name])
         if slot.grads is _ZERO:
-            for p in (t.W, t.b):
+            for p in params.values():
                 p.grad.zero_()
         elif slot.grads is not None:  # swap back: the slot keeps the current gradient as its spare
-            for p, key, had in ((t.W, "W.grad", slot.grads[0]), (t.b, "b.grad", slot.grads[1])):
+            for (name, p), had in zip(params.items(), slot.grads, strict=True):
+                key = name + ".grad"
                 now = p.grad
                 p.grad = slot.bufs.pop(key) if had else None
                 if now is not None:

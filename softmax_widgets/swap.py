@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import diagnosis, measure, model, undo
+from . import diagnosis, measure, model, models, undo
 from .messages import say
 from .phases import CustomFunctionError
 
@@ -43,6 +43,8 @@ def set_function(t: Trainer, name: str, fn: Callable, quiet: bool = False) -> No
     """Put `fn` in slot `name`; told unless quiet, even when it repeats the function in use (like lr)."""
     if name not in LESSON:
         raise ValueError(say("swap.unknown_slot", known=", ".join(map(repr, LESSON)), got=repr(name)))
+    if name == "optimizer" and getattr(t, "model", None) is not None:
+        fn = models.optimizer_for(fn, t.params, t.lr)  # torch.optim.SGD (class or instance): its step() in sgd()
     if not callable(fn):
         raise ValueError(say("swap.not_callable", name=name, got=f"{fn!r:.60}", lesson=repr(LESSON[name])))
     t.__dict__["_fn_" + name] = fn
@@ -90,12 +92,12 @@ def refuse(why: str) -> None:
 
 def grads_of(t: Trainer) -> dict:
     """W.grad and b.grad before a student's optimizer runs (it may zero them): what its step is measured against."""
-    return {n: p.grad.detach().clone() for n, p in (("W", t.W), ("b", t.b)) if p.grad is not None}
+    return {n: p.grad.detach().clone() for n, p in t.params.items() if p.grad is not None}
 
 
 def measured_step(t: Trainer, grads: dict, B: int, before: tuple) -> measure.Step:
     """What a student's optimizer did to W and b; one that moved nothing is refused, W as it was (`before`)."""
-    params = {n: (p, old, grads[n]) for n, p, old in zip("Wb", (t.W, t.b), before, strict=True) if n in grads}
+    params = {n: (p, old, grads[n]) for (n, p), old in zip(t.params.items(), before, strict=True) if n in grads}
     step = dataclasses.replace(measure.measure_step(params, t.lr, B), by=measure.name_of(t.optimizer))
     if step.unchanged:
         undo.restore_weights(t, before)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import diagnosis, evaluation, hyperparams, measure, model, persist, swap, undo
+from . import diagnosis, evaluation, hyperparams, measure, model, models, persist, swap, undo
 from .callbacks import CallbackRegistry
 from .data import Dataset, as_float, load_dataset
 from .history import EpochResult, History
@@ -25,20 +25,33 @@ from .undo import SnapshotRing, phase_method
 __all__ = ["Trainer"]
 
 Listener = Callable[["Trainer", Event], None]
+_lesson = model  # Trainer(model=...) names its argument `model`: the lesson's functions under another name
 
 
 class Trainer:
-    """Softmax regression on `data`, one phase per call; views subscribe with on_change."""
+    """Softmax regression on `data`, one phase per call; views subscribe with on_change. `model=` trains the next
+    lessons' models on the same phases instead (models.py): MLP(hidden=256), a torch.nn.Module, (params, net)."""
 
     softmax = swap.Swappable()  # the lesson's functions, or a student's own (swap.py)
+
+    def __new__(cls, *args, model=None, **kwargs):
+        """Trainer(data, model=...) is a ModelTrainer (model_trainer.py): the same loop, the model's phase bodies."""
+        if model is not None and cls is Trainer:
+            from .model_trainer import ModelTrainer
+            cls = ModelTrainer
+        return super().__new__(cls)
+
     loss_fn = swap.Swappable()
     optimizer = swap.Swappable()
 
     def __init__(self, data: Dataset | str = "fashion-mnist", lr: float = 0.1, batch_size: int = 256,
                  seed: int = 0, init_std: float = 0.01, device: str = "cpu",
                  softmax: Callable | None = None, loss_fn: Callable | None = None,
-                 optimizer: Callable | None = None):
+                 optimizer: Callable | None = None, model=None):
         self.data = load_dataset(data) if isinstance(data, str) else data
+        if not isinstance(self.data, Dataset):
+            raise ValueError(f"data must be a Dataset (load_dataset(...), Dataset.from_tensors(...)) or a dataset's "
+                             f"name, got {measure.describe(self.data)}")
         self.device = hyperparams.check_device(device)
         hyperparams.check_lr(lr)
         hyperparams.check_batch_size(batch_size, len(self.data.y_train))
@@ -47,9 +60,15 @@ class Trainer:
         self._lr, self._batch_size, self.seed, self.init_std = float(lr), int(batch_size), int(seed), init_std
         self._listeners = CallbackRegistry("Trainer")
         # the lesson's functions unless a student swaps in their own (any time, between steps)
-        self.softmax = softmax or model.softmax
-        self.loss_fn = loss_fn or model.cross_entropy
-        self.optimizer = optimizer or model.sgd
+        self.model = None if model is None else models.as_model(model)  # None: the lesson's, t.W and t.b
+        self.softmax = softmax or _lesson.softmax
+        if self.model is not None:
+            self.model.bind(self.data.num_inputs, self.data.num_classes, self.device)
+            self.loss_fn = loss_fn or models.default_loss()
+            self.optimizer = optimizer or _lesson.sgd  # a torch optimizer becomes a TorchStep (swap.set_function)
+        else:
+            self.loss_fn = loss_fn or _lesson.cross_entropy
+            self.optimizer = optimizer or _lesson.sgd
         # the data on the Trainer's device, once, as stored (uint8: a quarter of float32's memory): batches
         # index these and convert only the batch (never a per-image transform); evaluate() goes by chunks
         self.pixels_train, self.y_train = self.data.pixels_train.to(self.device), self.data.y_train.to(self.device)
@@ -115,20 +134,27 @@ class Trainer:
         if seed is not None:
             self.seed = int(seed)
         self._start()
-        self.emit("reset", None, lambda: f"reset: seed {self.seed}, W ~ N(0, {self.init_std:g}²), b = 0"
+        first = (f"W ~ N(0, {self.init_std:g}²), b = 0" if self.model is None or isinstance(self.model, models.MLP)
+                 else f"{self.model_name}'s first values")
+        self.emit("reset", None, lambda: f"reset: seed {self.seed}, {first}"
                   + ("; undo() takes the reset back" if len(self.snapshots) else ""))
         return self
 
     def _start(self) -> None:
-        """A new run from the seed: the lesson's init, an unshuffled epoch, empty history."""
-        d, c = self.data.num_inputs, self.data.num_classes
-        # the lesson's init: np.random.normal(0, 0.01, (784, 10)) as float32
-        w = np.random.RandomState(self.seed).normal(0, self.init_std, (d, c))
-        # W is stored column by column (strides (1, d)): same values, but X @ W and its gradient
-        # run 2x faster on CPU BLAS for a 10-column W (measured: benchmarks/bench_core.py)
-        self.W = torch.empty_strided((d, c), (1, d), dtype=torch.float32, device=self.device)
-        self.W.copy_(torch.from_numpy(w)).requires_grad_()
-        self.b = torch.zeros(c, dtype=torch.float32, device=self.device).requires_grad_()
+        """A new run from the seed: the lesson's init (or the model's), an unshuffled epoch, empty history."""
+        if self.model is not None:
+            self.model.init(self.seed, self.init_std)
+            if isinstance(self.optimizer, models.TorchStep):
+                self.optimizer.reset()
+        else:
+            d, c = self.data.num_inputs, self.data.num_classes
+            # the lesson's init: np.random.normal(0, 0.01, (784, 10)) as float32
+            w = np.random.RandomState(self.seed).normal(0, self.init_std, (d, c))
+            # W is stored column by column (strides (1, d)): same values, but X @ W and its gradient
+            # run 2x faster on CPU BLAS for a 10-column W (measured: benchmarks/bench_core.py)
+            self.W = torch.empty_strided((d, c), (1, d), dtype=torch.float32, device=self.device)
+            self.W.copy_(torch.from_numpy(w)).requires_grad_()
+            self.b = torch.zeros(c, dtype=torch.float32, device=self.device).requires_grad_()
         self.generator = torch.Generator().manual_seed(self.seed)
         self.shuffle: torch.Tensor | None = None  # this epoch's permutation of the training images
         self.position = 0  # images of this epoch's shuffle already drawn
@@ -145,6 +171,34 @@ class Trainer:
         self.epoch_totals = [0.0, 0, 0]  # summed loss, correct, images, this epoch
         self.epoch_seconds = math.nan
         self.snapshots.remember(self)  # the new W and b: a change by hand shows against these
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """The trained tensors by name, in order: W, b for the lesson; W1, b1, W2, b2 for the MLP; a module's."""
+        return {"W": self.W, "b": self.b} if self.model is None else self.model.params
+
+    @property
+    def relu(self) -> Callable:
+        """The MLP's relu (the book's unless a student swapped theirs in: trainer.relu = my_relu)."""
+        if not isinstance(self.model, models.MLP):
+            raise AttributeError(f"only an MLP has a relu; this Trainer trains {self.model_name}")
+        return self.model.relu
+
+    @relu.setter
+    def relu(self, fn: Callable) -> None:
+        if not isinstance(self.model, models.MLP):
+            raise ValueError(f"only an MLP has a relu to swap; this Trainer trains {self.model_name}. Nothing changed.")
+        if not callable(fn):
+            raise ValueError(f"relu must be a function, got {fn!r:.60}: nothing changed. Assign a function (def ...), "
+                             "or the book's: trainer.relu = softmax_widgets.models.relu")
+        self.model.relu = fn
+        who = "the book's relu" if fn is models.relu else f"your {measure.name_of(fn)}"
+        self.emit("settings", None, lambda: f"relu set to {who}: used from the next forward()")
+
+    @property
+    def model_name(self) -> str:
+        """What this Trainer trains, in words (state files name it)."""
+        return "the lesson's softmax regression" if self.model is None else self.model.name
 
     @property
     def next_phase(self) -> Phase:
@@ -269,14 +323,14 @@ class Trainer:
     def _sgd(self, params: list, lr: float, B: int) -> measure.Step | None:
         """The optimizer; W keeps its shape and stays finite, else it is put back. A student's step is measured
         (None: the lesson's); then the state moves."""
-        lesson = self.optimizer is model.sgd
+        lesson = self.optimizer is model.sgd or isinstance(self.optimizer, models.TorchStep)
         grads = None if lesson else swap.grads_of(self)  # a student's may zero them: measured against these
         before = self.snapshots.before_step(self)
         swap.call_student(self, "optimizer", lambda: self.optimizer(params, lr, B), restore=before)
-        if self.W.shape != before[0].shape or self.b.shape != before[1].shape:
+        if any(p.shape != old.shape for p, old in zip(params, before, strict=True)):
             undo.restore_weights(self, before)
             raise CustomFunctionError(measure.reshaped_error("optimizer", "sgd"))
-        if not math.isfinite(self.W.detach().sum().item() + self.b.detach().sum().item()):
+        if not models.finite_sum(params):
             undo.restore_weights(self, before)
             self._diverged(diagnosis.diagnose_sgd(self))
         self.last_step = None if lesson else swap.measured_step(self, grads, B, before)
@@ -287,8 +341,12 @@ class Trainer:
         return self.last_step
 
     def _grads_are_zero(self) -> bool:
-        gW, gb = self.W.grad, self.b.grad
-        return (gW is None or not bool(gW.any())) and (gb is None or not bool(gb.any()))
+        return not any(p.grad is not None and bool(p.grad.any()) for p in self.params.values())
+
+    def recompute_forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """y_hat and the summed loss again, unchecked (undo rebuilds a live graph: same numbers as before)."""
+        y_hat = model.net(self.X, self.W, self.b, self.softmax)
+        return y_hat, self.loss_fn(y_hat, self.y).sum()
 
     # ---- bookkeeping ----
     def _record(self, B: int) -> None:
@@ -346,9 +404,10 @@ class Trainer:
         persist.save(self, path)
 
     @classmethod
-    def load(cls, path, data: Dataset | str | None = None, device: str = "cpu") -> Trainer:
-        """A Trainer continuing a saved run; `data` defaults to the dataset named in the file."""
-        return persist.load_run(cls, path, data, device)
+    def load(cls, path, data: Dataset | str | None = None, device: str = "cpu", model=None, **functions) -> Trainer:
+        """A Trainer continuing a saved run; `data` defaults to the dataset named in the file. An MLP's file
+        rebuilds its MLP; a module's run needs the module again (model=, with its loss_fn and optimizer)."""
+        return persist.load_run(cls, path, data, device, model, **functions)
 
     def where(self) -> str:
         """Where the run stands, in words: the counters, the loop state and the call Step makes next."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import hyperparams, model
+from . import hyperparams
 from .phases import DivergenceError, Forward, Phase, PhaseError
 from .ring import DEFAULT_DEPTH, HAND, SnapshotRing, Taken
 
@@ -104,7 +104,7 @@ def interrupted(t: Trainer, phase: Phase, before: tuple | None) -> None:
     (`before`: iteration, epoch totals, state). In backward(): the graph may be freed and W.grad half-filled, so
     the gradients are zeroed and the next call is forward() again, then backward()."""
     if phase is Phase.BACKWARD:
-        for p in (t.W, t.b):
+        for p in t.params.values():
             if p.grad is not None:
                 p.grad.zero_()
         t.state = t.state.dropped().zeroed()
@@ -119,10 +119,10 @@ def interrupted(t: Trainer, phase: Phase, before: tuple | None) -> None:
         t.iteration, t.epoch_totals, t.state = iteration, list(totals), state
 
 
-def restore_weights(t: Trainer, before: tuple[torch.Tensor, torch.Tensor]) -> None:
-    """W and b back to `before` (sgd's copy), whatever a student's optimizer did to them."""
+def restore_weights(t: Trainer, before: tuple[torch.Tensor, ...]) -> None:
+    """W and b (t.params) back to `before` (sgd's copy), whatever a student's optimizer did to them."""
     with torch.no_grad():
-        for p, old in zip((t.W, t.b), before, strict=True):
+        for p, old in zip(t.params.values(), before, strict=True):
             if p.shape != old.shape:  # a student optimizer rebound p.data to another shape
                 p.data = torch.empty_like(old)
             p.copy_(old)
@@ -225,8 +225,7 @@ def rebuild(t: Trainer) -> None:
         t.loss = torch.tensor(t.loss_value, dtype=t.y_hat.dtype, device=t.y_hat.device)
     if live:
         try:  # same W, b, X and functions: the same numbers, with a graph backward() can use
-            t.y_hat = model.net(t.X, t.W, t.b, t.softmax)
-            t.loss = t.loss_fn(t.y_hat, t.y).sum()
+            t.y_hat, t.loss = t.recompute_forward()
         except Exception:  # a function swapped since then fails: ask for forward() again
             t.y_hat = t.loss = None
             t.state = dataclasses.replace(t.state, forward=Forward.NONE)

@@ -295,6 +295,26 @@ class GraphPanel:
 
 
 # ---- the math of the current batch ----
+def model_math(t) -> str:
+    """The math line of a model from models.py: each layer's shapes for the batch (the MLP's two layers; a module's
+    input and output), then the phase that ran."""
+    from softmax_widgets.models import MLP
+
+    B = len(t.y) if t.y is not None else t.batch_size
+    D, C = t.data.num_inputs, t.data.num_classes
+    if isinstance(t.model, MLP):
+        h = t.model.hidden
+        line = (f"H = relu(X W1 + b1): ({B}×{D})({D}×{h}) → ({B}×{h}); "
+                f"O = H W2 + b2: ({B}×{h})({h}×{C}) → ({B}×{C})")
+    else:
+        line = f"O = {t.model.name}(X): ({B}×{D}) → ({B}×{C})"
+    if t.X is None or t.last_phase is None:
+        return f"next_batch() draws X: ({t.batch_size}×{D}), y: ({t.batch_size}) · then {line}"
+    if t.last_phase is Phase.FORWARD and t.y_hat is not None:
+        return f"{line}; loss = Σ loss_fn(O, y) = {t.loss_value:.4g}"
+    return f"{t.last_phase}() · {line}"
+
+
 def math_text(trainer, ran: tuple | None = None) -> str:
     """One short line of the lesson's math for the phase that just ran, with this Trainer's shapes and numbers.
 
@@ -306,6 +326,8 @@ def math_text(trainer, ran: tuple | None = None) -> str:
     that phase left, and the red status says what was refused."""
     t, phase = trainer, trainer.last_phase
     softmax, loss_fn, optimizer = ran if ran is not None else (t.softmax, t.loss_fn, t.optimizer)
+    if getattr(t, "model", None) is not None:  # the next lessons' models: each layer's shapes (models.py)
+        return model_math(t)
     D, C = t.W.shape
     if t.X is None or phase is None:
         return f"next_batch() draws X: ({t.batch_size}×{D}), y: ({t.batch_size}) from {t.num_train:,} images"
@@ -374,8 +396,9 @@ class MathLine:
         self._text = math_text(t, self._ran)
         stale = self._text.startswith("next forward()")
         note = MATH_NOTES.get(t.last_phase, "") if t.X is not None and not stale else ""
-        if t.last_phase is Phase.BACKWARD and t.W.grad is not None:
-            note += f". ‖W.grad‖ = {float(t.W.grad.norm()):.4g}"
+        name, first = next(iter(t.params.items()))
+        if t.last_phase is Phase.BACKWARD and first.grad is not None:
+            note += f". ‖{name}.grad‖ = {float(first.grad.norm()):.4g}"
         value = (f"<div style='font-family:\"STIX Two Math\",\"Cambria Math\",\"DejaVu Serif\",serif;font-size:12px;"
                  "white-space:normal;overflow-wrap:anywhere;line-height:20px' "
                  f"title='{html.escape(self._text + (' (' + note + ')' if note else ''))}'>"

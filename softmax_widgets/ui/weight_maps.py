@@ -12,6 +12,8 @@ import numpy as np
 from bqplot import Axis, Bars, ColorScale, Figure, HeatMap, LinearScale, OrdinalScale
 from ipywidgets import HTML, Layout
 
+from softmax_widgets.models import shown
+
 from .curves import nice_ceil
 from .presentation import lift, title_shift
 
@@ -103,7 +105,7 @@ class WeightMaps:
         return self._m[id(self.w_scale)]
 
     def _weights(self, trainer) -> None:
-        W = self._columns(trainer.W)
+        W = self._columns(shown(trainer)[0])
         m = self._range(self.w_scale, W, fixed=self.fixed_w_range)
         # compact: the W maps are narrower than the whole sentence; the short one says the same
         note = ("<div style='font-size:12px;line-height:20px;white-space:nowrap'><b>W</b>: "
@@ -115,7 +117,7 @@ class WeightMaps:
         for mark, img in zip(self.w_maps, _levels(W, m), strict=True):
             with mark.hold_sync():
                 mark.color = img
-        b = trainer.b.detach().cpu().numpy().astype(np.float32)
+        b = shown(trainer)[2].cpu().numpy().astype(np.float32)
         top = nice_ceil(float(np.abs(b).max())) if np.isfinite(b).all() and b.any() else 0.1
         if top > self.b_scale.max or top < self.b_scale.max / 4:
             with self.b_scale.hold_sync():
@@ -126,7 +128,7 @@ class WeightMaps:
             self.bias_bars.y = b
 
     def _grad(self, trainer) -> None:
-        g = trainer.W.grad
+        g = shown(trainer)[1]
         G = np.zeros((len(self.classes), *self.shape), np.float32) if g is None else self._columns(g)
         m = self._range(self.g_scale, G)
         passes = getattr(trainer, "grad_passes", 1)
