@@ -318,7 +318,12 @@ def test_mlp_ten_epochs_reach_the_books_own_loop_on_the_same_data(fashion):
     print(f"\nMLP 10 epochs: Trainer test acc {ours[-1].test_acc:.4f} ({ours_s:.0f} s), book's loop "
           f"{book[-1]:.4f} ({book_s:.0f} s); per epoch {[round(r.test_acc, 4) for r in ours]} vs "
           f"{[round(a, 4) for a in book]}")
-    assert abs(ours[-1].test_acc - book[-1]) <= 0.02
+    # at lr 0.1 the test accuracy swings by up to ±0.045 from one epoch to the next (seen: the Trainer's epochs 9
+    # and 10 were 0.8506 and 0.8322), and the two loops draw other inits and batches: the accuracy each loop
+    # reached is read as the mean of its last three epochs, so the comparison is of the loops, not of one epoch's luck
+    reached = sum(r.test_acc for r in ours[-3:]) / 3
+    book_reached = sum(book[-3:]) / 3
+    assert abs(reached - book_reached) <= 0.02, (reached, book_reached)
     assert ours[-1].test_acc > 0.8  # the book's figure: about 0.85
 
 
