@@ -88,7 +88,7 @@ class EvaluationPane:
                                                Axis(scale=rows, side="left",
                                                     label="true class", label_offset="62px")],
                                "confusion matrix of the test set", "470px", "440px",
-                               (30, 75, 85, 10))
+                               (30, 75, 85, 10), display_toolbar=False)  # its hover toolbar hid the top-right cell
         # horizontal bars: every class name fits on its own line, unrotated
         bx, by = OrdinalScale(reverse=True), LinearScale(min=0.0, max=1.0)
         self.acc_bars = Bars(x=self.classes, y=np.zeros(k, np.float32), scales={"x": bx, "y": by},
