@@ -98,6 +98,15 @@ def test_voila_tabs_downloads_upload_and_a_clean_console(voila, browser_page, ar
     label = page.evaluate("""() => { const b = document.querySelector('.sw-upload button');
         return [b.textContent, b.scrollWidth <= b.clientWidth, b.disabled]; }""")
     assert label == ["load state file (.pt)", True, False], label
+    # a 1 GB file (sparse): refused in the page by its size, never sent (Voila's 20 MB websocket cap would have cut
+    # the page off); the kernel steps on
+    with open(tmp_path / "lesson.pt", "wb") as f:
+        f.truncate(2**30)
+    page.locator(".sw-upload input[type=file]").set_input_files(str(tmp_path / "lesson.pt"))
+    page.locator(".sw-export-status", has_text="lesson.pt is 1.0 GB; a state file here can be at most 16 MB").wait_for(
+        timeout=30_000)
+    dash.click("Iteration")
+    dash.wait_for("(n) => window.__sw.iteration() === n", 60, done + 1)
 
     for name in TABS:  # and once more after training, every tab
         open_tab(page, name)
