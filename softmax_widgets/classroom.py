@@ -13,9 +13,9 @@ __all__ = ["UPLOAD_LIMIT_BYTES", "VISITOR_ENV", "WEBSOCKET_LIMIT_BYTES", "ClassS
 # A state file of this lesson is ~30 bytes per iteration over ~10 kB (W, b and the settings): 1.5 MB after
 # 50,000 iterations. 16 MiB is a run far longer than a lecture; persist.read refuses a larger file by its size
 UPLOAD_LIMIT_BYTES = 16 * 2**20
-# what tornado lets one websocket message carry into the server (its default is 10 MiB): an upload a little over
-# the file limit still reaches persist.read and is refused there in words; a 1 GB one is cut off by tornado
-# before it reaches the kernel (the page then loses its connection, without the reason: see docs/classroom.md)
+# what tornado lets one websocket message carry into the server (its default is 10 MiB): the page's upload
+# (ui/upload.js) refuses a file over UPLOAD_LIMIT_BYTES before sending a byte and sends the rest in 1 MiB pieces;
+# this cap only stops a page that skipped that check (tornado then closes its websocket)
 WEBSOCKET_LIMIT_BYTES = UPLOAD_LIMIT_BYTES + 4 * 2**20
 # the page's visitor (a browser), set in its kernel by voila_class.prelaunch_hook: each visitor's autosave is its own
 VISITOR_ENV = "SOFTMAX_WIDGETS_VISITOR"

@@ -419,9 +419,10 @@ def test_batch_captions_say_what_the_model_said_below_each_image(fresh):
 # ---- the export tab: a state file uploaded, browser downloads (issue 13, item 6) ----
 
 def _upload(ex, name: str, data: bytes) -> None:
-    """As the browser sends a chosen file: through the widget's from_json, as a comm message would."""
-    ex.upload.set_state({"value": [{"name": name, "type": "", "size": len(data), "content": memoryview(data),
-                                    "last_modified": 1_700_000_000_000}]})
+    """As the page's upload.js sends a chosen file: its pieces as comm messages (tests/test_upload.py: the rest)."""
+    from tests.test_upload import send_as_the_page
+
+    send_as_the_page(ex.upload, name, data)
 
 
 def test_an_uploaded_state_file_continues_the_run_and_undo_takes_it_back(fresh):
@@ -437,7 +438,6 @@ def test_an_uploaded_state_file_continues_the_run_and_undo_takes_it_back(fresh):
     _upload(ex, "lesson.pt", buf.getvalue())
     assert t.iteration == 7 and torch.equal(t.W, saved_W)
     assert "loaded lesson.pt" in ex.status.value and "undo" in ex.status.value and "#2b6e2b" in ex.status.value
-    assert ex.upload.value == ()  # cleared: the same file can be chosen again
     fresh.buttons["undo"].click()  # one step takes the load back
     assert t.iteration == 12 and torch.equal(t.W, before_W)
 

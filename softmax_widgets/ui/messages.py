@@ -43,6 +43,15 @@ CATALOG: dict[str, str] = {
     "way.done_steps": "Took back {steps} at the too large lr: W as it was before {them} (iteration {iteration}), "
                       "{kept}. {go}",
     "way.done_lr": "{kept}: the step that overflowed runs again with it. {go}",
+    # front_end.Upload: a state file's upload, its size checked in the browser before a byte is sent
+    "upload.too_big": "{name} is {size}; a state file here can be at most {limit}: it was not sent, and the run is "
+                      "unchanged. A state file of this lesson is a few MB at most (about 30 bytes per iteration): "
+                      "choose one that the export tab's state file button or trainer.save(path) wrote.",
+    "upload.unreadable": "The browser could not read {name} ({error}): nothing was sent, and the run is unchanged. "
+                         "Choose the file again; if it is on a network drive or still being written, copy it to "
+                         "your own disk first.",
+    "upload.broken": "{name} did not arrive whole (its pieces came out of order, or more than its {size}): nothing "
+                     "was loaded, and the run is unchanged. Choose the file again.",
     # keys.py
     "keys.nothing": "The key {key!r} does nothing here. Keys: {keys}. To type elsewhere, click there or press Escape.",
 }

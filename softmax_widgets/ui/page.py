@@ -39,11 +39,7 @@ CSS = ("<style>.sw-dashboard:focus, .sw-dashboard:focus-visible {outline: none;}
        # the row of tabs is toggle buttons (views.py): the panes' own Tab bar is not shown
        ".sw-dashboard .sw-panes > .lm-TabBar {display: none;} "
        ".sw-dashboard .sw-code .widget-html-content, .sw-dashboard .sw-math .widget-html-content "
-       "{min-width: 0;} "
-       # ipywidgets' FileUpload always writes "description (N files)": after a load it read "(0)" (the value is
-       # emptied so the same file can be chosen again). Its text is hidden and the label drawn by CSS instead
-       ".sw-dashboard .sw-upload {font-size: 0 !important;} .sw-dashboard .sw-upload::before "
-       "{content: 'load state file (.pt)'; font-size: var(--jp-widgets-font-size, 13px);}</style>")
+       "{min-width: 0;}</style>")
 # a dashboard whose kernel is gone (restarted, stopped): ipywidgets 8 gives every view of a model whose comm died the
 # class jupyter-widgets-disconnected (and a broken-link icon before each). The dashboard's root then says so in a
 # banner, and its controls are greyed (no orange "Pause" of a Play that no longer runs) and no longer take clicks

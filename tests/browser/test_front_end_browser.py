@@ -1,6 +1,6 @@
-"""The two ES modules (ui/keys.js, ui/download.js) on their own, in real Chromium: a bare page, a stand-in for
-anywidget's model (get, send, on), and the module's render(). The Lab and Voila tests are the main check; this one
-says which rule of a module broke, in seconds."""
+"""The three ES modules (ui/keys.js, ui/download.js, ui/upload.js) on their own, in real Chromium: a bare page, a
+stand-in for anywidget's model (get, send, on), and the module's render(). The Lab and Voila tests are the main
+check; this one says which rule of a module broke, in seconds."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ MOUNT = """async ([source, state]) => {
   const url = URL.createObjectURL(new Blob([source], {type: 'text/javascript'}));
   const module = (await import(url)).default, handlers = {};
   window.sent = [];
-  const model = {get: (k) => state[k], send: (m) => window.sent.push(m),
+  const model = {get: (k) => state[k], send: (m, _, buffers) =>
+                   window.sent.push(buffers ? {...m, bytes: buffers.map((b) => b.byteLength)} : m),
                  on: (e, f) => { handlers[e] = f; }, off: (e) => { delete handlers[e]; }};
   window.model = model;
   window.setState = (s) => { Object.assign(state, s); Object.keys(s).forEach((k) => handlers['change:' + k]?.()); };
@@ -100,3 +101,30 @@ def test_download_module_clicks_each_new_link_once(browser_page):
     with page.expect_download(timeout=10_000) as info:
         page.evaluate("() => window.setState({name: 'again.txt', until: Date.now() + 60000, token: 't3'})")
     assert info.value.suggested_filename == "again.txt"
+
+
+def test_upload_module_sends_a_small_file_in_pieces_and_only_the_size_of_a_1_gb_one(browser_page, tmp_path):
+    page = browser_page
+    page.set_content(PAGE)
+    page.evaluate(MOUNT, [(UI / "upload.js").read_text(), {"label": "load state file (.pt)", "accept": ".pt",
+                                                           "limit": 16 * 2**20, "chunk": 1000}])
+    assert page.inner_text("#host button") == "load state file (.pt)"
+    assert page.get_attribute("#host input[type=file]", "accept") == ".pt"
+    small = tmp_path / "run.pt"
+    small.write_bytes(b"x" * 2500)
+    page.set_input_files("#host input[type=file]", str(small))
+    page.wait_for_function("() => window.sent.length === 3")
+    pieces = page.evaluate("() => window.sent")
+    assert [(m["event"], m["offset"], m["bytes"], m["size"], m["name"]) for m in pieces] == [
+        ("piece", 0, [1000], 2500, "run.pt"), ("piece", 1000, [1000], 2500, "run.pt"),
+        ("piece", 2000, [500], 2500, "run.pt")]
+    assert len({m["upload"] for m in pieces}) == 1
+    big = tmp_path / "lesson.pt"
+    with open(big, "wb") as f:
+        f.truncate(2**30)  # sparse: 1 GB as the browser sees it, no disk used
+    page.set_input_files("#host input[type=file]", str(big))
+    page.wait_for_function("() => window.sent.length === 4")
+    assert page.evaluate("() => window.sent[3]") == {"event": "too_big", "name": "lesson.pt", "size": 2**30}
+    page.set_input_files("#host input[type=file]", str(small))  # the same file again: sent again
+    page.wait_for_function("() => window.sent.length === 7")
+    assert not page.evaluate("() => document.querySelector('#host button').disabled")

@@ -1,7 +1,8 @@
 """The export tab: the run's files (CSV, W as PNG, the state file) and figures, and a state file's upload.
 
 In JupyterLab a file goes into a folder beside the notebook; in Voila (whose folder is a temporary one on the
-server) it reaches the browser as a download.
+server) it reaches the browser as a download. The upload (front_end.Upload) checks a file's size in the browser:
+a file too big for a state file is refused there with the reason, and never reaches the kernel.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import os
 import time
 
 from bqplot import Figure
-from ipywidgets import HTML, Button, FileUpload, HBox, Layout, SelectMultiple, Text, VBox
+from ipywidgets import HTML, Button, HBox, Layout, SelectMultiple, Text, VBox
 
 from softmax_widgets import export, persist
-from softmax_widgets.ui.front_end import Download
+from softmax_widgets.ui.front_end import Download, Upload
 
 from .base import bad, ok
 
@@ -55,9 +56,8 @@ class ExportPane:
         self.png, self.svg = Button(description="PNG (download)"), Button(description="SVG (download)")
         self.png.on_click(lambda _: self.download("png"))
         self.svg.on_click(lambda _: self.download("svg"))
-        self.upload = FileUpload(accept=".pt", multiple=False, description="load state file (.pt)",
-                                 layout=Layout(width="220px"))
-        self.upload.observe(self._on_upload, "value")
+        # the browser checks the size before sending a byte: a 1 GB file is refused there, with the reason
+        self.upload = Upload(received=lambda name, data: self.load(data, name), refused=self.refuse)
         self.upload.add_class("sw-upload")
         self.status = HTML()
         # the browser download (download.js): a link made from the file's bytes, clicked once by the page when it comes
@@ -126,13 +126,9 @@ class ExportPane:
             self.link.until = (time.time() + 120) * 1000
             self.link.token = f"{id(self)}-{self._downloads}"
 
-    def _on_upload(self, change) -> None:
-        files = change["new"]
-        if not files:
-            return
-        f = files[0]
-        self.load(bytes(f["content"]), f["name"])
-        self.upload.value = ()  # the same file may be chosen again after an undo
+    def refuse(self, why: str) -> None:
+        """An upload refused before it was read (too big, unreadable): the reason, in red; nothing changes."""
+        self.status.value = bad(why)
 
     def load(self, data: bytes, name: str) -> bool:
         """Load a state file's bytes into the running Trainer; a bad file changes nothing and says why in red."""
