@@ -35,11 +35,8 @@ def cell_lines(nb, start: str) -> list[str]:
     return [line for o in cell(nb, start).outputs if o.output_type == "stream" for line in o.text.splitlines()]
 
 
-def test_accuracies(lines: list[str], prefix: str = "") -> list[float]:
+def accuracies(lines: list[str], prefix: str = "") -> list[float]:
     return [float(m.group(4)) for line in lines if line.startswith(prefix) and (m := EPOCH.search(line))]
-
-
-test_accuracies.__test__ = False  # a helper, not a test
 
 
 @pytest.mark.parametrize("path", [NB04, NB05], ids=lambda p: p.name)
@@ -87,7 +84,7 @@ def test_notebook_04_steps_the_mlp_checks_the_students_relu_and_trains_ten_epoch
     # the chapter's train_ch3: 10 epochs, one line each; the last three epochs' mean test accuracy in its band
     epochs = [line for line in cell_lines(nb, "while t.epoch < EPOCHS") if EPOCH.search(line)]
     assert [int(EPOCH.search(line).group(1)) for line in epochs] == list(range(1, 11))
-    acc = test_accuracies(epochs)
+    acc = accuracies(epochs)
     last3 = sum(acc[-3:]) / 3
     assert (0.82 <= last3 <= 0.87) if data == "real" else (0.70 <= last3 <= 0.77), acc
     # the hidden units: two pictures, and how many fire
@@ -121,9 +118,9 @@ def test_notebook_05_steps_the_concise_model_and_compares_it_with_the_from_scrat
     names = re.findall(r"\b(\w+Backward\d+|AccumulateGrad)\b", "\n".join(graph))
     assert "AddmmBackward0" in names and "LogSoftmaxBackward0" in names  # the softmax is inside the loss
     assert not {"ExpBackward0", "DivBackward0", "SoftmaxBackward0"} & set(names)
-    scratch = test_accuracies(printed, "from scratch:")
-    concise = test_accuracies(printed, "concise:")
-    mlp = test_accuracies(printed, "concise MLP:")
+    scratch = accuracies(printed, "from scratch:")
+    concise = accuracies(printed, "concise:")
+    mlp = accuracies(printed, "concise MLP:")
     assert len(scratch) == len(concise) == len(mlp) == 10
     # the same model on the same batches: epoch by epoch within 0.02, and after 3 epochs in the lesson's band
     assert max(abs(a - b) for a, b in zip(scratch, concise, strict=True)) <= 0.02, (scratch, concise)
