@@ -241,9 +241,12 @@ def check_net(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) -
     else:
         W, b = getattr(fn, "__globals__", {}).get("W"), getattr(fn, "__globals__", {}).get("b")
         if not (isinstance(W, torch.Tensor) and isinstance(b, torch.Tensor) and W.dim() == 2):
+            mlp = isinstance(getattr(fn, "__globals__", {}).get("W1"), torch.Tensor)  # the next lesson's net
             r.result.cases.append(Case("finds W and b", False, "net(X) takes one argument, but there are no "
                                        "tensors W (D, 10) and b (10,) in its module",
-                                       "define W and b before net, or write net(X, W, b)", id="net.finds_W_and_b"))
+                                       "this is the MLP's net (it reads W1): check it with check_mlp_net(net)" if mlp
+                                       else "define W and b before net, or write net(X, W, b)",
+                                       id="net.finds_W_and_b"))
             return r.finish(verbose, raise_on_fail)
     D, C = W.shape
     side = round(D ** 0.5)

@@ -336,6 +336,7 @@ def test_the_books_mlp_net_passes_in_both_styles():
     assert r.passed and r.id == "mlp_net", str(r)
     assert W1.grad is None and b2.grad is None  # the check leaves the student's gradients alone
     assert check_mlp_net(dict_net, verbose=False).passed
+    assert "check_mlp_net(net)" in check_net(book_net, verbose=False).cases[0].hint  # the lesson's check: says which
     assert check_mlp_net(dict_net, params={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, verbose=False).passed
     bare = {}
     exec("def net(X):\n    return X\n", bare)
