@@ -11,7 +11,8 @@ import importlib
 # `import softmax_widgets.cli` runs this file first
 _WHERE = {
     "checks": "", "model": "",
-    **dict.fromkeys(["CheckResult", "check_cross_entropy", "check_net", "check_sgd", "check_softmax"], "checks"),
+    **dict.fromkeys(["CheckResult", "check_cross_entropy", "check_mlp_net", "check_net", "check_relu", "check_sgd",
+                     "check_softmax"], "checks"),
     **dict.fromkeys(["Dataset", "DatasetUnavailableError", "load_dataset"], "data"),
     **dict.fromkeys(["cell_examples", "confusion_matrix", "evaluate_test_set", "per_class_accuracy"], "evaluation"),
     **dict.fromkeys(["history_to_csv", "save_weight_grid", "weight_grid_image"], "export"),
@@ -61,7 +62,9 @@ __all__ = [
     "autograd_graph",
     "cell_examples",
     "check_cross_entropy",
+    "check_mlp_net",
     "check_net",
+    "check_relu",
     "check_sgd",
     "check_softmax",
     "checks",

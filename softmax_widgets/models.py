@@ -136,7 +136,11 @@ class MLP(Model):
             raise CustomFunctionError(f"relu must return a tensor of the shape it was given, {tuple(Z.shape)}, got "
                                       f"{measure.describe(H)}. Nothing changed. Fix it, or put the book's back: "
                                       "trainer.relu = softmax_widgets.models.relu")
-        if not H.requires_grad:
+        if H.dtype == torch.bool:
+            raise CustomFunctionError("your relu returned a bool mask (True where X > 0), not the values: keep them, "
+                                      "torch.max(X, torch.zeros_like(X)). Nothing changed. Check it first with "
+                                      "softmax_widgets.checks.check_relu(your_relu).")
+        if Z.requires_grad and not H.requires_grad:  # under no_grad (the test set) nothing requires grad
             raise CustomFunctionError("your relu cut its output off from autograd (.detach(), .data, torch.tensor or "
                                       "torch.no_grad()): backward() could not fill W1.grad. Nothing changed.")
         if not bool(torch.isfinite(H.detach()).all()):

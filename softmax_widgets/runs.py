@@ -13,7 +13,7 @@ from .history import History
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["Run", "RunStore"]
+__all__ = ["Run", "RunStore", "short_name"]
 _ids = itertools.count(1)
 
 
@@ -31,6 +31,7 @@ class Run:
     epoch: int
     history: History
     status: str = "paused"  # or "finished"
+    model: str = "the lesson's softmax regression"  # or the next lessons' (Trainer.model_name): "MLP(hidden=256)"
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -51,6 +52,18 @@ class Run:
         else:  # mid-epoch there is no epoch mean yet: the last batch's loss, named so
             last = f", last batch's loss {h.loss[-1]:.4f}" if h.loss else ""
         return f"{self.label} ({where}{last})"
+
+
+def short_name(trainer) -> str:
+    """The model in a label, so a from-scratch run and a concise one kept side by side never read alike: "" for the
+    lesson's softmax regression, "MLP(hidden=256)" (with ", your relu" when swapped), "Sequential module"."""
+    model = getattr(trainer, "model", None)
+    if model is None:
+        return ""
+    relu = getattr(model, "relu", None)
+    if relu is not None and getattr(model, "student", False):
+        return f"{model.name}, {getattr(relu, '__name__', 'your relu')}"
+    return model.name
 
 
 def when(history, iteration: int) -> str:
@@ -78,10 +91,14 @@ class RunStore:
             status = "finished" if ends and ends[-1] == trainer.iteration else "paused"
         if status not in ("paused", "finished"):
             raise ValueError(f"status must be 'paused' or 'finished', got {status!r}")
-        softmax = getattr(trainer.softmax, "__name__", type(trainer.softmax).__name__)
-        base = label or f"lr {trainer.lr:g}, batch {trainer.batch_size}, seed {trainer.seed}, {softmax}"
+        lesson = getattr(trainer, "model", None) is None
+        softmax = getattr(trainer.softmax, "__name__", type(trainer.softmax).__name__) if lesson else ""
+        base = label or (f"lr {trainer.lr:g}, batch {trainer.batch_size}, seed {trainer.seed}, {softmax}" if lesson
+                         else f"{short_name(trainer)}, lr {trainer.lr:g}, batch {trainer.batch_size}, seed "
+                              f"{trainer.seed}")
         run = Run(self._unique(base), trainer.data.name, trainer.lr, trainer.batch_size, trainer.seed, softmax,
-                  trainer.iteration, trainer.epoch, trainer.history.copy(), status)
+                  trainer.iteration, trainer.epoch, trainer.history.copy(), status,
+                  getattr(trainer, "model_name", Run.model))
         self._runs.append(run)
         self._changed()
         return run

@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from softmax_widgets import model
-from softmax_widgets.checks import CheckError, check_cross_entropy, check_net, check_sgd, check_softmax
+from softmax_widgets.checks import (
+    CheckError,
+    check_cross_entropy,
+    check_mlp_net,
+    check_net,
+    check_relu,
+    check_sgd,
+    check_softmax,
+)
 
 
 def failed(result) -> dict[str, str]:
@@ -184,3 +192,170 @@ def test_result_object_printing_and_raise_on_fail(capsys):
     assert info.value.result.passed is False and isinstance(info.value, AssertionError)
     assert check_sgd(model.sgd, verbose=False, raise_on_fail=True).passed
     assert capsys.readouterr().out == ""
+
+
+# ---- the MLP from scratch: relu and net (issue 20) ----
+def book_relu(X):  # the chapter's, as written
+    a = torch.zeros_like(X)
+    return torch.max(X, a)
+
+
+def relu_mask(X):
+    return X > 0  # the mask, not the values
+
+
+def relu_float_mask(X):
+    return (X > 0).float()  # relu's derivative
+
+
+def relu_on_data(X):
+    X.data.clamp_(min=0)  # autograd never sees the zeroing; X W1 + b1 changed under it
+    return X
+
+
+def relu_max_dim(X):
+    return torch.max(X, 0)  # the max along dim 0: (values, indices)
+
+
+def relu_python_max(X):
+    return max(X, 0)
+
+
+def relu_in_place(X):
+    return X.clamp_(min=0)
+
+
+def relu_fixed_zeros(X):
+    return torch.max(X, torch.zeros(256))  # only for a hidden layer of 256
+
+
+def relu_abs(X):
+    return X.abs()
+
+
+def relu_detached(X):
+    return torch.max(X, torch.zeros_like(X)).detach()
+
+
+def relu_where(X):
+    return torch.where(X > 0, X, 0.0)
+
+
+def test_the_books_relu_and_torchs_pass(capsys):
+    from softmax_widgets.models import relu
+
+    for fn in (book_relu, relu, torch.relu, relu_where, lambda X: X.clamp(min=0), lambda X: X * (X > 0)):
+        r = check_relu(fn, verbose=False)
+        assert r.passed and r.score == 1.0 and not r.failures, str(r)
+    check_relu(book_relu)
+    assert "check_relu(book_relu): 5 of 5 checks passed — well done!" in capsys.readouterr().out
+    assert check_relu(book_relu, verbose=False).to_dict()["id"] == "relu"
+
+
+@pytest.mark.parametrize("fn, case, words", [
+    (relu_mask, "relu.shape_and_type", "bool mask"),
+    (relu_float_mask, "relu.values", "the mask (relu's derivative)"),
+    (relu_on_data, "relu.gradient", "autograd did not see the zeroing"),
+    (relu_on_data, "relu.input_unchanged", "in place"),
+    (relu_max_dim, "relu.shape_and_type", "torch.max(X, 0) is the largest entry along dimension 0"),
+    (relu_python_max, "relu.shape_and_type", "torch.max(X, torch.zeros_like(X))"),
+    (relu_in_place, "relu.input_unchanged", "in place"),
+    (relu_fixed_zeros, "relu.any_shape", "torch.zeros_like(X)"),
+    (relu_abs, "relu.values", "|X|"),
+    (relu_detached, "relu.gradient", "no grad_fn"),
+])
+def test_relu_mistakes_fail_with_a_teachable_message(fn, case, words):
+    r = check_relu(fn, verbose=False)
+    hits = {c.id: f"{c.message} | {c.hint}" for c in r.failures}
+    assert not r.passed and case in hits, hits
+    assert words in hits[case], hits[case]
+
+
+def test_relu_check_passes_for_the_mlp_trainer_and_its_swap_trains(digits):
+    from softmax_widgets import Trainer
+    from softmax_widgets.models import MLP
+
+    t, same = (Trainer(digits, batch_size=64, seed=0, model=MLP(hidden=16)) for _ in range(2))
+    if check_relu(book_relu, verbose=False):
+        t.relu = book_relu
+    t.fit(1)  # the epoch's test accuracy runs the student's relu under no_grad: it used to be refused there
+    same.fit(1)
+    assert t.relu is book_relu and t.history.test_acc == same.history.test_acc and t.history.loss == same.history.loss
+
+
+NUM_INPUTS = 784
+W1 = torch.nn.Parameter(torch.randn(NUM_INPUTS, 256) * 0.01)  # the chapter's parameters
+b1 = torch.nn.Parameter(torch.zeros(256))
+W2 = torch.nn.Parameter(torch.randn(256, 10) * 0.01)
+b2 = torch.nn.Parameter(torch.zeros(10))
+
+
+def book_net(X):  # the chapter's closure over W1, b1, W2, b2
+    X = X.reshape((-1, NUM_INPUTS))
+    H = book_relu(X @ W1 + b1)
+    return H @ W2 + b2
+
+
+def dict_net(X, params):  # Trainer(model=(params, net))'s style
+    H = book_relu(X.reshape((-1, 784)) @ params["W1"] + params["b1"])
+    return H @ params["W2"] + params["b2"]
+
+
+def net_no_reshape(X):
+    return book_relu(X @ W1 + b1) @ W2 + b2
+
+
+def net_fixed_batch(X):
+    return book_relu(X.reshape((256, -1)) @ W1 + b1) @ W2 + b2
+
+
+def net_no_relu(X):
+    return (X.reshape((-1, 784)) @ W1 + b1) @ W2 + b2
+
+
+def net_softmax(X):
+    return torch.softmax(book_relu(X.reshape((-1, 784)) @ W1 + b1) @ W2 + b2, dim=1)
+
+
+def net_relu_out(X, params):
+    H = book_relu(X.reshape((-1, 784)) @ params["W1"] + params["b1"])
+    return book_relu(H @ params["W2"] + params["b2"])
+
+
+def net_no_b2(X):
+    return book_relu(X.reshape((-1, 784)) @ W1 + b1) @ W2
+
+
+def net_data(X, params):
+    H = book_relu(X.reshape((-1, 784)) @ params["W1"].data + params["b1"])
+    return H @ params["W2"] + params["b2"]
+
+
+def test_the_books_mlp_net_passes_in_both_styles():
+    r = check_mlp_net(book_net, verbose=False)
+    assert r.passed and r.id == "mlp_net", str(r)
+    assert W1.grad is None and b2.grad is None  # the check leaves the student's gradients alone
+    assert check_mlp_net(dict_net, verbose=False).passed
+    assert "check_mlp_net(net)" in check_net(book_net, verbose=False).cases[0].hint  # the lesson's check: says which
+    assert check_mlp_net(dict_net, params={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, verbose=False).passed
+    bare = {}
+    exec("def net(X):\n    return X\n", bare)
+    r = check_mlp_net(bare["net"], verbose=False)
+    assert not r.passed and r.cases[0].id == "mlp_net.finds_params" and "params=[W1, b1, W2, b2]" in r.cases[0].message
+
+
+@pytest.mark.parametrize("fn, case, words", [
+    (net_no_reshape, "mlp_net.images_in", "X.reshape(-1, W.shape[0])"),
+    (net_fixed_batch, "mlp_net.images_in", "not a fixed 256"),
+    (net_no_relu, "mlp_net.values", "no relu between the layers"),
+    (net_softmax, "mlp_net.values", "returns logits"),
+    (net_relu_out, "mlp_net.values", "a relu on the output"),
+    (net_no_b2, "mlp_net.gradient", "does not depend on b2"),
+    (net_data, "mlp_net.gradient", "does not depend on W1"),
+])
+def test_mlp_net_mistakes_fail_with_a_teachable_message(fn, case, words):
+    r = check_mlp_net(fn, verbose=False)
+    hits = {c.id: f"{c.message} | {c.hint}" for c in r.failures}
+    assert not r.passed and case in hits, hits
+    assert words in hits[case], hits[case]
+    assert W1.grad is None

@@ -63,3 +63,60 @@ def test_labels_are_unique_and_runs_can_be_removed(digits):
         store.remove("base")
     with pytest.raises(ValueError):
         store.add(t, status="running")
+
+
+def concise(data, seed: int = 0) -> Trainer:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    return Trainer(data, batch_size=64, model=nn.Sequential(nn.Flatten(), nn.Linear(64, 10)),
+                   loss_fn=nn.CrossEntropyLoss(reduction="none"), optimizer=torch.optim.SGD)
+
+
+def test_a_from_scratch_run_and_a_concise_one_are_told_apart(digits):
+    """Kept side by side, the lesson's run and a torch.nn run were both "lr 0.1, batch 64, seed 0, softmax": the
+    concise run never calls the lesson's softmax. Each run now names its model."""
+    from softmax_widgets.models import MLP
+
+    store = RunStore()
+    scratch, nn_run, mlp = Trainer(digits, batch_size=64, seed=0), concise(digits), Trainer(
+        digits, batch_size=64, seed=0, model=MLP(hidden=8))
+    for t in (scratch, nn_run, mlp):
+        t.fit(1)
+    a, b, c = store.add(scratch), store.add(nn_run), store.add(mlp)
+    assert a.label == "lr 0.1, batch 64, seed 0, softmax" and a.model == "the lesson's softmax regression"
+    assert b.label == "Sequential module, lr 0.1, batch 64, seed 0" and b.model == "Sequential module"
+    assert b.softmax == "" and c.label == "MLP(hidden=8), lr 0.1, batch 64, seed 0" and c.model == "MLP(hidden=8)"
+    mlp.relu = lambda X: X.clamp(min=0)
+    assert store.add(mlp).label == "MLP(hidden=8), <lambda>, lr 0.1, batch 64, seed 0"
+    assert b.test_acc_points == list(zip(nn_run.history.epoch_iteration, nn_run.history.test_acc, strict=True))
+
+
+def test_the_compare_pane_sets_a_from_scratch_run_beside_a_concise_dashboard(digits):
+    """05_concise's last step: the concise dashboard's compare runs tab with the from-scratch run kept beside it."""
+    from softmax_widgets.app import Dashboard
+
+    scratch, nn_run = Trainer(digits, batch_size=64, seed=0), concise(digits)
+    scratch.fit(2)
+    dash = Dashboard(nn_run)
+    try:
+        cmp = dash.views.compare
+        assert cmp.keep_run(Trainer(digits)) is None and "nothing to keep yet" in cmp.status.value
+        cmp.label.value = "typed for the live run"
+        kept = cmp.keep_run(scratch, "from scratch")
+        assert kept.label == "from scratch" and kept.model == "the lesson's softmax regression"
+        assert cmp.label.value == "typed for the live run"  # the box is for this dashboard's own run
+        nn_run.fit(2)
+        cmp.label.value = ""
+        dash.keep.click()  # the dashboard's own keep button: the concise run, named by its model
+        assert cmp.labels() == ["from scratch", "Sequential module, lr 0.1, batch 64",
+                                "live: Sequential module, lr 0.1, batch 64"]
+        dash.views.select("compare runs")
+        runs = list(dash.views.runs)
+        for run in runs:  # both runs' test accuracy, epoch by epoch, on one iteration axis
+            assert list(cmp.lines[run.id][1].x) == run.history.epoch_iteration == [23, 46]
+            assert list(cmp.lines[run.id][1].y) == pytest.approx(run.history.test_acc)
+        assert runs[0].history.test_acc == scratch.history.test_acc != runs[1].history.test_acc
+    finally:
+        dash.close()

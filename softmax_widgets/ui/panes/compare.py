@@ -8,7 +8,7 @@ import numpy as np
 from bqplot import Axis, LinearScale, Lines
 from ipywidgets import HTML, Button, HBox, Layout, SelectMultiple, Text, VBox
 
-from softmax_widgets.runs import RunStore
+from softmax_widgets.runs import RunStore, short_name
 from softmax_widgets.ui.curves import SMOOTH, iteration_ticks, kept_curve, run_colour, set_ticks
 
 from .base import bad, fig, ok
@@ -66,16 +66,25 @@ class ComparePane:
         if not self.figures.children:
             self.figures.children = [self.loss_fig, self.acc_fig]
 
-    def default_label(self) -> str:
-        return f"lr {self.trainer.lr:g}, batch {self.trainer.batch_size}"
+    def default_label(self, trainer=None) -> str:
+        """lr and batch size, after the model where it is not the lesson's ("Sequential module, lr 0.1, ...")."""
+        t = self.trainer if trainer is None else trainer
+        model = short_name(t)
+        return f"{model + ', ' if model else ''}lr {t.lr:g}, batch {t.batch_size}"
 
-    def keep_run(self):
-        if self.trainer.iteration == 0:
+    def keep_run(self, trainer=None, label: str | None = None):
+        """Keep the dashboard's run (the button), or another Trainer's: `keep_run(scratch, "from scratch")` sets a
+        from-scratch run beside this dashboard's concise one."""
+        other = trainer is not None and trainer is not self.trainer
+        t = self.trainer if trainer is None else trainer
+        if t.iteration == 0:
             self.status.value = bad("nothing to keep yet: this run has no iteration. Train first (Step, Run "
                                      "epoch or Play), then keep it.")
             return None
-        run = self.runs.add(self.trainer, label=self.label.value.strip() or self.default_label())
-        self.label.value = ""
+        typed = "" if other else self.label.value.strip()
+        run = self.runs.add(t, label=label or typed or self.default_label(t))
+        if not other:
+            self.label.value = ""
         self.status.value = ok(f"kept {run}")
         self.refresh_live()  # the live run drawn up to now, beside its kept copy
         return run
