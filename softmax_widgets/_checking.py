@@ -153,6 +153,14 @@ def _close(got: torch.Tensor, want: torch.Tensor, what: str, hint: str = "", ato
         raise _Fail(f"{what}: differs from the reference by up to {err:.3g}", hint)
 
 
+def _changed(call: Callable, inputs, watched=()) -> tuple[bool, bool]:
+    """Calls `call` on copies of `inputs`: did it change a copy (in place), did it change one of `watched`?"""
+    copies, before = [x.clone() for x in inputs], [w.detach().clone() for w in watched]
+    call(*copies)
+    return (not all(torch.equal(c, x) for c, x in zip(copies, inputs, strict=True)),
+            not all(torch.equal(b, w.detach()) for b, w in zip(before, watched, strict=True)))
+
+
 def _positional(fn) -> int:
     try:
         params = inspect.signature(fn).parameters.values()

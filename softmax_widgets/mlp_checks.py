@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checking import Case, CheckResult, _close, _Fail, _positional, _Runner, _tensor
+from ._checking import Case, CheckResult, _changed, _close, _Fail, _positional, _Runner, _tensor
 from .measure import name_of
 
 __all__ = ["check_mlp_net", "check_relu"]
@@ -94,9 +94,7 @@ def check_relu(fn: Callable, verbose: bool = True, raise_on_fail: bool = False) 
         _close(gx[away], (w * (X > 0))[away], "the gradient flowing back to X (1 where X > 0, else 0)")
 
     def input_unchanged():
-        Xc = X.clone()
-        fn(Xc)
-        if not torch.equal(Xc, X):
+        if _changed(fn, [X])[0]:
             raise _Fail("it changed its input X in place (X.clamp_(min=0), X[X < 0] = 0, X.data...)",
                         "return a new tensor: torch.max(X, torch.zeros_like(X)); X W1 + b1 must stay as it was")
 
@@ -203,12 +201,10 @@ def check_mlp_net(fn: Callable, params=None, verbose: bool = True, raise_on_fail
             _close(gr, m.grad, f"the gradient reaching {n}", "relu(X @ W1 + b1) @ W2 + b2, all in torch")
 
     def nothing_changed():
-        before = [t.detach().clone() for t in (W1, b1, W2, b2)]
-        X = images.clone()
-        call(X)
-        if not torch.equal(X, images):
+        x_changed, params_changed = _changed(call, [images], (W1, b1, W2, b2))
+        if x_changed:
             raise _Fail("it changed its input X in place", "X = X.reshape(...) makes a new name; no X.clamp_()")
-        if not all(torch.equal(a, t.detach()) for a, t in zip(before, (W1, b1, W2, b2), strict=True)):
+        if params_changed:
             raise _Fail("it changed W1, b1, W2 or b2", "net only computes: the sgd step changes the parameters")
 
     book = "the book's: X = X.reshape((-1, num_inputs)); H = relu(X @ W1 + b1); return H @ W2 + b2"
